@@ -1,0 +1,137 @@
+"""The catalog sections of the foundation: issuers, meters, products, orgs, capacity pools."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from metering.models import Meter
+from metering.paths import PathError, parse_path
+from tenancy.models import Org
+
+from ..models import CapacityPool, Issuer, Product
+from .entries import Entry
+from .loader import Context, Section, register_section, upsert
+
+
+def _issuer(entry: Entry, ctx: Context) -> dict[str, Any]:
+    return {
+        "key": entry.slug("key"),
+        "legal_name": entry.text("legal_name"),
+        "address": entry.text("address", "", max_length=1000),
+        "country": entry.country("country"),
+        "vat_id": entry.text("vat_id", "", max_length=32),
+        "invoice_prefix": entry.text("invoice_prefix", max_length=16),
+        "rounding": entry.choice("rounding", Issuer.Rounding.values, "half_up"),
+    }
+
+
+def _apply_issuer(v: dict[str, Any]) -> str:
+    return upsert(Issuer, {"key": v["key"]}, {k: v[k] for k in v if k != "key"})[1]
+
+
+def _path(entry: Entry, field: str, raw: Any) -> None:
+    try:
+        parse_path(raw)
+    except PathError as exc:
+        entry.error(field, str(exc))
+
+
+def _meter(entry: Entry, ctx: Context) -> dict[str, Any]:
+    aggregation = entry.choice("aggregation", Meter.Aggregation.values)
+    value = entry.text("value", "")
+    if value:
+        _path(entry, "value", value)
+    elif aggregation and aggregation != Meter.Aggregation.COUNT:
+        entry.error("value", f"is required for aggregation {aggregation!r}")
+    group_by = entry.mapping("group_by", {}) or {}
+    for name, path in group_by.items():
+        _path(entry, f"group_by.{name}", path)
+    return {
+        "key": entry.slug("key"),
+        "name": entry.text("name", ""),
+        "event_type": entry.text("event_type", max_length=128),
+        "value_path": value,
+        "aggregation": aggregation,
+        "group_by": group_by,
+        "unit": entry.text("unit", "", max_length=50),
+    }
+
+
+def _apply_meter(v: dict[str, Any]) -> str:
+    return upsert(Meter, {"key": v["key"]}, {k: v[k] for k in v if k != "key"})[1]
+
+
+def _product(entry: Entry, ctx: Context) -> dict[str, Any]:
+    meter_key = entry.slug("meter")
+    filters = entry.mapping("filter", {}) or {}
+    meter = next((m for m in ctx.parsed.get("meters", []) if m["key"] == meter_key), None)
+    if meter is None and meter_key:
+        db_meter = Meter.objects.filter(key=meter_key).first()
+        meter = {"group_by": db_meter.group_by} if db_meter else None
+    if meter is None and meter_key:
+        entry.error("meter", f"no meter {meter_key!r} in this file or the database")
+    elif meter is not None:
+        for name, value in filters.items():
+            if name not in meter["group_by"]:
+                entry.error(f"filter.{name}", f"meter {meter_key!r} has no dimension {name!r}")
+            elif not isinstance(value, str | int):
+                entry.error(f"filter.{name}", "must be a single value")
+    return {
+        "key": entry.slug("key"),
+        "name": entry.text("name"),
+        "meter": meter_key,
+        "filter": {k: str(v) for k, v in filters.items()},
+        "unit": entry.text("unit", max_length=50),
+        "unit_size": entry.decimal("unit_size", 1, positive=True),
+    }
+
+
+def _apply_product(v: dict[str, Any]) -> str:
+    values = {k: v[k] for k in v if k not in ("key", "meter")}
+    values["meter"] = Meter.objects.get(key=v["meter"])
+    return upsert(Product, {"key": v["key"]}, values)[1]
+
+
+def _org(entry: Entry, ctx: Context) -> dict[str, Any]:
+    manager = entry.text("account_manager", "")
+    if manager and not get_user_model().objects.filter(username=manager).exists():
+        entry.error("account_manager", f"no user {manager!r}; create it with create_staff_user")
+    return {
+        "slug": entry.slug("slug"),
+        "name": entry.text("name"),
+        "billing_address": entry.text("billing_address", "", max_length=1000),
+        "country": entry.country("country"),
+        "vat_id": entry.text("vat_id", "", max_length=32),
+        "currency": entry.currency("currency"),
+        "account_manager": manager,
+    }
+
+
+def _apply_org(v: dict[str, Any]) -> str:
+    values = {k: v[k] for k in v if k not in ("slug", "account_manager")}
+    if v["account_manager"]:
+        values["account_manager"] = get_user_model().objects.get(username=v["account_manager"])
+    return upsert(Org, {"slug": v["slug"]}, values)[1]
+
+
+def _pool(entry: Entry, ctx: Context) -> dict[str, Any]:
+    return {
+        "gpu_model": entry.text("gpu_model", max_length=32),
+        "region": entry.text("region", max_length=64),
+        "gpus": entry.integer("gpus"),
+        "valid_from": entry.date("from"),
+    }
+
+
+def _apply_pool(v: dict[str, Any]) -> str:
+    lookup = {k: v[k] for k in ("gpu_model", "region", "valid_from")}
+    return upsert(CapacityPool, lookup, {"gpus": v["gpus"]})[1]
+
+
+register_section(Section("issuers", _issuer, _apply_issuer))
+register_section(Section("meters", _meter, _apply_meter))
+register_section(Section("products", _product, _apply_product))
+register_section(Section("orgs", _org, _apply_org, natural_key=("slug",)))
+register_section(
+    Section("capacity_pools", _pool, _apply_pool, natural_key=("gpu_model", "region", "valid_from"))
+)

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("products", apis.ProductListApi.as_view(), name="products"),
+]

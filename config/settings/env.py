@@ -1,0 +1,48 @@
+"""Every environment variable Tessera reads, in one place, each with its embedded default.
+
+The defaults run the whole job on one machine: SQLite under ``var/`` and Celery in-process.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(os.environ.get("TESSERA_VAR_DIR", BASE_DIR / "var"))
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    return [part.strip() for part in raw.split(",") if part.strip()] if raw else default
+
+
+DEBUG = _bool("DEBUG", True)
+SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+ALLOWED_HOSTS = _list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}")
+# Unset: Celery tasks run in-process (eager), which is the embedded default.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Used for the cache (debounce of rollup triggers); unset: per-process memory cache.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+LATE_WINDOW_DAYS = _int("TESSERA_LATE_WINDOW_DAYS", 35)
+GRACE_DAYS = _int("TESSERA_GRACE_DAYS", 2)
+FUTURE_SKEW_SECONDS = _int("TESSERA_FUTURE_SKEW_SECONDS", 300)
+MAX_BATCH_EVENTS = _int("TESSERA_MAX_BATCH_EVENTS", 10_000)
+MAX_BODY_BYTES = _int("TESSERA_MAX_BODY_BYTES", 10 * 1024 * 1024)
+ROLLUP_BATCH_HOURS = _int("TESSERA_ROLLUP_BATCH_HOURS", 500)
+ROLLUP_INTERVAL_SECONDS = _int("TESSERA_ROLLUP_INTERVAL_SECONDS", 30)
+ROLLUP_ON_INGEST = _bool("TESSERA_ROLLUP_ON_INGEST", True)
+STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

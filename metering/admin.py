@@ -1,0 +1,43 @@
+from django.contrib import admin
+
+from .models import HourlyRollup, Meter, UsageEvent
+
+
+@admin.register(Meter)
+class MeterAdmin(admin.ModelAdmin):
+    list_display = ["key", "event_type", "aggregation", "value_path", "unit"]
+    search_fields = ["key", "event_type"]
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(admin.ModelAdmin):
+    """Read-only: events are append-only."""
+
+    list_display = ["event_id", "source", "org", "type", "time", "received_at"]
+    list_filter = ["type"]
+    search_fields = ["event_id", "source"]
+    date_hierarchy = "time"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(HourlyRollup)
+class HourlyRollupAdmin(admin.ModelAdmin):
+    list_display = ["org", "meter", "hour", "dims_key", "value", "event_count"]
+    list_filter = ["meter"]
+    date_hierarchy = "hour"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False

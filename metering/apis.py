@@ -1,0 +1,277 @@
+import json
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import RawPostDataException
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import error_body
+from tenancy.access import org_for_read
+from tenancy.models import ApiKey
+
+from .ingestion import Ingestor
+from .models import Meter
+from .selectors import meters_list, usage_series
+
+SINGLE = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(f"duplicate key {key!r} in a JSON object")
+        obj[key] = value
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys."""
+    text = body.decode("utf-8")
+    return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
+
+
+def format_quantity(value: Decimal) -> str:
+    """A decimal string with at least 6 and at most 12 places (trailing zeros beyond 6 dropped)."""
+    text = f"{value.quantize(Decimal('0.000000000001')):f}"
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.rstrip('0').ljust(6, '0')}"
+
+
+def _too_large(message: str) -> Response:
+    return Response(error_body("payload_too_large", message), status=413)
+
+
+class EventsIngestApi(APIView):
+    """Report usage: one CloudEvent or a batch of up to 10,000."""
+
+    @extend_schema_serializer(component_name="IngestResult")
+    class OutputSerializer(serializers.Serializer):
+        accepted = serializers.IntegerField()
+        duplicates = serializers.IntegerField()
+        rejected = serializers.IntegerField()
+        errors: Any = inline_serializer(
+            "EventRejection",
+            fields={
+                "index": serializers.IntegerField(),
+                "id": serializers.CharField(allow_null=True),
+                "reasons": serializers.ListField(child=serializers.CharField()),
+            },
+            many=True,
+        )
+
+    @extend_schema(
+        operation_id="events_ingest",
+        request={
+            SINGLE: OpenApiTypes.OBJECT,
+            BATCH: {"type": "array", "items": {"type": "object"}},
+        },
+        responses={202: OutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        api_key = request.auth
+        if not isinstance(api_key, ApiKey) or api_key.scope not in (
+            ApiKey.Scope.INGEST,
+            ApiKey.Scope.COLLECTOR,
+        ):
+            raise PermissionDenied("Reporting usage needs an API key with scope 'ingest'.")
+        limit = settings.TESSERA_MAX_BODY_BYTES
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            return _too_large(f"The body is larger than {limit} bytes; split the batch.")
+        try:
+            body = request.body
+        except (RequestDataTooBig, RawPostDataException):
+            return _too_large(f"The body is larger than {limit} bytes; split the batch.")
+        if len(body) > limit:
+            return _too_large(f"The body is larger than {limit} bytes; split the batch.")
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        try:
+            payload = parse_json(body)
+        except UnicodeDecodeError:
+            return Response(error_body("malformed_json", "The body is not UTF-8."), status=400)
+        except ValueError as exc:
+            return Response(error_body("malformed_json", f"The body is not JSON: {exc}"), 400)
+        if content_type == BATCH or (
+            content_type == "application/json" and isinstance(payload, list)
+        ):
+            if not isinstance(payload, list):
+                return Response(
+                    error_body("invalid_batch", f"A {BATCH} body must be a JSON array."), 400
+                )
+            events = payload
+        elif content_type in (SINGLE, "application/json"):
+            events = [payload]
+        else:
+            return Response(
+                error_body(
+                    "unsupported_media_type",
+                    f"Content-Type must be {SINGLE} or {BATCH}, not {content_type or 'missing'!r}.",
+                ),
+                status=415,
+            )
+        maximum = settings.TESSERA_MAX_BATCH_EVENTS
+        if len(events) > maximum:
+            return _too_large(
+                f"A batch holds at most {maximum} events; this one has {len(events)}."
+            )
+        result = Ingestor(api_key=api_key).ingest(events)
+        from .tasks import schedule_rollup
+
+        schedule_rollup()
+        return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
+
+
+def parse_moment(raw: str, field: str) -> datetime:
+    """An ISO date (midnight UTC) or an ISO datetime with a timezone, on an hour boundary."""
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError({field: [f"{raw!r} is not an ISO 8601 date or datetime."]}) from None
+    if moment.tzinfo is None:
+        raise ValidationError({field: [f"{raw!r} has no timezone; add 'Z' or an offset."]})
+    moment = moment.astimezone(UTC)
+    if moment.minute or moment.second or moment.microsecond:
+        raise ValidationError({field: ["Usage is kept per hour: give a whole UTC hour."]})
+    return moment
+
+
+@extend_schema_serializer(component_name="UsagePoint")
+class UsagePointSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    dimensions = serializers.DictField()
+    value = serializers.CharField(help_text="Decimal string, in the meter's unit.")
+    event_count = serializers.IntegerField()
+
+
+class UsageApi(APIView):
+    """A meter's usage per hour, day or month, optionally grouped and filtered by dimensions."""
+
+    @extend_schema_serializer(component_name="UsageQuery")
+    class QuerySerializer(serializers.Serializer):
+        meter = serializers.SlugField()
+        start = serializers.CharField(help_text="ISO date or datetime (inclusive).")
+        end = serializers.CharField(help_text="ISO date or datetime (exclusive).")
+        window = serializers.ChoiceField(choices=["hour", "day", "month"], default="day")
+        group_by = serializers.CharField(
+            required=False, allow_blank=True, help_text="Comma-separated dimensions."
+        )
+        org = serializers.SlugField(required=False, help_text="Needed when you see several.")
+
+    @extend_schema_serializer(component_name="Usage")
+    class OutputSerializer(serializers.Serializer):
+        org = serializers.CharField()
+        meter = serializers.CharField()
+        unit = serializers.CharField()
+        aggregation = serializers.CharField()
+        window = serializers.CharField()
+        start = serializers.DateTimeField()
+        end = serializers.DateTimeField()
+        group_by = serializers.ListField(child=serializers.CharField())
+        results = UsagePointSerializer(many=True)
+
+    @extend_schema(
+        operation_id="usage_read",
+        parameters=[
+            QuerySerializer,
+            OpenApiParameter(
+                "filter.<dimension>", str, description="Keep only this dimension value."
+            ),
+        ],
+        responses={200: OutputSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        org = org_for_read(request, params.get("org"))
+        meter = Meter.objects.filter(key=params["meter"]).first()
+        if meter is None:
+            raise ValidationError({"meter": [f"No meter {params['meter']!r}."]})
+        start = parse_moment(params["start"], "start")
+        end = parse_moment(params["end"], "end")
+        if end <= start:
+            raise ValidationError({"end": ["end must be after start."]})
+        if (end - start).days > 400:
+            raise ValidationError({"end": ["At most 400 days per request."]})
+        group_by = [g.strip() for g in (params.get("group_by") or "").split(",") if g.strip()]
+        filters: dict[str, str] = {
+            key.removeprefix("filter."): str(value)
+            for key, value in request.query_params.items()
+            if key.startswith("filter.")
+        }
+        unknown = [d for d in (*group_by, *filters) if d not in meter.group_by]
+        if unknown:
+            field = "group_by" if unknown[0] in group_by else f"filter.{unknown[0]}"
+            known = ", ".join(sorted(meter.group_by)) or "none"
+            raise ValidationError(
+                {field: [f"Unknown dimension {unknown[0]!r}; meter {meter.key!r} has: {known}."]}
+            )
+        points = usage_series(
+            org=org,
+            meter=meter,
+            start=start,
+            end=end,
+            window=params["window"],
+            group_by=group_by,
+            filters=filters,
+        )
+        return Response(
+            {
+                "org": org.slug,
+                "meter": meter.key,
+                "unit": meter.unit,
+                "aggregation": meter.aggregation,
+                "window": params["window"],
+                "start": start,
+                "end": end,
+                "group_by": group_by,
+                "results": [
+                    {
+                        "start": p.start,
+                        "end": p.end,
+                        "dimensions": p.dimensions,
+                        "value": format_quantity(p.value),
+                        "event_count": p.event_count,
+                    }
+                    for p in points
+                ],
+            }
+        )
+
+
+class MeterListApi(APIView):
+    @extend_schema_serializer(component_name="Meter")
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Meter
+            fields = ["key", "name", "event_type", "value_path", "aggregation", "group_by", "unit"]
+
+    @extend_schema(operation_id="meters_list", responses={200: OutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(meters_list(), many=True).data)

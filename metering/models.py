@@ -1,0 +1,145 @@
+from django.db import models
+
+from tenancy.models import Org
+
+
+class Meter(models.Model):
+    """How events of one type become quantities (SPEC §3)."""
+
+    class Aggregation(models.TextChoices):
+        SUM = "sum", "Sum"
+        COUNT = "count", "Count"
+        MAX = "max", "Max"
+        UNIQUE_COUNT = "unique_count", "Unique count"
+        LATEST = "latest", "Latest"
+
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    event_type = models.CharField(max_length=128, db_index=True)
+    # "$.gpu_seconds"; empty for `count`.
+    value_path = models.CharField(max_length=200, blank=True)
+    aggregation = models.CharField(max_length=16, choices=Aggregation.choices)
+    # {"gpu_model": "$.gpu_model", "region": "$.region"}
+    group_by = models.JSONField(default=dict, blank=True)
+    unit = models.CharField(max_length=50, blank=True, help_text="Unit of the raw quantity.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def needs_numeric_value(self) -> bool:
+        return self.aggregation in (
+            self.Aggregation.SUM,
+            self.Aggregation.MAX,
+            self.Aggregation.LATEST,
+        )
+
+
+class UsageEvent(models.Model):
+    """One accepted CloudEvent. Append-only: never updated, never deleted by the application.
+
+    Deduplication is per tenant: ``(org, source, event_id)`` is unique in the database, so one
+    org can never learn of or collide with another org's event ids. The org leads every key so
+    that a distributed PostgreSQL can shard this table by org.
+    """
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=255)
+    event_id = models.CharField(max_length=255, help_text="CloudEvents `id`.")
+    type = models.CharField(max_length=128)
+    time = models.DateTimeField(help_text="When the usage happened (aware UTC).")
+    data = models.JSONField()
+    # sha256 of the canonical JSON of the whole event: tells a true duplicate from a reused id.
+    content_hash = models.CharField(max_length=64)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "source", "event_id"], name="usage_event_dedup")
+        ]
+        indexes = [
+            # Serves the rollup (one org, one type, one hour) and the late-event path.
+            models.Index(fields=["org", "type", "time"], name="usage_event_org_type_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.event_id}"
+
+
+class RollupMark(models.Model):
+    """An (org, event type, hour) that received events since the last rollup of that hour.
+
+    Ingestion upserts a mark in the same transaction as its events; the rollup takes marks
+    with ``FOR UPDATE SKIP LOCKED``, deletes them and recomputes those hours, all in one
+    transaction, so an hour that receives events while it is being rolled up is marked again.
+    """
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    event_type = models.CharField(max_length=128)
+    hour = models.DateTimeField()
+    marked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "event_type", "hour"], name="rollup_mark_unique")
+        ]
+        indexes = [models.Index(fields=["marked_at"], name="rollup_mark_marked_at")]
+
+    def __str__(self) -> str:
+        return f"{self.org_id} {self.event_type} {self.hour:%Y-%m-%dT%H}"
+
+
+class HourlyRollup(models.Model):
+    """A meter's aggregate for one org, one set of dimension values and one UTC hour."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="rollups")
+    hour = models.DateTimeField(help_text="Start of the UTC hour [hour, hour+1h).")
+    dimensions = models.JSONField(default=dict)
+    # Canonical JSON of `dimensions` (sorted keys): makes the natural key unique-indexable.
+    dims_key = models.CharField(max_length=512)
+    # In the meter's raw unit (e.g. GPU-seconds); for `unique_count` the hour's distinct count.
+    value = models.DecimalField(max_digits=38, decimal_places=12)
+    event_count = models.BigIntegerField()
+    # For `latest`: the winning event's time and (source, id), so windows pick the latest exactly.
+    latest_time = models.DateTimeField(null=True, blank=True)
+    latest_tiebreak = models.CharField(max_length=520, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "meter", "hour", "dims_key"], name="hourly_rollup_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["org", "meter", "hour"], name="hourly_rollup_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.hour:%Y-%m-%dT%H} {self.dims_key}"
+
+
+class HourlyDistinctValue(models.Model):
+    """The distinct values behind a `unique_count` rollup: a day's unique count is not a sum."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    dimensions = models.JSONField(default=dict)
+    dims_key = models.CharField(max_length=512)
+    value = models.CharField(max_length=512)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "meter", "hour", "dims_key", "value"],
+                name="hourly_distinct_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.hour:%Y-%m-%dT%H} {self.value}"
