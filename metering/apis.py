@@ -108,23 +108,7 @@ class EventsIngestApi(APIView):
         if len(body) > limit:
             return _too_large(f"The body is larger than {limit} bytes; split the batch.")
         content_type = (request.content_type or "").split(";")[0].strip().lower()
-        try:
-            payload = parse_json(body)
-        except UnicodeDecodeError:
-            return Response(error_body("malformed_json", "The body is not UTF-8."), status=400)
-        except ValueError as exc:
-            return Response(error_body("malformed_json", f"The body is not JSON: {exc}"), 400)
-        if content_type == BATCH or (
-            content_type == "application/json" and isinstance(payload, list)
-        ):
-            if not isinstance(payload, list):
-                return Response(
-                    error_body("invalid_batch", f"A {BATCH} body must be a JSON array."), 400
-                )
-            events = payload
-        elif content_type in (SINGLE, "application/json"):
-            events = [payload]
-        else:
+        if content_type not in (SINGLE, BATCH, "application/json"):
             return Response(
                 error_body(
                     "unsupported_media_type",
@@ -132,6 +116,17 @@ class EventsIngestApi(APIView):
                 ),
                 status=415,
             )
+        try:
+            payload = parse_json(body)
+        except UnicodeDecodeError:
+            return Response(error_body("malformed_json", "The body is not UTF-8."), 400)
+        except ValueError as exc:
+            return Response(error_body("malformed_json", f"The body is not JSON: {exc}"), 400)
+        if content_type == BATCH and not isinstance(payload, list):
+            return Response(
+                error_body("invalid_batch", f"A {BATCH} body must be a JSON array."), 400
+            )
+        events = payload if isinstance(payload, list) and content_type != SINGLE else [payload]
         maximum = settings.TESSERA_MAX_BATCH_EVENTS
         if len(events) > maximum:
             return _too_large(

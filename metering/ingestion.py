@@ -173,6 +173,8 @@ class Ingestor:
                 reasons.append(f"{name} must be a non-empty string")
             elif isinstance(value, str) and len(value) > MAX_ID_LENGTH:
                 reasons.append(f"{name} is longer than {MAX_ID_LENGTH} characters")
+            elif isinstance(value, str) and "\x00" in value:
+                reasons.append(f"{name} must not contain NUL characters")
         content_type = event.get("datacontenttype")
         if content_type is not None and content_type != "application/json":
             reasons.append("datacontenttype must be 'application/json' when given")
@@ -206,6 +208,9 @@ class Ingestor:
                 reasons.append(f"this key may only report usage for org {own!r}, not {subject!r}")
             else:
                 reasons.append(f"subject {subject!r} is not a known org")
+        data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if "\\u0000" in data_json:
+            reasons.append("data must not contain NUL characters")
         if reasons or org_id is None or time is None:
             return None, reasons
         return (
@@ -216,7 +221,7 @@ class Ingestor:
                 event_id=event["id"],
                 type=event_type,  # type: ignore[arg-type]
                 time=time,
-                data_json=json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+                data_json=data_json,
                 content_hash=canonical_hash(event),
             ),
             [],

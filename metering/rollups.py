@@ -142,7 +142,7 @@ def _fill_latest(
         rollup = rollups[key]
         rollup.value = Decimal(value)
         rollup.latest_time = time
-        rollup.latest_tiebreak = f"{source}\x00{event_id}"
+        rollup.latest_tiebreak = f"{source}\x1f{event_id}"
 
 
 def _fill_unique(

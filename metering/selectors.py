@@ -63,10 +63,7 @@ def usage_series(
         base = HourlyDistinctValue.objects.filter(
             org=org, meter=meter, hour__gte=start, hour__lt=end
         )
-    for name, value in (filters or {}).items():
-        base = base.annotate(**{f"f_{name}": KT(f"dimensions__{name}")}).filter(
-            **{f"f_{name}": value}
-        )
+    base = base.filter(**{f"dimensions__{name}": value for name, value in (filters or {}).items()})
     rows = base.annotate(
         w=_TRUNC[window]("hour", tzinfo=UTC),
         **{alias: KT(f"dimensions__{name}") for name, alias in aliases.items()},
@@ -124,10 +121,7 @@ def _event_counts(
     filters: dict[str, str] | None,
 ) -> dict[tuple[Any, ...], int]:
     base = HourlyRollup.objects.filter(org=org, meter=meter, hour__gte=start, hour__lt=end)
-    for name, value in (filters or {}).items():
-        base = base.annotate(**{f"f_{name}": KT(f"dimensions__{name}")}).filter(
-            **{f"f_{name}": value}
-        )
+    base = base.filter(**{f"dimensions__{name}": value for name, value in (filters or {}).items()})
     keys = ["w", *aliases.values()]
     rows = (
         base.annotate(

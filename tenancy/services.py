@@ -3,8 +3,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -70,12 +69,11 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 @transaction.atomic
 def staff_user_create(
     *, username: str, role: str, email: str = "", password: str | None = None
-) -> AbstractBaseUser:
+) -> User:
     """Create (or update) a staff user holding ``role``; idempotent by username."""
     if role not in StaffRole.values:
         raise ValueError(f"role must be one of {', '.join(StaffRole.values)}, not {role!r}")
-    user_model = get_user_model()
-    user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
+    user, created = User.objects.get_or_create(username=username, defaults={"email": email})
     # Operators run the Django admin; other staff work in their own consoles.
     user.is_staff = user.is_staff or role == StaffRole.OPERATOR
     user.is_superuser = user.is_superuser or role == StaffRole.OPERATOR

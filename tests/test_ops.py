@@ -1,0 +1,48 @@
+import pytest
+from django.test import Client
+
+from tests.conftest import make_event
+
+
+def test_healthz():
+    assert Client().get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_the_database():
+    response = Client().get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"] == "ok"
+
+
+@pytest.mark.usefixtures("gpu_meter", "org")
+def test_metrics_count_ingest_outcomes_and_rollup_lag(client_for, collector_key):
+    from metering import metrics
+
+    before = metrics.EVENTS.labels(outcome="accepted")._value.get()
+    client_for(collector_key).post(
+        "/api/v1/events",
+        data=[make_event(id="m1"), make_event(id="m2", subject="nope")],
+        content_type="application/cloudevents-batch+json",
+    )
+
+    text = Client().get("/metrics").content.decode()
+
+    assert metrics.EVENTS.labels(outcome="accepted")._value.get() == before + 1
+    assert 'tessera_events_total{outcome="rejected"}' in text
+    assert "tessera_rollup_pending_hours 1.0" in text
+    assert "tessera_rollup_lag_seconds" in text
+
+
+@pytest.mark.django_db
+def test_openapi_schema_and_docs_are_served_offline():
+    client = Client()
+    schema = client.get("/api/v1/schema/")
+    docs = client.get("/api/v1/docs/")
+
+    assert schema.status_code == 200
+    assert b"/api/v1/events" in schema.content
+    assert docs.status_code == 200
+    assert b"cdn" not in docs.content.lower()
+    assert b"/static/drf_spectacular_sidecar/" in docs.content
