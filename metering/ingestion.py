@@ -72,9 +72,15 @@ class _Valid:
     content_hash: str
 
 
-def canonical_hash(event: dict[str, Any]) -> str:
-    text = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+def canonical_data(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_hash(event: dict[str, Any], data_json: str) -> str:
+    """sha256 over the event's attributes and its canonical data: equal iff the events are."""
+    attributes = {k: v for k, v in event.items() if k != "data"}
+    text = json.dumps(attributes, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{text}\n{data_json}".encode()).hexdigest()
 
 
 def _parse_time(raw: object) -> tuple[datetime | None, str | None]:
@@ -208,7 +214,7 @@ class Ingestor:
                 reasons.append(f"this key may only report usage for org {own!r}, not {subject!r}")
             else:
                 reasons.append(f"subject {subject!r} is not a known org")
-        data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        data_json = canonical_data(data) if isinstance(data, dict) else ""
         if "\\u0000" in data_json:
             reasons.append("data must not contain NUL characters")
         if reasons or org_id is None or time is None:
@@ -222,7 +228,7 @@ class Ingestor:
                 type=event_type,  # type: ignore[arg-type]
                 time=time,
                 data_json=data_json,
-                content_hash=canonical_hash(event),
+                content_hash=canonical_hash(event, data_json),
             ),
             [],
         )
@@ -258,14 +264,7 @@ class Ingestor:
         result.accepted += len(valid) - len(conflicts)
         if not conflicts:
             return
-        stored = dict(
-            ((org_id, source, event_id), content_hash)
-            for org_id, source, event_id, content_hash in UsageEvent.objects.filter(
-                org_id__in={r.org_id for r in conflicts},
-                source__in={r.source for r in conflicts},
-                event_id__in={r.event_id for r in conflicts},
-            ).values_list("org_id", "source", "event_id", "content_hash")
-        )
+        stored = _stored_hashes(conflicts)
         for row in conflicts:
             if stored.get(_key(row)) == row.content_hash:
                 result.duplicates += 1
@@ -280,6 +279,31 @@ class Ingestor:
                 )
 
 
+def _stored_hashes(rows: list[_Valid]) -> dict[tuple[int, str, str], str]:
+    """Content hashes of the stored events that share a key with ``rows``."""
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(
+                f"SELECT e.org_id, e.source, e.event_id, e.content_hash "
+                f"FROM {UsageEvent._meta.db_table} e "
+                "JOIN unnest(%b::bigint[], %b::text[], %b::text[]) AS k(o, s, i) "
+                "ON e.org_id = k.o AND e.source = k.s AND e.event_id = k.i",
+                [[r.org_id for r in rows], [r.source for r in rows], [r.event_id for r in rows]],
+            )
+            return {(int(o), s, i): h for o, s, i, h in cursor.fetchall()}
+    return {
+        (org_id, source, event_id): content_hash
+        for org_id, source, event_id, content_hash in UsageEvent.objects.filter(
+            org_id__in={r.org_id for r in rows},
+            source__in={r.source for r in rows},
+            event_id__in={r.event_id for r in rows},
+        ).values_list("org_id", "source", "event_id", "content_hash")
+    }
+
+
 def _key(row: _Valid) -> tuple[int, str, str]:
     return (row.org_id, row.source, row.event_id)
 
@@ -290,15 +314,15 @@ def _hour(moment: datetime) -> datetime:
 
 def _insert(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
     """Insert; return the keys actually inserted (the others already existed)."""
-    table = UsageEvent._meta.db_table
-    ops = connection.ops
-    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    received = ops.adapt_datetimefield_value(now)
-    placeholders = f"(%s, %s, %s, %s, %s, %s{json_cast}, %s, %s)"
-    inserted: set[tuple[int, str, str]] = set()
     # One key order for every writer, so two overlapping batches cannot deadlock.
     rows = sorted(rows, key=_key)
-    chunk = 1000
+    if connection.vendor == "postgresql":
+        return _insert_postgresql(rows, now)
+    table = UsageEvent._meta.db_table
+    ops = connection.ops
+    received = ops.adapt_datetimefield_value(now)
+    inserted: set[tuple[int, str, str]] = set()
+    chunk = 500
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
@@ -317,13 +341,42 @@ def _insert(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
             cursor.execute(
                 f"INSERT INTO {table} "
                 "(org_id, source, event_id, type, time, data, content_hash, received_at) "
-                f"VALUES {', '.join([placeholders] * len(part))} "
+                f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * len(part))} "
                 "ON CONFLICT (org_id, source, event_id) DO NOTHING "
                 "RETURNING org_id, source, event_id",
                 params,
             )
             inserted.update((int(o), s, e) for o, s, e in cursor.fetchall())
     return inserted
+
+
+def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
+    """One statement per batch: columns travel as binary arrays, bound server-side."""
+    import psycopg
+
+    connection.ensure_connection()
+    table = UsageEvent._meta.db_table
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} "
+            "(org_id, source, event_id, type, time, data, content_hash, received_at) "
+            "SELECT o, s, i, t, tm, d::jsonb, h, %b FROM unnest("
+            "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
+            "%b::text[], %b::text[]) AS u(o, s, i, t, tm, d, h) "
+            "ON CONFLICT (org_id, source, event_id) DO NOTHING "
+            "RETURNING org_id, source, event_id",
+            [
+                now,
+                [r.org_id for r in rows],
+                [r.source for r in rows],
+                [r.event_id for r in rows],
+                [r.type for r in rows],
+                [r.time for r in rows],
+                [r.data_json for r in rows],
+                [r.content_hash for r in rows],
+            ],
+        )
+        return {(int(o), s, e) for o, s, e in cursor.fetchall()}
 
 
 def _mark_hours(hours: set[tuple[int, str, datetime]], now: datetime) -> None:
