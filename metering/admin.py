@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import HourlyRollup, Meter, UsageEvent
+from .models import Allocation, HourlyRollup, Meter, UsageEvent
 
 
 @admin.register(Meter)
@@ -40,4 +40,17 @@ class HourlyRollupAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Allocation)
+class AllocationAdmin(admin.ModelAdmin):
+    """Writes go through the API (or allocation_create), which refuses overlaps."""
+
+    list_display = ["device", "org", "start", "end"]
+    list_filter = ["device__node"]
+    search_fields = ["device__uuid", "device__node", "org__slug"]
+    readonly_fields = ["org", "device", "start", "created_at"]
+
+    def has_add_permission(self, request: object) -> bool:
         return False

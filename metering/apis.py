@@ -14,18 +14,19 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import error_body
-from tenancy.access import org_for_read
-from tenancy.models import ApiKey
+from config.errors import ApiError, error_body
+from tenancy.access import has_role, org_for_read
+from tenancy.models import ApiKey, Org, StaffRole
 
 from .ingestion import Ingestor
-from .models import Meter
-from .selectors import meters_list, usage_series
+from .models import Allocation, Meter
+from .selectors import allocations_for_node, meters_list, usage_series
+from .services import AllocationConflict, allocation_create, allocation_end
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -270,3 +271,128 @@ class MeterListApi(APIView):
     @extend_schema(operation_id="meters_list", responses={200: OutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(meters_list(), many=True).data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """A datetime that must carry its timezone; returned in UTC."""
+
+    default_error_messages = {"naive": "Give a timezone ('Z' or an offset)."}
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                self.fail("invalid", format="ISO 8601 with a timezone")
+            if parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value).astimezone(UTC)
+
+
+def _require_operator(request: Request) -> None:
+    if not has_role(request.user, StaffRole.OPERATOR):
+        raise PermissionDenied("Only operators manage allocations.")
+
+
+@extend_schema_serializer(component_name="Allocation")
+class AllocationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    org = serializers.SlugField()
+    node = serializers.CharField(max_length=128)
+    device_uuid = serializers.CharField(max_length=128)
+    start = AwareDateTimeField()
+    end = AwareDateTimeField(required=False, allow_null=True)
+
+
+def _allocation_out(allocation: Allocation) -> dict[str, Any]:
+    return {
+        "id": allocation.pk,
+        "org": allocation.org.slug,
+        "node": allocation.device.node,
+        "device_uuid": allocation.device.uuid,
+        "start": allocation.start,
+        "end": allocation.end,
+    }
+
+
+class AllocationListCreateApi(APIView):
+    """Who holds which GPU or MIG instance. Collectors read their node's; operators write."""
+
+    @extend_schema_serializer(component_name="AllocationQuery")
+    class QuerySerializer(serializers.Serializer):
+        node = serializers.CharField(max_length=128)
+        start = AwareDateTimeField()
+        end = AwareDateTimeField()
+
+    @extend_schema(
+        operation_id="allocations_list",
+        parameters=[QuerySerializer],
+        responses={
+            200: inline_serializer("AllocationList", {"results": AllocationSerializer(many=True)})
+        },
+    )
+    def get(self, request: Request) -> Response:
+        api_key = request.auth
+        is_collector = isinstance(api_key, ApiKey) and api_key.kind == ApiKey.Kind.COLLECTOR
+        if not is_collector:
+            _require_operator(request)
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        if params["end"] <= params["start"]:
+            raise ValidationError({"end": ["end must be after start."]})
+        allocations = allocations_for_node(
+            node=params["node"], start=params["start"], end=params["end"]
+        )
+        return Response({"results": [_allocation_out(a) for a in allocations]})
+
+    @extend_schema(
+        operation_id="allocations_create",
+        request=AllocationSerializer,
+        responses={201: AllocationSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        _require_operator(request)
+        data = AllocationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        org = Org.objects.filter(slug=values["org"]).first()
+        if org is None:
+            raise ValidationError({"org": [f"No org {values['org']!r}."]})
+        try:
+            allocation = allocation_create(
+                org=org,
+                node=values["node"],
+                device_uuid=values["device_uuid"],
+                start=values["start"],
+                end=values.get("end"),
+            )
+        except AllocationConflict as exc:
+            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        return Response(_allocation_out(allocation), status=status.HTTP_201_CREATED)
+
+
+class AllocationEndApi(APIView):
+    @extend_schema_serializer(component_name="AllocationEnd")
+    class InputSerializer(serializers.Serializer):
+        end = AwareDateTimeField()
+
+    @extend_schema(
+        operation_id="allocations_end",
+        request=InputSerializer,
+        responses={200: AllocationSerializer},
+    )
+    def post(self, request: Request, allocation_id: int) -> Response:
+        _require_operator(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        allocation = (
+            Allocation.objects.select_related("device", "org").filter(pk=allocation_id).first()
+        )
+        if allocation is None:
+            raise NotFound(f"No allocation {allocation_id}.")
+        try:
+            allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
+        except AllocationConflict as exc:
+            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        return Response(_allocation_out(allocation))

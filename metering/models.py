@@ -143,3 +143,41 @@ class HourlyDistinctValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter_id} {self.hour:%Y-%m-%dT%H} {self.value}"
+
+
+class Device(models.Model):
+    """A GPU or MIG instance on a node, as the collectors name it (NVML UUID)."""
+
+    node = models.CharField(max_length=128)
+    uuid = models.CharField(max_length=128, help_text="NVML UUID of the GPU or MIG instance.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["node", "uuid"], name="device_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.uuid}"
+
+
+class Allocation(models.Model):
+    """Who holds a device over [start, end): the GPU collector bills the holder.
+
+    Allocations of one device never overlap; writers serialize on the device row.
+    """
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="allocations")
+    start = models.DateTimeField()
+    end = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty: still held.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__isnull=True) | models.Q(end__gt=models.F("start")),
+                name="allocation_end_after_start",
+            )
+        ]
+        indexes = [models.Index(fields=["device", "start"], name="allocation_device_start")]
+
+    def __str__(self) -> str:
+        return f"{self.device} → {self.org_id} [{self.start}, {self.end})"

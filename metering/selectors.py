@@ -152,3 +152,20 @@ def _latest(rows: QuerySet[Any], keys: list[str], dims: Any, window: Window) -> 
 def meters_list() -> QuerySet[Meter]:
     """Meters are platform configuration, the same for every org."""
     return Meter.objects.all()
+
+
+def allocations_for_node(*, node: str, start: datetime, end: datetime) -> QuerySet[Any]:
+    """Allocations of a node's devices that overlap [start, end).
+
+    Platform data, not one tenant's: only collectors and operators may call this.
+    """
+    from django.db.models import Q
+
+    from .models import Allocation
+
+    return (
+        Allocation.objects.filter(device__node=node, start__lt=end)
+        .filter(Q(end__isnull=True) | Q(end__gt=start))
+        .select_related("device", "org")
+        .order_by("device__uuid", "start")
+    )

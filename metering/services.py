@@ -1,0 +1,55 @@
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from tenancy.models import Org
+
+from .models import Allocation, Device
+
+
+class AllocationConflict(ValueError):
+    pass
+
+
+def lock_device(*, node: str, uuid: str) -> Device:
+    """The device row, created if new, locked until the transaction ends."""
+    device, _ = Device.objects.get_or_create(node=node, uuid=uuid)
+    return Device.objects.select_for_update().get(pk=device.pk)
+
+
+def _overlapping(
+    device: Device, start: datetime, end: datetime | None, exclude: int | None
+) -> bool:
+    query = Allocation.objects.filter(device=device).filter(Q(end__isnull=True) | Q(end__gt=start))
+    if end is not None:
+        query = query.filter(start__lt=end)
+    if exclude is not None:
+        query = query.exclude(pk=exclude)
+    return query.exists()
+
+
+@transaction.atomic
+def allocation_create(
+    *, org: Org, node: str, device_uuid: str, start: datetime, end: datetime | None = None
+) -> Allocation:
+    """Record that ``org`` holds a device from ``start`` (until ``end``, or until ended)."""
+    if end is not None and end <= start:
+        raise AllocationConflict("end must be after start")
+    device = lock_device(node=node, uuid=device_uuid)
+    if _overlapping(device, start, end, exclude=None):
+        raise AllocationConflict(f"{node}/{device_uuid} is already allocated in that interval")
+    return Allocation.objects.create(org=org, device=device, start=start, end=end)
+
+
+@transaction.atomic
+def allocation_end(*, allocation: Allocation, end: datetime) -> Allocation:
+    """End an allocation (or move its end); it must still end after it starts."""
+    device = Device.objects.select_for_update().get(pk=allocation.device_id)
+    if end <= allocation.start:
+        raise AllocationConflict("end must be after start")
+    if _overlapping(device, allocation.start, end, exclude=allocation.pk):
+        raise AllocationConflict("the new end overlaps a later allocation of this device")
+    allocation.end = end
+    allocation.save(update_fields=["end"])
+    return allocation
