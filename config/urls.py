@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from web.views import home
+
 from . import views
 
 api_v1: list[Any] = [
@@ -15,6 +17,7 @@ api_v1: list[Any] = [
 ]
 
 urlpatterns = [
+    path("", home, name="home"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

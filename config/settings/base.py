@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "tenancy",
     "metering",
     "billing",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -43,6 +44,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context.navigation",
             ],
         },
     },
@@ -62,6 +64,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.VAR_DIR / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Ingestion batches go up to 10 MB; the view answers 413 above TESSERA_MAX_BODY_BYTES itself.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.MAX_BODY_BYTES + 1024
