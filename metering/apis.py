@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from config.errors import ApiError, error_body
 from tenancy.access import has_role, org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
+from tenancy.throttling import IngestThrottle, ReadThrottle
 
 from .ingestion import Ingestor
 from .models import Allocation, Meter
@@ -68,6 +69,8 @@ def _too_large(message: str) -> Response:
 
 class EventsIngestApi(APIView):
     """Report usage: one CloudEvent or a batch of up to 10,000."""
+
+    throttle_classes = [IngestThrottle]
 
     @extend_schema_serializer(component_name="IngestResult")
     class OutputSerializer(serializers.Serializer):
@@ -167,6 +170,8 @@ class UsagePointSerializer(serializers.Serializer):
 
 class UsageApi(APIView):
     """A meter's usage per hour, day or month, optionally grouped and filtered by dimensions."""
+
+    throttle_classes = [ReadThrottle]
 
     @extend_schema_serializer(component_name="UsageQuery")
     class QuerySerializer(serializers.Serializer):

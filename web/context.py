@@ -17,7 +17,7 @@ _NAV = [
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
     user = request.user
-    if not user.is_authenticated:
+    if user is None or not user.is_authenticated:
         return {"nav_items": []}
     roles = staff_roles(user)
     is_member = Membership.objects.filter(user=user).exists()

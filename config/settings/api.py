@@ -1,3 +1,5 @@
+from . import env
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenancy.authentication.ApiKeyAuthentication",
@@ -10,7 +12,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
-    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_RATES": {"ingest": env.INGEST_RATE, "read": env.READ_RATE},
 }
 
 SPECTACULAR_SETTINGS = {

@@ -28,7 +28,7 @@ def _list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = _bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-secret-key-change-me"
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}")
 # Unset: Celery tasks run in-process (eager), which is the embedded default.
@@ -46,3 +46,9 @@ ROLLUP_ON_INGEST = _bool("TESSERA_ROLLUP_ON_INGEST", True)
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+SSL_REDIRECT = _bool("TESSERA_SSL_REDIRECT", True)
+CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", [])
+LOGIN_FAILURE_LIMIT = _int("TESSERA_LOGIN_FAILURE_LIMIT", 5)
+# Requests per API key (DRF rate syntax); over it: 429 with Retry-After.
+INGEST_RATE = os.environ.get("TESSERA_INGEST_RATE", "1200/min")
+READ_RATE = os.environ.get("TESSERA_READ_RATE", "600/min")

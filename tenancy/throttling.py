@@ -1,0 +1,31 @@
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from .models import ApiKey
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Requests per API key (or per user for session callers); 429 with Retry-After over it.
+
+    The counts live in the cache: set REDIS_URL so that every web process shares them.
+    """
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        api_key = request.auth
+        if isinstance(api_key, ApiKey):
+            ident = f"key:{api_key.prefix}"
+        elif request.user is not None and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class IngestThrottle(ApiKeyRateThrottle):
+    scope = "ingest"
+
+
+class ReadThrottle(ApiKeyRateThrottle):
+    scope = "read"
