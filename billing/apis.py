@@ -4,6 +4,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import error_responses
+
 from .models import Product
 from .selectors import products_list
 
@@ -19,6 +21,9 @@ class ProductListApi(APIView):
             model = Product
             fields = ["key", "name", "meter", "filter", "unit", "unit_size"]
 
-    @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True)})
+    @extend_schema(
+        operation_id="products_list",
+        responses={200: OutputSerializer(many=True), **error_responses()},
+    )
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(products_list(), many=True).data)

@@ -5,6 +5,7 @@ Validation errors also carry ``fields``: each offending field with its messages.
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -54,3 +55,37 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response.status_code == status.HTTP_401_UNAUTHORIZED:
         response["WWW-Authenticate"] = 'Bearer realm="tessera"'
     return response
+
+
+# The body of every error response, as an OpenAPI schema.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {
+        "code": {"type": "string", "description": "Stable, machine-readable code."},
+        "message": {"type": "string", "description": "What is wrong, for a person."},
+        "fields": {
+            "type": "object",
+            "description": "Validation errors: each offending field with its messages.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+
+_ERROR_STATUSES = {
+    400: "Invalid input (the fields are named).",
+    401: "No API key or session, or an invalid or revoked key.",
+    403: "Authenticated, but not allowed.",
+    404: "Not found.",
+    409: "Conflicts with the current state.",
+    413: "Too large.",
+    415: "Unsupported content type.",
+    429: "Rate limited; see Retry-After.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses for the given error statuses (401, 403 and 429 always apply)."""
+    wanted = sorted({401, 403, 429, *statuses})
+    return {s: OpenApiResponse(ERROR_SCHEMA, description=_ERROR_STATUSES[s]) for s in wanted}

@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from web.views import home
@@ -19,9 +19,14 @@ api_v1: list[Any] = [
 urlpatterns = [
     path("", home, name="home"),
     path("api/v1/", include(api_v1)),
+    # Unknown API paths answer a JSON 404 whatever DEBUG says.
+    re_path(r"^api/", views.not_found),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),
 ]
+
+handler404 = "config.views.not_found"
+handler500 = "config.views.server_error"

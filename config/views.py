@@ -1,5 +1,6 @@
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from metering import metrics
 
@@ -36,3 +37,39 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+@csrf_exempt
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """API paths answer JSON errors like every other API error; pages keep Django's page."""
+    if _wants_json(request):
+        return JsonResponse(
+            {"code": "not_found", "message": f"No such path: {request.path}"}, status=404
+        )
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Exception())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse(
+            {"code": "server_error", "message": "Internal error; it has been logged."}, status=500
+        )
+    from django.views.defaults import server_error as page_server_error
+
+    return page_server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse(
+            {"code": "csrf_failed", "message": f"CSRF check failed: {reason}"}, status=403
+        )
+    from django.views.csrf import csrf_failure as page_csrf_failure
+
+    return page_csrf_failure(request, reason)

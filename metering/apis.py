@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, error_body
+from config.errors import ApiError, error_body, error_responses
 from tenancy.access import has_role, org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
@@ -93,7 +93,7 @@ class EventsIngestApi(APIView):
             SINGLE: OpenApiTypes.OBJECT,
             BATCH: {"type": "array", "items": {"type": "object"}},
         },
-        responses={202: OutputSerializer},
+        responses={202: OutputSerializer, **error_responses(400, 413, 415)},
     )
     def post(self, request: Request) -> Response:
         api_key = request.auth
@@ -204,7 +204,7 @@ class UsageApi(APIView):
                 "filter.<dimension>", str, description="Keep only this dimension value."
             ),
         ],
-        responses={200: OutputSerializer},
+        responses={200: OutputSerializer, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
         query = self.QuerySerializer(data=request.query_params)
@@ -273,7 +273,10 @@ class MeterListApi(APIView):
             model = Meter
             fields = ["key", "name", "event_type", "value_path", "aggregation", "group_by", "unit"]
 
-    @extend_schema(operation_id="meters_list", responses={200: OutputSerializer(many=True)})
+    @extend_schema(
+        operation_id="meters_list",
+        responses={200: OutputSerializer(many=True), **error_responses()},
+    )
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(meters_list(), many=True).data)
 
@@ -333,7 +336,8 @@ class AllocationListCreateApi(APIView):
         operation_id="allocations_list",
         parameters=[QuerySerializer],
         responses={
-            200: inline_serializer("AllocationList", {"results": AllocationSerializer(many=True)})
+            200: inline_serializer("AllocationList", {"results": AllocationSerializer(many=True)}),
+            **error_responses(400),
         },
     )
     def get(self, request: Request) -> Response:
@@ -354,7 +358,7 @@ class AllocationListCreateApi(APIView):
     @extend_schema(
         operation_id="allocations_create",
         request=AllocationSerializer,
-        responses={201: AllocationSerializer},
+        responses={201: AllocationSerializer, **error_responses(400, 409)},
     )
     def post(self, request: Request) -> Response:
         _require_operator(request)
@@ -385,7 +389,7 @@ class AllocationEndApi(APIView):
     @extend_schema(
         operation_id="allocations_end",
         request=InputSerializer,
-        responses={200: AllocationSerializer},
+        responses={200: AllocationSerializer, **error_responses(400, 404, 409)},
     )
     def post(self, request: Request, allocation_id: int) -> Response:
         _require_operator(request)

@@ -46,3 +46,12 @@ def test_openapi_schema_and_docs_are_served_offline():
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
     assert b"/static/drf_spectacular_sidecar/" in docs.content
+
+
+@pytest.mark.django_db
+def test_unknown_api_paths_are_json_404(settings):
+    settings.DEBUG = True
+    response = Client().get("/api/v1/nope")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

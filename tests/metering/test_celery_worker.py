@@ -39,7 +39,7 @@ class Workers:
             "TESSERA_ROLLUP_ON_INGEST": "0",
         }
         self.sender = Celery(broker=BROKER)
-        self.sender.connection_for_write().default_channel.client.flushdb()
+        self.sender.connection_for_write().default_channel.client.flushdb()  # type: ignore[attr-defined]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, **env: str) -> subprocess.Popen[bytes]:
