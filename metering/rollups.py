@@ -88,15 +88,15 @@ def recompute_hours(*, meter: Meter, org_id: int, hours: list[datetime]) -> None
         )
     )
 
+    if meter.value_path:
+        events = events.annotate(v=KT(orm_lookup("data", parse_path(meter.value_path))))
+
     def dimensions(row: dict[str, Any]) -> dict[str, Any]:
         return {name: row[alias] for alias, name in zip(aliases, names, strict=True)}
 
     aggregates: dict[str, Any] = {"n": Count("id")}
     if meter.aggregation in (Agg.SUM, Agg.MAX):
-        value = Cast(
-            KT(orm_lookup("data", parse_path(meter.value_path))),
-            DecimalField(max_digits=38, decimal_places=12),
-        )
+        value = Cast("v", DecimalField(max_digits=38, decimal_places=12))
         aggregates["value"] = Sum(value) if meter.aggregation == Agg.SUM else Max(value)
     groups = events.values("hour", *aliases).annotate(**aggregates).order_by()
     rollups: dict[tuple[datetime, str], HourlyRollup] = {}
@@ -113,24 +113,21 @@ def recompute_hours(*, meter: Meter, org_id: int, hours: list[datetime]) -> None
             event_count=row["n"],
         )
     if meter.aggregation == Agg.LATEST:
-        _fill_latest(meter, events, aliases, dimensions, rollups)
+        _fill_latest(events, aliases, dimensions, rollups)
     elif meter.aggregation == Agg.UNIQUE_COUNT:
         _fill_unique(meter, org_id, events, aliases, dimensions, rollups)
     HourlyRollup.objects.bulk_create(rollups.values(), batch_size=1000)
 
 
 def _fill_latest(
-    meter: Meter,
     events: QuerySet[UsageEvent],
     aliases: list[str],
     dimensions: Any,
     rollups: dict[tuple[datetime, str], HourlyRollup],
 ) -> None:
     """Latest = the value of the event with the greatest (time, source, id) in the group."""
-    rows = (
-        events.annotate(v=KT(orm_lookup("data", parse_path(meter.value_path))))
-        .values("hour", *aliases, "v", "time", "source", "event_id")
-        .order_by("hour", *aliases)
+    rows = events.values("hour", *aliases, "v", "time", "source", "event_id").order_by(
+        "hour", *aliases
     )
     best: dict[tuple[datetime, str], tuple[datetime, str, str, str]] = {}
     for row in rows.iterator(chunk_size=2000):
@@ -153,12 +150,7 @@ def _fill_unique(
     dimensions: Any,
     rollups: dict[tuple[datetime, str], HourlyRollup],
 ) -> None:
-    rows = (
-        events.annotate(v=KT(orm_lookup("data", parse_path(meter.value_path))))
-        .values("hour", *aliases, "v")
-        .distinct()
-        .order_by()
-    )
+    rows = events.values("hour", *aliases, "v").distinct().order_by()
     counts: dict[tuple[datetime, str], int] = defaultdict(int)
     batch: list[HourlyDistinctValue] = []
     for row in rows.iterator(chunk_size=2000):

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import pygal
 from django.utils.safestring import SafeString, mark_safe
@@ -35,6 +36,19 @@ _COMMON = {
 }
 
 
+def _fill(
+    chart: Any, labels: Sequence[str], series: dict[str, Sequence[Decimal | float | None]]
+) -> Any:
+    """Labels (thinned out when many) and one series per name; SVG needs floats."""
+    chart.x_labels = list(labels)
+    if len(labels) > 16:
+        chart.x_labels_major_every = max(1, len(labels) // 10)
+        chart.show_minor_x_labels = False
+    for name, values in series.items():
+        chart.add(name, [float(v) if v is not None else None for v in values])
+    return chart
+
+
 def _render(chart: pygal.graph.graph.Graph) -> SafeString:
     return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - SVG made by pygal from our data
 
@@ -48,13 +62,7 @@ def stacked_bars(
     height: int = 320,
 ) -> SafeString:
     chart = pygal.StackedBar(title=title, height=height, width=900, y_title=y_title, **_COMMON)
-    chart.x_labels = list(labels)
-    if len(labels) > 16:
-        chart.x_labels_major_every = max(1, len(labels) // 10)
-        chart.show_minor_x_labels = False
-    for name, values in series.items():
-        chart.add(name, [float(v) if v is not None else None for v in values])
-    return _render(chart)
+    return _render(_fill(chart, labels, series))
 
 
 def lines(
@@ -77,10 +85,4 @@ def lines(
         show_dots=len(labels) <= 60,
         **_COMMON,
     )
-    chart.x_labels = list(labels)
-    if len(labels) > 16:
-        chart.x_labels_major_every = max(1, len(labels) // 10)
-        chart.show_minor_x_labels = False
-    for name, values in series.items():
-        chart.add(name, [float(v) if v is not None else None for v in values])
-    return _render(chart)
+    return _render(_fill(chart, labels, series))
