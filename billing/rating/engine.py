@@ -89,6 +89,11 @@ class Rating:
         return self.as_of >= self.period.end
 
 
+def compact(number: Decimal) -> str:
+    """A decimal string without trailing zeros: 720 of them per reservation and period."""
+    return f"{number.normalize():f}" if number else "0"
+
+
 def hour_ceil(moment: datetime) -> datetime:
     floor = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return floor if floor == moment else floor + HOUR
@@ -244,7 +249,7 @@ def _net(
             covered += min(u, r)
             burst += max(ZERO, u - r)
             offset = (hour - period.start) // HOUR
-            hours.append([offset, str(r), str(quantize_quantity(u))])
+            hours.append([offset, compact(r), compact(quantize_quantity(u))])
         hour += HOUR
     q = quantize_quantity
     netting = Netting(reservation, q(reserved), q(used), q(covered), q(burst), hours)

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Max, QuerySet, Sum
-from django.db.models.fields.json import KT
 
 from metering.models import HourlyDistinctValue, HourlyRollup, Meter
 
@@ -22,10 +21,9 @@ Agg = Meter.Aggregation
 
 
 def _filtered(queryset: QuerySet[Any], filters: dict[str, str]) -> QuerySet[Any]:
-    for index, (name, value) in enumerate(sorted(filters.items())):
-        alias = f"f_{index}"
-        queryset = queryset.annotate(**{alias: KT(f"dimensions__{name}")}).filter(**{alias: value})
-    return queryset
+    # A JSON key lookup (compares JSON values), not KT(): on SQLite, Django compiles
+    # ``KT(...) == "H100"`` to JSON_EXTRACT('H100', '$'), which fails as malformed JSON.
+    return queryset.filter(**{f"dimensions__{name}": value for name, value in filters.items()})
 
 
 def hourly_usage(
