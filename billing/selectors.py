@@ -94,6 +94,7 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
     costs = [
         ProductCost(p.key, p.name, p.unit, Decimal(period.usage[key]), amounts.get(p.pk, ZERO))
         for key, p in products.items()
+        if Decimal(period.usage[key]) or amounts.get(p.pk)
     ]
     uses = []
     for row in ReservationUsage.objects.filter(org=org, period=period).select_related(
