@@ -27,7 +27,7 @@ from ..models import (
 from ..money import quantize_price, quantize_quantity, round_amount
 from .periods import cycle, midnight
 from .pricing import EffectivePrice, PricedLine, effective_price, price_quantity
-from .usage import hourly_usage
+from .usage import hourly_usage, period_usage
 
 HOUR = timedelta(hours=1)
 Kind = RatedCharge.Kind
@@ -181,15 +181,23 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
     scale = total_hours / elapsed if elapsed else ZERO
     forecast = ZERO
     for product in ctx.products:
-        usage = (
-            hourly_usage(org_id=period.org_id, product=product, start=period.start, end=horizon)
-            if horizon > period.start
-            else {}
-        )
-        rating.usage[product.key] = str(quantize_quantity(sum(usage.values(), ZERO)))
         price = ctx.on_demand_price(product)
+        reservations = ctx.reservations.get(product.pk, [])
+        if horizon <= period.start:
+            usage: dict[datetime, Decimal] = {}
+        elif reservations:
+            # Netting is per hour: only reserved products need their hours in Python.
+            usage = hourly_usage(
+                org_id=period.org_id, product=product, start=period.start, end=horizon
+            )
+        else:
+            total = period_usage(
+                org_id=period.org_id, product=product, start=period.start, end=horizon
+            )
+            usage = {period.start: total} if total else {}
+        rating.usage[product.key] = str(quantize_quantity(sum(usage.values(), ZERO)))
         on_demand = dict(usage)
-        for index, reservation in enumerate(ctx.reservations.get(product.pk, [])):
+        for index, reservation in enumerate(reservations):
             netting, full_reserved = _net(reservation, period, horizon, usage)
             for hour in list(on_demand):
                 if midnight(reservation.start) <= hour < midnight(reservation.end):

@@ -60,6 +60,22 @@ def hourly_usage(
     return {hour: value / size for hour, value in raw.items() if value}
 
 
+def period_usage(*, org_id: int, product: Product, start: datetime, end: datetime) -> Decimal:
+    """Σ U(h) over ``[start, end)``: one aggregate row when the meter's hours simply add (sum,
+    count); otherwise the sum of the hourly values (at most one row per hour)."""
+    meter = product.meter
+    if meter.aggregation in (Agg.SUM, Agg.COUNT):
+        total = _filtered(
+            HourlyRollup.objects.filter(
+                org_id=org_id, meter_id=meter.pk, hour__gte=start, hour__lt=end
+            ),
+            product.filter,
+        ).aggregate(v=Sum("value"))["v"]
+        return (total or Decimal(0)) / product.unit_size
+    hourly = hourly_usage(org_id=org_id, product=product, start=start, end=end)
+    return sum(hourly.values(), Decimal(0))
+
+
 def _latest(rollups: QuerySet[HourlyRollup]) -> dict[datetime, Decimal]:
     best: dict[datetime, tuple[Any, str, Decimal]] = {}
     for hour, value, moment, tiebreak in rollups.values_list(
