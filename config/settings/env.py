@@ -52,3 +52,6 @@ LOGIN_FAILURE_LIMIT = _int("TESSERA_LOGIN_FAILURE_LIMIT", 5)
 # Requests per API key (DRF rate syntax); over it: 429 with Retry-After.
 INGEST_RATE = os.environ.get("TESSERA_INGEST_RATE", "1200/min")
 READ_RATE = os.environ.get("TESSERA_READ_RATE", "600/min")
+# Rating: beat re-rates stale periods every interval; a rollup also asks for a run (debounced).
+RATING_INTERVAL_SECONDS = _int("TESSERA_RATING_INTERVAL_SECONDS", 60)
+RATE_ON_ROLLUP = _bool("TESSERA_RATE_ON_ROLLUP", True)

@@ -1,0 +1,214 @@
+"""Rating benchmark (SPEC §9): a month of hourly usage for 1,000 orgs × 5 products, rated.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tessera_bench_rating \\
+        python bench/rating.py [--orgs 1000] [--hours 720]
+
+Builds its own data in the database it is given (migrating it first, and replacing any data
+an earlier run left): a catalog of 5 products (per unit, volume, graduated, package, and one
+reserved with a ramp and a burst price), one contract per org, and the hourly rollups,
+written directly with COPY (PostgreSQL) or bulk inserts (SQLite) — the rating reads rollups,
+never events. Then it rates every org's period once, in this process, as a worker would, and
+prints the time and the peak memory. Not part of the test run.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+from billing.catalog import load_catalog  # noqa: E402
+from billing.models import BillingPeriod, Contract, CreditGrant, RatedCharge  # noqa: E402
+from billing.services import org_rate  # noqa: E402
+from metering.models import HourlyRollup, Meter  # noqa: E402
+from tenancy.models import Org  # noqa: E402
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+PRODUCTS = [
+    # (key, meter, filter, unit_size)
+    ("h100", "gpu_time", {"gpu_model": "H100", "region": "eu-north"}, 3600),
+    ("a100", "gpu_time", {"gpu_model": "A100", "region": "eu-north"}, 3600),
+    ("l40s", "gpu_time", {"gpu_model": "L40S", "region": "eu-north"}, 3600),
+    ("llama-in", "llm_input", {"model": "llama"}, 1_000_000),
+    ("llama-out", "llm_output", {"model": "llama"}, 1_000_000),
+]
+
+
+def catalog(orgs: int) -> dict:
+    return {
+        "issuers": [{"key": "bench", "legal_name": "Bench SAS", "country": "FR",
+                     "invoice_prefix": "BEN"}],
+        "meters": [
+            {"key": "gpu_time", "event_type": "gpu.usage", "value": "$.gpu_seconds",
+             "aggregation": "sum", "group_by": {"gpu_model": "$.gpu_model", "region": "$.region"}},
+            {"key": "llm_input", "event_type": "llm.tokens", "value": "$.input_tokens",
+             "aggregation": "sum", "group_by": {"model": "$.model"}},
+            {"key": "llm_output", "event_type": "llm.tokens", "value": "$.output_tokens",
+             "aggregation": "sum", "group_by": {"model": "$.model"}},
+        ],
+        "products": [
+            {"key": k, "name": k, "meter": m, "filter": f, "unit": "u", "unit_size": s}
+            for k, m, f, s in PRODUCTS
+        ],
+        "rate_cards": [{"key": "list", "currency": "USD", "effective_from": "2026-01-01",
+                        "prices": [
+            {"product": "h100", "model": "per_unit", "unit_price": "2.50"},
+            {"product": "a100", "model": "volume", "tiers": [
+                {"up_to": 500, "unit_price": "1.60"}, {"up_to": None, "unit_price": "1.40"}]},
+            {"product": "l40s", "model": "per_unit", "unit_price": "0.90"},
+            {"product": "llama-in", "model": "graduated", "tiers": [
+                {"up_to": 100, "unit_price": "0.90"}, {"up_to": None, "unit_price": "0.70"}]},
+            {"product": "llama-out", "model": "package", "package_size": 10,
+             "unit_price": "9.00"},
+        ]}],
+        "orgs": [{"slug": f"bench-{i:05d}", "name": f"Bench {i}", "country": "FR",
+                  "currency": "USD"} for i in range(orgs)],
+        "contracts": [
+            {"key": f"bench-{i:05d}", "org": f"bench-{i:05d}", "issuer": "bench",
+             "rate_card": "list", "start": "2026-11-01", "discounts": [{"percent": "5"}],
+             "reservations": [{"product": "h100", "quantity": 4, "unit_price": "2.00",
+                               "end": "2027-11-01", "burst_unit_price": "2.60",
+                               "ramp": [{"from": "2026-11-16", "quantity": 6}]}],
+             "spend_commitments": [{"amount": "8000.00", "per": "period"}],
+             "credits": [{"key": "welcome", "amount": "100.00", "expires": "2026-12-01"}]}
+            for i in range(orgs)
+        ],
+    }  # fmt: skip
+
+
+def rollup_rows(org_ids: list[int], meters: dict[str, int], hours: int):
+    """Deterministic usage: GPUs busy vary by org and hour (bursting above the reservation)."""
+    for org_id in org_ids:
+        for h in range(hours):
+            hour = START + timedelta(hours=h)
+            busy = (org_id * 7 + h) % 9
+            values = [
+                ("gpu_time", {"gpu_model": "H100", "region": "eu-north"}, busy * 3600),
+                ("gpu_time", {"gpu_model": "A100", "region": "eu-north"}, (h % 3) * 3600),
+                ("gpu_time", {"gpu_model": "L40S", "region": "eu-north"}, 1800 + org_id % 60),
+                ("llm_input", {"model": "llama"}, 250_000 + (org_id * h) % 100_000),
+                ("llm_output", {"model": "llama"}, 40_000 + h * 11),
+            ]
+            for meter, dims, value in values:
+                key = json.dumps(dims, sort_keys=True, separators=(",", ":"))
+                yield org_id, meters[meter], hour, dims, key, Decimal(value)
+
+
+def write_rollups(org_ids: list[int], hours: int) -> int:
+    meters = dict(Meter.objects.values_list("key", "pk"))
+    now = datetime.now(UTC)
+    count = 0
+    if connection.vendor == "postgresql":
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                "COPY metering_hourlyrollup (org_id, meter_id, hour, dimensions, dims_key, value, "
+                "event_count, latest_tiebreak, updated_at) FROM STDIN"
+            ) as copy,
+        ):
+            for org_id, meter_id, hour, _dims, key, value in rollup_rows(org_ids, meters, hours):
+                copy.write_row((org_id, meter_id, hour, key, key, value, 60, "", now))
+                count += 1
+        return count
+    batch = []
+    for org_id, meter_id, hour, dims, key, value in rollup_rows(org_ids, meters, hours):
+        batch.append(HourlyRollup(org_id=org_id, meter_id=meter_id, hour=hour, dimensions=dims,
+                                  dims_key=key, value=value, event_count=60))  # fmt: skip
+        if len(batch) == 5000:
+            HourlyRollup.objects.bulk_create(batch)
+            count += len(batch)
+            batch = []
+    HourlyRollup.objects.bulk_create(batch)
+    return count + len(batch)
+
+
+def reset() -> None:
+    """Remove an earlier run's data (this is a benchmark database)."""
+    bench = Org.objects.filter(slug__startswith="bench-")
+    with transaction.atomic():
+        RatedCharge.objects.filter(org__in=bench).delete()
+        from billing.models import CreditDraw, ReservationUsage
+
+        ReservationUsage.objects.filter(org__in=bench).delete()
+        CreditDraw.objects.filter(org__in=bench).delete()
+        BillingPeriod.objects.filter(org__in=bench).delete()
+        CreditGrant.objects.filter(org__in=bench).delete()
+        Contract.objects.filter(org__in=bench).delete()
+        HourlyRollup.objects.filter(org__in=bench).delete()
+
+
+def rate_shard(job: tuple, progress: bool = False) -> tuple[float, int]:
+    """Rate these orgs; return (peak RSS in MiB, peak traced Python heap in bytes)."""
+    org_ids, as_of, trace = job
+    if trace:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    for index, org in enumerate(Org.objects.filter(pk__in=org_ids).order_by("pk"), start=1):
+        org_rate(org=org, as_of=as_of)
+        if progress and index % 100 == 0:
+            print(f"  rated {index}/{len(org_ids)} orgs, {time.perf_counter() - t0:.1f} s")
+    heap = tracemalloc.get_traced_memory()[1] if trace else 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, heap
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orgs", type=int, default=1000)
+    parser.add_argument("--hours", type=int, default=720, help="At most 720 (November).")
+    parser.add_argument("--workers", type=int, default=1, help="Processes, sharded by org.")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="Also trace the Python heap (about 3× slower)."
+    )
+    args = parser.parse_args()
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    call_command("migrate", verbosity=0)
+    reset()
+    t0 = time.perf_counter()
+    load_catalog(catalog(args.orgs))
+    orgs = list(Org.objects.filter(slug__startswith="bench-").order_by("pk")[: args.orgs])
+    rows = write_rollups([o.pk for o in orgs], args.hours)
+    print(f"setup: {len(orgs)} orgs, {rows:,} hourly rollups in {time.perf_counter() - t0:.1f} s")
+
+    as_of = START + timedelta(hours=args.hours)
+    ids = [o.pk for o in orgs]
+    t0 = time.perf_counter()
+    if args.workers > 1:
+        # Like Celery workers sharded by org: each process rates its share, own connection.
+        connection.close()
+        shards = [(ids[i :: args.workers], as_of, args.tracemalloc) for i in range(args.workers)]
+        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+            results = pool.map(rate_shard, shards)
+    else:
+        results = [rate_shard((ids, as_of, args.tracemalloc), progress=True)]
+    elapsed = time.perf_counter() - t0
+    rss = max(r[0] for r in results)
+    heap = max(r[1] for r in results)
+    charges = RatedCharge.objects.filter(org__in=orgs).count()
+    print(
+        f"rating: {len(orgs)} orgs × {len(PRODUCTS)} products × {args.hours} h "
+        f"= {len(orgs) * len(PRODUCTS) * args.hours:,} product-hours in {elapsed:.1f} s "
+        f"({len(orgs) / elapsed:.0f} orgs/s, {args.workers} worker(s)); {charges:,} charges"
+    )
+    traced = f", Python heap {heap / 2**20:.1f} MiB (tracemalloc)" if args.tracemalloc else ""
+    print(f"peak memory per worker: RSS {rss:.0f} MiB{traced}")
+    print(f"target (SPEC §9): under 60 s for 1,000 orgs — {'met' if elapsed < 60 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
