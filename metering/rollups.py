@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.module_loading import import_string
 from django.db.models import Count, DecimalField, Max, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncHour
@@ -60,6 +61,9 @@ def _rollup_batch(limit: int) -> int:
     for (event_type, org_id), hours in hours_by.items():
         for meter in meters.get(event_type, []):
             recompute_hours(meter=meter, org_id=org_id, hours=sorted(hours))
+    changed = sorted({(org_id, hour) for _, org_id, _, hour in marks})
+    for hook in getattr(settings, "TESSERA_ROLLUP_HOOKS", []):
+        import_string(hook)(changed)
     metrics.ROLLUP_HOURS.inc(len(marks))
     return len(marks)
 

@@ -15,3 +15,6 @@ TESSERA_ROLLUP_ON_INGEST = env.ROLLUP_ON_INGEST
 # Rollups that change an open period ask for a rating run (debounced); beat runs one too.
 TESSERA_RATE_ON_ROLLUP = env.RATE_ON_ROLLUP
 TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS
+# Called with the (org id, hour) pairs of every rollup batch, inside its transaction: this is
+# how billing learns that usage changed without metering importing billing.
+TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]

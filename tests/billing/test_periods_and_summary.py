@@ -84,9 +84,8 @@ def test_rollup_hook_marks_the_period_and_rating_catches_up(catalog, settings):
     period = BillingPeriod.objects.get(org=acme)
     assert period.subtotal == D("2.50")
     assert periods_due(now=as_of) == []
-    # when new usage is rolled up, metering calls the hook
+    # when new usage is rolled up, the rollup calls billing's hook (TESSERA_ROLLUP_HOOKS)
     ingest([gpu(1, "3600")])
-    rollups_changed([(acme.pk, START.replace(hour=1))])
     # then the period is due, and the beat task rates it
     assert periods_due(now=as_of) == [period.pk]
     with transaction.atomic():
