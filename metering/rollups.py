@@ -14,10 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils.module_loading import import_string
 from django.db.models import Count, DecimalField, Max, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncHour
+from django.utils.module_loading import import_string
 
 from . import metrics
 from .models import HourlyDistinctValue, HourlyRollup, Meter, RollupMark, UsageEvent
