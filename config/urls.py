@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Unknown API paths answer a JSON 404 whatever DEBUG says.
     re_path(r"^api/", views.not_found),
+    path("portal/", include("portal.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),

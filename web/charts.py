@@ -28,11 +28,11 @@ _COMMON = {
     "disable_xml_declaration": True,
     "explicit_size": False,
     "legend_at_bottom": True,
-    "legend_at_bottom_columns": 4,
+    "legend_at_bottom_columns": 2,
     "x_label_rotation": 30,
     "print_values": False,
     "show_minor_x_labels": True,
-    "truncate_legend": 40,
+    "truncate_legend": 60,
 }
 
 
@@ -73,7 +73,6 @@ def lines(
     y_title: str = "",
     height: int = 320,
     fill: bool = False,
-    step: bool = False,
 ) -> SafeString:
     chart = pygal.Line(
         title=title,
@@ -83,6 +82,7 @@ def lines(
         fill=fill,
         interpolate=None,
         show_dots=len(labels) <= 60,
+        include_x_axis=True,
         **_COMMON,
     )
     return _render(_fill(chart, labels, series))

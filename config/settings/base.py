@@ -19,6 +19,7 @@ INSTALLED_APPS = [
     "metering",
     "billing",
     "web",
+    "portal",
     "axes",
 ]
 

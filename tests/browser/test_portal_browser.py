@@ -1,0 +1,33 @@
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from tenancy.models import Membership
+
+from ..factories import MembershipFactory, UserFactory
+from ..portal.test_portal import acme  # noqa: F401 - the fixture with a rated month
+from .conftest import login, shoot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_customer_sees_the_charts_and_downloads_the_usage(browser, live_server, acme):  # noqa: F811
+    user = UserFactory(username="ada")
+    MembershipFactory(org=acme, user=user, role=Membership.Role.OWNER)
+
+    login(browser, live_server.url, "ada", "pw-for-tests-only")
+    assert browser.current_url.endswith("/portal/")
+    shoot(browser, "portal-dashboard")
+
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Acme AI SAS"
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".panel svg")) == 3
+    assert "48 burst hours" in browser.page_source
+    browser.find_element(By.LINK_TEXT, "Download CSV").click()
+    for _ in range(200):
+        files = list(browser.downloads.glob("*.csv")) if browser.downloads.exists() else []
+        if files:
+            break
+        time.sleep(0.1)
+    assert files, "the CSV was not downloaded"
+    assert files[0].read_text().startswith("date,product,name,unit,quantity")

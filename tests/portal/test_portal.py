@@ -1,0 +1,151 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from django.test import Client
+
+from billing.catalog import load_catalog
+from billing.services import org_rate
+from metering.ingestion import Ingestor
+from metering.rollups import rollup_pending
+from tenancy.models import ApiKey, Membership
+from tenancy.services import api_key_create, staff_user_create
+
+from ..conftest import make_event
+from ..factories import MembershipFactory, OrgFactory, UserFactory
+
+CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog-full.yaml"
+NOW = datetime(2026, 11, 3, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def acme(db):
+    load_catalog(yaml.safe_load(CATALOG.read_text()))
+    collector = api_key_create(name="c").api_key
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    events = []
+    for h in range(48):  # 10 H100s for 48 hours: 2 burst above the 8 reserved
+        events.append(
+            make_event(
+                id=f"gpu-{h}",
+                time=start + timedelta(hours=h),
+                data={"gpu_seconds": "36000", "gpu_model": "H100", "region": "eu-north"},
+            )
+        )
+        events.append(
+            make_event(
+                id=f"tok-{h}",
+                type="llm.tokens",
+                source="gateway",
+                time=start + timedelta(hours=h),
+                data={
+                    "model": "llama-3.1-70b",
+                    "input_tokens": 1_000_000,
+                    "output_tokens": 250_000,
+                },
+            )
+        )
+    Ingestor(api_key=collector, now=NOW).ingest(events)
+    rollup_pending()
+    from tenancy.models import Org
+
+    org = Org.objects.get(slug="acme")
+    org_rate(org=org, as_of=datetime(2026, 11, 3, tzinfo=UTC))
+    return org
+
+
+def member(org, role):
+    user = UserFactory()
+    MembershipFactory(org=org, user=user, role=role)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_owner_sees_cost_charts_tokens_credits_and_keys(acme):
+    page = member(acme, Membership.Role.OWNER).get("/portal/").content.decode()
+
+    assert "Acme AI SAS" in page
+    assert "Cost so far" in page
+    assert "Usage per day" in page
+    assert page.count("<svg") == 3  # usage per day in GPU-hours and in tokens; reserved vs used
+    assert "2 burst hour" not in page  # 48 burst hours: 10 used against 8 reserved
+    assert "48 burst hours" in page
+    assert "llama-3.1-70b" in page
+    assert "48,000,000" in page  # input tokens over the two days
+    assert "welcome" in page
+    assert "Create key" in page
+
+
+def test_usage_csv_lists_daily_billing_units(acme):
+    response = member(acme, Membership.Role.VIEWER).get("/portal/usage.csv")
+
+    rows = response.content.decode().splitlines()
+    assert response["Content-Type"] == "text/csv"
+    assert rows[0] == "date,product,name,unit,quantity"
+    h100 = [r for r in rows if ",h100-eu-north," in r]
+    assert [r.split(",")[0] for r in h100] == ["2026-11-01", "2026-11-02"]
+    assert [Decimal(r.split(",")[-1]) for r in h100] == [Decimal(240), Decimal(240)]
+
+
+def test_viewer_sees_but_cannot_manage_keys(acme):
+    viewer = member(acme, Membership.Role.VIEWER)
+
+    page = viewer.get("/portal/").content.decode()
+    created = viewer.post("/portal/keys", {"org": "acme", "name": "x", "scope": "read"})
+
+    assert "Create key" not in page
+    assert created.status_code == 403
+    assert not ApiKey.objects.filter(name="x").exists()
+
+
+def test_owner_creates_a_key_shown_once_and_revokes_it(acme):
+    owner = member(acme, Membership.Role.OWNER)
+
+    created = owner.post("/portal/keys", {"org": "acme", "name": "ci", "scope": "read"})
+    key = ApiKey.objects.get(name="ci")
+    again = owner.get("/portal/").content.decode()
+    revoked = owner.post(f"/portal/keys/{key.pk}/revoke", {"org": "acme"})
+
+    assert f"tsk_{key.prefix}_" in created.content.decode()
+    assert created.content.decode().count("tsk_") == 1
+    assert f"tsk_{key.prefix}_…" in again  # only the prefix afterwards
+    assert revoked.status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+def test_a_customer_never_sees_another_org(acme):
+    globex = OrgFactory(slug="globex")
+    other_key = api_key_create(name="theirs", org=globex, scope="read").api_key
+    client = member(acme, Membership.Role.OWNER)
+
+    assert client.get("/portal/?org=globex").status_code == 403
+    assert client.get("/portal/usage.csv?org=globex").status_code == 403
+    assert client.post(f"/portal/keys/{other_key.pk}/revoke", {"org": "acme"}).status_code == 403
+    assert client.post(f"/portal/keys/{other_key.pk}/revoke", {"org": "globex"}).status_code == 403
+    other_key.refresh_from_db()
+    assert other_key.revoked_at is None
+
+
+def test_periods_of_another_org_are_refused(acme):
+    from billing.models import BillingPeriod
+    from tenancy.models import Org
+
+    org_rate(org=Org.objects.get(slug="sakura"), as_of=datetime(2026, 11, 20, tzinfo=UTC))
+    globex_period = BillingPeriod.objects.exclude(org=acme).first()
+    client = member(acme, Membership.Role.VIEWER)
+
+    assert globex_period is not None
+    assert client.get(f"/portal/?period={globex_period.pk}").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/portal/", "/portal/usage.csv"])
+def test_staff_without_membership_get_403_and_anonymous_go_to_login(acme, path):
+    finance = Client()
+    finance.force_login(staff_user_create(username="fin", role="finance"))
+
+    assert finance.get(path).status_code == 403
+    assert Client().get(path).status_code == 302
