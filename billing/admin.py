@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
+from audit.admin_mixins import AuditedAdmin
+
 from .models import (
     BillingPeriod,
     CapacityPool,
@@ -20,19 +22,19 @@ from .models import (
 
 
 @admin.register(Issuer)
-class IssuerAdmin(admin.ModelAdmin):
+class IssuerAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "legal_name", "country", "vat_id", "invoice_prefix", "rounding"]
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "name", "meter", "filter", "unit", "unit_size"]
     list_filter = ["meter"]
     search_fields = ["key", "name"]
 
 
 @admin.register(CapacityPool)
-class CapacityPoolAdmin(admin.ModelAdmin):
+class CapacityPoolAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["region", "gpu_model", "gpus", "valid_from"]
     list_filter = ["region", "gpu_model"]
 
@@ -43,7 +45,7 @@ class PriceInline(admin.TabularInline):
 
 
 @admin.register(RateCard)
-class RateCardAdmin(admin.ModelAdmin):
+class RateCardAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "effective_from", "currency", "name"]
     inlines = [PriceInline]
 
@@ -65,7 +67,7 @@ class SpendCommitmentInline(admin.TabularInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "org", "issuer", "rate_card_key", "currency", "start", "end"]
     list_filter = ["issuer", "currency"]
     search_fields = ["key", "org__slug"]
@@ -78,13 +80,13 @@ class ReservationRampInline(admin.TabularInline):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["contract", "product", "quantity", "unit_price", "start", "end"]
     inlines = [ReservationRampInline]
 
 
 @admin.register(CreditGrant)
-class CreditGrantAdmin(admin.ModelAdmin):
+class CreditGrantAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "org", "amount", "balance", "currency", "effective", "expires"]
     search_fields = ["key", "org__slug"]
     # The balance moves only with a ledger row (billing.rating.credits).

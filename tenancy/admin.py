@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from audit.admin_mixins import AuditedAdmin
+
 from .models import ApiKey, Membership, Org
 
 
@@ -10,7 +12,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Org)
-class OrgAdmin(admin.ModelAdmin):
+class OrgAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["slug", "name", "country", "currency", "vat_id", "account_manager"]
     search_fields = ["slug", "name", "vat_id"]
     list_filter = ["country", "currency"]

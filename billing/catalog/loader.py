@@ -72,7 +72,7 @@ def register_section(section: Section, *, after: str | None = None) -> None:
         SECTIONS.insert(position + 1, section)
 
 
-def load_catalog(document: Any) -> LoadReport:
+def load_catalog(document: Any, *, actor: str = "load_catalog") -> LoadReport:
     """Validate the whole document, then upsert every entry in one transaction."""
     from . import sections  # noqa: F401 - registers the built-in sections
 
@@ -109,8 +109,28 @@ def load_catalog(document: Any) -> LoadReport:
     with transaction.atomic():
         for section in SECTIONS:
             for value in ctx.parsed.get(section.name, []):
-                report.count(section.name, section.apply(value))
+                outcome = section.apply(value)
+                report.count(section.name, outcome)
+                if outcome != "unchanged":
+                    _audit(section, value, outcome, actor)
     return report
+
+
+def _audit(section: Section, value: dict[str, Any], outcome: str, actor: str) -> None:
+    """Every change the catalog makes is in the audit log, with the entry as it now reads."""
+    from audit.services import audit_record
+    from tenancy.models import Org
+
+    key = "/".join(str(value.get(k)) for k in section.natural_key)
+    org_slug = value.get("org") if section.name != "orgs" else value.get("slug")
+    audit_record(
+        action=f"{section.name}.{outcome}",
+        object_type=section.name,
+        object_key=key,
+        changes=value,
+        actor=actor,
+        org=Org.objects.filter(slug=org_slug).first() if isinstance(org_slug, str) else None,
+    )
 
 
 def read_document(path: Path) -> Any:
@@ -125,8 +145,8 @@ def read_document(path: Path) -> Any:
         ) from None
 
 
-def load_catalog_file(path: str | Path) -> LoadReport:
-    return load_catalog(read_document(Path(path)))
+def load_catalog_file(path: str | Path, *, actor: str = "load_catalog") -> LoadReport:
+    return load_catalog(read_document(Path(path)), actor=f"{actor} {Path(path).name}")
 
 
 def upsert(model: Any, lookup: dict[str, Any], values: dict[str, Any]) -> tuple[Any, str]:

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "billing",
     "web",
     "portal",
+    "audit",
     "axes",
 ]
 

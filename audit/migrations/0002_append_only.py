@@ -1,0 +1,44 @@
+"""The audit log is append-only: the database itself refuses UPDATE and DELETE."""
+
+from django.db import migrations
+
+TABLE = "audit_auditentry"
+
+POSTGRES_UP = f"""
+CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only (% refused)', TG_OP
+        USING ERRCODE = 'integrity_constraint_violation';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON {TABLE}
+    FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+"""
+POSTGRES_DOWN = f"""
+DROP TRIGGER IF EXISTS audit_append_only ON {TABLE};
+DROP FUNCTION IF EXISTS audit_refuse_change();
+"""
+SQLITE_UP = [
+    f"CREATE TRIGGER audit_no_update BEFORE UPDATE ON {TABLE} "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only (UPDATE refused)'); END;",
+    f"CREATE TRIGGER audit_no_delete BEFORE DELETE ON {TABLE} "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only (DELETE refused)'); END;",
+]
+SQLITE_DOWN = ["DROP TRIGGER IF EXISTS audit_no_update;", "DROP TRIGGER IF EXISTS audit_no_delete;"]
+
+
+def up(apps, schema_editor):
+    statements = [POSTGRES_UP] if schema_editor.connection.vendor == "postgresql" else SQLITE_UP
+    for statement in statements:
+        schema_editor.execute(statement, params=None)
+
+
+def down(apps, schema_editor):
+    statements = [POSTGRES_DOWN] if schema_editor.connection.vendor == "postgresql" else SQLITE_DOWN
+    for statement in statements:
+        schema_editor.execute(statement, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("audit", "0001_initial")]
+    operations = [migrations.RunPython(up, down)]
