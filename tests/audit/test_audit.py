@@ -43,11 +43,12 @@ def test_catalog_changes_are_logged_once_with_the_values_they_set(db):
 def test_the_log_is_append_only_in_the_database(db, operation):
     entry = audit_record(action="x.created", object_type="x", object_key="1")
 
+    rows = AuditEntry.objects.filter(pk=entry.pk)
+    tamper = rows.update if operation == "update" else rows.delete
+    kwargs = {"action": "tampered"} if operation == "update" else {}
+
     with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
-        if operation == "update":
-            AuditEntry.objects.filter(pk=entry.pk).update(action="tampered")
-        else:
-            AuditEntry.objects.filter(pk=entry.pk).delete()
+        tamper(**kwargs)
 
     assert AuditEntry.objects.get(pk=entry.pk).action == "x.created"
 
