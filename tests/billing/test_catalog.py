@@ -142,3 +142,16 @@ def test_command_loads_json_too(db, tmp_path):
     call_command("load_catalog", str(path))
 
     assert counts() == (1, 3, 2, 1, 1)
+
+
+def test_demo_catalog_loads(db):
+    from tenancy.services import staff_user_create
+
+    staff_user_create(username="demo-am", role="account_manager")
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo-catalog.yaml"
+
+    report = load_catalog(yaml.safe_load(demo.read_text()))
+
+    assert report.created["orgs"] == 5
+    assert report.created["contracts"] == 5
+    assert Org.objects.get(slug="hooli").country == "DE"
