@@ -336,6 +336,8 @@ class BillingPeriod(models.Model):
     # Sum of the rounded charge amounts, and the forecast of it at the period's end.
     subtotal = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     forecast = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    # {product key: usage so far in billing units (decimal string)}, from the last rating.
+    usage = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["org_id", "start"]

@@ -1,8 +1,147 @@
-from django.db.models import QuerySet
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from .models import Product
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from tenancy.models import Org
+
+from .models import BillingPeriod, CreditGrant, Product, RatedCharge, ReservationUsage
+from .rating.credits import drawn_for
+from .rating.engine import FORECAST_METHOD
+
+ZERO = Decimal(0)
 
 
 def products_list() -> QuerySet[Product]:
     """The catalog is the same for every org."""
     return Product.objects.select_related("meter")
+
+
+@dataclass(frozen=True)
+class ProductCost:
+    product: str
+    name: str
+    unit: str
+    usage: Decimal  # billing units so far this period
+    amount: Decimal  # rated amount so far (reservation + burst + on-demand)
+
+
+@dataclass(frozen=True)
+class ReservationUse:
+    product: str
+    start: date
+    end: date
+    reserved: Decimal  # unit-hours so far
+    used: Decimal
+    covered: Decimal
+    burst: Decimal
+    utilization: Decimal  # covered / reserved, percent, 2 places
+    hours: list[dict[str, Any]]  # [{"hour", "reserved", "used"}]
+
+
+@dataclass(frozen=True)
+class CreditLeft:
+    key: str
+    amount: Decimal
+    balance: Decimal
+    currency: str
+    expires: date | None
+    applied_this_period: Decimal
+
+
+@dataclass(frozen=True)
+class Summary:
+    org: str
+    period: BillingPeriod | None
+    currency: str
+    rated_as_of: datetime | None
+    products: list[ProductCost] = field(default_factory=list)
+    charges: list[RatedCharge] = field(default_factory=list)
+    cost_so_far: Decimal = Decimal(0)
+    credits_applied: Decimal = Decimal(0)
+    reservations: list[ReservationUse] = field(default_factory=list)
+    credits: list[CreditLeft] = field(default_factory=list)
+    forecast: Decimal | None = None
+    forecast_method: str = FORECAST_METHOD
+
+
+def current_period(*, org: Org, at: datetime) -> BillingPeriod | None:
+    """The org's period that contains ``at``, else its latest one begun by then."""
+    periods = BillingPeriod.objects.filter(org=org, start__lte=at).order_by("-start")
+    return periods.filter(end__gt=at).first() or periods.first()
+
+
+def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
+    """The current period's usage and cost so far, reservation use, credits and forecast, as
+    of its last rating (minutes behind; see ``billing.rating.triggers``). Reads stored
+    results only: a handful of indexed queries, whatever the volume of events."""
+    at = at or timezone.now()
+    period = current_period(org=org, at=at)
+    if period is None:
+        return Summary(org=org.slug, period=None, currency=org.currency, rated_as_of=None)
+    charges = list(RatedCharge.objects.filter(org=org, period=period).select_related("product"))
+    amounts: dict[int, Decimal] = defaultdict(Decimal)
+    for charge in charges:
+        if charge.product_id:
+            amounts[charge.product_id] += charge.amount
+    products = {
+        p.key: p for p in Product.objects.filter(key__in=list(period.usage)).order_by("key")
+    }
+    costs = [
+        ProductCost(p.key, p.name, p.unit, Decimal(period.usage[key]), amounts.get(p.pk, ZERO))
+        for key, p in products.items()
+        if Decimal(period.usage[key]) or amounts.get(p.pk)
+    ]
+    uses = []
+    for row in ReservationUsage.objects.filter(org=org, period=period).select_related(
+        "reservation__product"
+    ):
+        reservation = row.reservation
+        utilization = (
+            (row.covered * 100 / row.reserved).quantize(Decimal("0.01")) if row.reserved else ZERO
+        )
+        uses.append(
+            ReservationUse(
+                product=reservation.product.key,
+                start=reservation.start,
+                end=reservation.end,
+                reserved=row.reserved,
+                used=row.used,
+                covered=row.covered,
+                burst=row.burst,
+                utilization=utilization,
+                hours=[
+                    {
+                        "hour": period.start + timedelta(hours=int(h[0])),
+                        "reserved": h[1],
+                        "used": h[2],
+                    }
+                    for h in row.hours
+                ],
+            )
+        )
+    applied = drawn_for(period=period)
+    credits = [
+        CreditLeft(g.key, g.amount, g.balance, g.currency, g.expires, applied.get(g.pk, ZERO))
+        for g in CreditGrant.objects.filter(org=org).order_by(
+            F("expires").asc(nulls_last=True), "priority", "pk"
+        )
+        if g.balance > 0 or g.pk in applied
+    ]
+    return Summary(
+        org=org.slug,
+        period=period,
+        currency=period.currency,
+        rated_as_of=period.rated_as_of,
+        products=costs,
+        charges=charges,
+        cost_so_far=period.subtotal,
+        credits_applied=sum(applied.values(), ZERO),
+        reservations=uses,
+        credits=credits,
+        forecast=period.forecast,
+    )

@@ -4,4 +4,5 @@ from . import apis
 
 urlpatterns = [
     path("products", apis.ProductListApi.as_view(), name="products"),
+    path("orgs/<slug:org>/summary", apis.OrgSummaryApi.as_view(), name="org-summary"),
 ]

@@ -81,7 +81,9 @@ def _tiers(entry: Entry, model: str) -> list[dict[str, str | None]]:
 def _rate_card(entry: Entry, ctx: Context) -> dict[str, Any]:
     key = entry.slug("key")
     currency = entry.currency("currency")
-    others = {p["currency"] for p in ctx.parsed.get("rate_cards", []) if p["key"] == key} | set(
+    versions = ctx.parsed.setdefault("rate_cards (so far)", [])
+    versions.append({"key": key, "currency": currency})
+    others = {p["currency"] for p in versions if p["key"] == key} | set(
         RateCard.objects.filter(key=key).values_list("currency", flat=True)
     )
     if currency and others - {currency}:
@@ -232,9 +234,12 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
     if isinstance(start, date) and isinstance(end, date) and end <= start:
         entry.error("end", f"{end} must be after start {start}")
     elif isinstance(start, date) and org:
-        for other in ctx.parsed.get("contracts", []):
+        # The loader files a section's entries only after the whole section; keep our own.
+        earlier = ctx.parsed.setdefault("contracts (terms so far)", [])
+        for other in earlier:
             if other["org"] == org and _overlaps(term, (other["start"], other["end"])):
                 entry.error("start", f"overlaps contract {other['key']!r} of org {org!r}")
+        earlier.append({"key": key, "org": org, "start": start, "end": end})
         clashes = Contract.objects.filter(org__slug=org).exclude(key=key)
         for other_key, other_start, other_end in clashes.values_list("key", "start", "end"):
             if _overlaps(term, (other_start, other_end)):

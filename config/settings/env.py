@@ -46,3 +46,6 @@ ROLLUP_ON_INGEST = _bool("TESSERA_ROLLUP_ON_INGEST", True)
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# Rating: beat re-rates stale periods every interval; a rollup also asks for a run (debounced).
+RATING_INTERVAL_SECONDS = _int("TESSERA_RATING_INTERVAL_SECONDS", 60)
+RATE_ON_ROLLUP = _bool("TESSERA_RATE_ON_ROLLUP", True)

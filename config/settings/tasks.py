@@ -14,4 +14,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "rollup": {"task": "metering.rollup", "schedule": float(env.ROLLUP_INTERVAL_SECONDS)},
+    "rate-due": {"task": "billing.rate_due", "schedule": float(env.RATING_INTERVAL_SECONDS)},
 }

@@ -12,3 +12,6 @@ STRIPE_API_KEY = env.STRIPE_API_KEY
 STRIPE_WEBHOOK_SECRET = env.STRIPE_WEBHOOK_SECRET
 # Ingestion asks for a rollup (debounced) after it commits; beat runs one every interval too.
 TESSERA_ROLLUP_ON_INGEST = env.ROLLUP_ON_INGEST
+# Rollups that change an open period ask for a rating run (debounced); beat runs one too.
+TESSERA_RATE_ON_ROLLUP = env.RATE_ON_ROLLUP
+TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS

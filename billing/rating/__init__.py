@@ -1,0 +1,12 @@
+"""The rating engine (SPEC §6 steps 1-4 and 7): hourly usage → rated charges per period.
+
+- ``periods``: billing periods from a contract's billing day.
+- ``usage``: usage per product and hour, set-based over ``metering.HourlyRollup``.
+- ``pricing``: the price models (per unit, graduated, volume, package) as pure functions.
+- ``engine``: ``compute_period`` — a period's charges as of a moment, computed and not saved,
+  so an invoiced period can be re-rated and diffed (SPEC §6 step 5).
+- ``credits``: the drawdown ledger.
+- ``triggers``: which periods need rating, and the hook metering calls when rollups change.
+
+Writes go through ``billing.services``; tasks in ``billing.tasks``.
+"""

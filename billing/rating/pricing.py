@@ -1,0 +1,131 @@
+"""Price models as pure functions of a period's total quantity (SPEC §3, §6 step 3).
+
+Tiers' ``up_to`` are in billing units and reset every period. A discount lowers each unit
+(or block) price, kept at 12 decimal places; each line is rounded once, by the caller's
+currency and rounding mode.
+"""
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..models import Price
+from ..money import quantize_price, quantize_quantity, round_amount
+
+Model = Price.Model
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class Tier:
+    up_to: Decimal | None  # billing units; None: no upper bound
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class EffectivePrice:
+    """A product's on-demand price for one contract: the rate card's model, the contract's
+    custom price (per unit) or discount already applied to every unit or block price."""
+
+    model: str
+    unit_price: Decimal | None = None
+    package_size: Decimal | None = None
+    tiers: tuple[Tier, ...] = ()
+
+    @property
+    def reference_unit_price(self) -> Decimal:
+        """One billing unit's price, for a burst without its own price: the unit price, the
+        first tier's price, or a block's price per unit."""
+        if self.model == Model.PER_UNIT:
+            assert self.unit_price is not None
+            return self.unit_price
+        if self.model == Model.PACKAGE:
+            assert self.unit_price is not None
+            assert self.package_size
+            return quantize_price(self.unit_price / self.package_size)
+        return self.tiers[0].unit_price
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    line: int
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    description: str = ""
+
+
+def discounted(price: Decimal, percent: Decimal) -> Decimal:
+    return quantize_price(price * (HUNDRED - percent) / HUNDRED)
+
+
+def effective_price(
+    price: Price | None, *, custom_unit_price: Decimal | None, discount_percent: Decimal
+) -> EffectivePrice | None:
+    """The price a contract pays on demand; None when the product is not priced for it."""
+    if custom_unit_price is not None:
+        return EffectivePrice(Model.PER_UNIT, unit_price=custom_unit_price)
+    if price is None:
+        return None
+    tiers = tuple(
+        Tier(
+            None if t["up_to"] is None else Decimal(t["up_to"]),
+            discounted(Decimal(t["unit_price"]), discount_percent),
+        )
+        for t in price.tiers
+    )
+    unit = price.unit_price
+    return EffectivePrice(
+        price.model,
+        unit_price=None if unit is None else discounted(unit, discount_percent),
+        package_size=price.package_size,
+        tiers=tiers,
+    )
+
+
+def price_quantity(
+    price: EffectivePrice, quantity: Decimal, *, currency: str, rounding: str
+) -> list[PricedLine]:
+    """The on-demand lines for a period's total ``quantity`` (billing units)."""
+    quantity = quantize_quantity(quantity)
+    if quantity <= 0:
+        return []
+
+    def line(index: int, qty: Decimal, unit_price: Decimal, description: str = "") -> PricedLine:
+        return PricedLine(
+            index, qty, unit_price, round_amount(qty * unit_price, currency, rounding), description
+        )
+
+    if price.model == Model.PER_UNIT:
+        assert price.unit_price is not None
+        return [line(0, quantity, price.unit_price)]
+    if price.model == Model.PACKAGE:
+        assert price.unit_price is not None
+        assert price.package_size
+        blocks = Decimal(math.ceil(quantity / price.package_size))
+        return [
+            line(0, blocks, price.unit_price, f"{blocks} × {price.package_size} ({quantity} used)")
+        ]
+    if price.model == Model.VOLUME:
+        for index, tier in enumerate(price.tiers):
+            if tier.up_to is None or quantity <= tier.up_to:
+                return [line(index, quantity, tier.unit_price, _tier_label(price.tiers, index))]
+        raise ValueError("volume tiers must end with an open tier")
+    lines = []
+    floor = Decimal(0)
+    for index, tier in enumerate(price.tiers):
+        ceiling = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        if ceiling > floor:
+            lines.append(
+                line(index, ceiling - floor, tier.unit_price, _tier_label(price.tiers, index))
+            )
+        if tier.up_to is None or quantity <= tier.up_to:
+            break
+        floor = tier.up_to
+    return lines
+
+
+def _tier_label(tiers: tuple[Tier, ...], index: int) -> str:
+    lower = Decimal(0) if index == 0 else tiers[index - 1].up_to
+    upper = tiers[index].up_to
+    return f"tier {index + 1}: {lower}–{upper if upper is not None else '∞'}"

@@ -1,0 +1,66 @@
+"""What makes a period due for rating, so "cost so far" is minutes behind.
+
+Metering calls ``rollups_changed`` in the transaction that rewrites rollups: the periods that
+contain those hours are stamped ``usage_changed_at`` (invoiced ones too, so the invoicing app
+sees late usage), and a ``billing.rate_due`` run is asked for, debounced. Beat runs it every
+``TESSERA_RATING_INTERVAL_SECONDS`` as well: it rates periods whose usage changed since their
+last rating, never rated ones, and open ones last rated before the current hour (a
+reservation's take-or-pay charge grows every hour even without usage).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ..models import BillingPeriod
+
+RATE_DEBOUNCE_SECONDS = 10
+Status = BillingPeriod.Status
+
+
+def rollups_changed(org_hours: Iterable[tuple[int, datetime]]) -> None:
+    """Hook for ``metering.rollups``: these (org id, hour) rollups were just recomputed."""
+    by_org: dict[int, list[datetime]] = defaultdict(list)
+    for org_id, hour in org_hours:
+        by_org[org_id].append(hour)
+    if not by_org:
+        return
+    now = timezone.now()
+    for org_id, hours in sorted(by_org.items()):
+        BillingPeriod.objects.filter(
+            org_id=org_id, start__lte=max(hours), end__gt=min(hours)
+        ).update(usage_changed_at=now)
+    schedule_rating()
+
+
+def schedule_rating() -> None:
+    """Ask for ``billing.rate_due`` after this transaction commits, at most once per window."""
+    if not getattr(settings, "TESSERA_RATE_ON_ROLLUP", True):
+        return
+    if cache.add("tessera:rating-scheduled", 1, timeout=RATE_DEBOUNCE_SECONDS):
+        from ..tasks import rate_due
+
+        transaction.on_commit(rate_due.delay)
+
+
+def periods_due(*, now: datetime) -> list[int]:
+    """Ids of the open or closing periods, begun by ``now``, whose charges are stale."""
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    stale = (
+        Q(rated_at__isnull=True)
+        | Q(usage_changed_at__gt=F("rated_at"))
+        | Q(status=Status.OPEN, rated_as_of__lt=this_hour)
+        | Q(status=Status.CLOSING, rated_as_of__lt=F("end"))
+    )
+    return list(
+        BillingPeriod.objects.filter(status__in=(Status.OPEN, Status.CLOSING), start__lte=now)
+        .filter(stale)
+        .order_by("org_id", "start")
+        .values_list("pk", flat=True)
+    )
