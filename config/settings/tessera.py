@@ -15,3 +15,5 @@ TESSERA_ROLLUP_ON_INGEST = env.ROLLUP_ON_INGEST
 # Rollups that change an open period ask for a rating run (debounced); beat runs one too.
 TESSERA_RATE_ON_ROLLUP = env.RATE_ON_ROLLUP
 TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS
+# A deal more than this many percent below list price needs finance's approval (decimal).
+TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
