@@ -119,7 +119,7 @@ def simulate(
     result = Simulation(start, end, shift)
     for month in window:
         month_end = add_months(month, 1)
-        totals = defaultdict(lambda: ZERO)
+        totals: defaultdict[str, Decimal] = defaultdict(lambda: ZERO)
         amount = ZERO
         for pk, product in products.items():
             held = by_product[pk]

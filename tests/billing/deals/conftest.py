@@ -9,7 +9,6 @@ from billing.models import Issuer, Product
 from tenancy.models import Membership, Org
 
 from ...factories import MembershipFactory, staff_user
-from ..conftest import CATALOG
 
 POOLS = [{"gpu_model": "H100", "region": "eu-north", "gpus": 100, "from": "2026-01-01"}]
 
