@@ -20,6 +20,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("deals/", include("billing.deals.urls_pages")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
