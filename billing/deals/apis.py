@@ -127,6 +127,7 @@ class _Holder(serializers.Serializer):
     org = serializers.CharField()
     status = serializers.CharField()
     quantity = serializers.DecimalField(max_digits=30, decimal_places=6)
+    deal = serializers.IntegerField(source="deal_id", allow_null=True)
 
 
 @extend_schema_serializer(component_name="CapacityMonth")

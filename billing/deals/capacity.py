@@ -75,6 +75,7 @@ class Holder:
     org: str  # the org's slug; "" when the caller may not see that org
     status: str
     quantity: Decimal
+    deal_id: int | None = None  # the deal behind it: the deal itself, or a deal's contract
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class _Holdings:
 
     contracts: dict[int, tuple[str, str, int, list[Step]]] = field(default_factory=dict)
     deals: dict[int, tuple[str, str, int, list[Step]]] = field(default_factory=dict)
+    contract_deals: dict[int, int] = field(default_factory=dict)  # contract id → deal id
 
     def reserved(self) -> list[Step]:
         return [s for *_, steps in self.contracts.values() for s in steps]
@@ -134,6 +136,11 @@ def _holdings(key: PoolKey, first: date, last: date, exclude: Deal | None) -> _H
             r.contract_id, (r.contract.key, r.org.slug, r.org_id, [])
         )
         entry[3].extend(reservation_steps(r))
+    holdings.contract_deals = dict(
+        Deal.objects.filter(contract_id__in=list(holdings.contracts)).values_list(
+            "contract_id", "pk"
+        )
+    )
     lines = DealLine.objects.filter(
         product_id__in=products, deal__status=Deal.Status.APPROVED
     ).select_related("deal__org")
@@ -167,12 +174,12 @@ def pool_capacity(
         end = add_months(month, 1)
         days = boundaries([*installed, *reserved, *wanted], month, end)
         holders = [
-            Holder(kind, pk, label, org, status, q)
+            Holder(kind, pk, label, org, status, q, deal_of.get(pk))
             if _visible(org_id, visible_org_ids)
             else Holder(kind, 0, "another org", "", status, q)
-            for kind, group, status in (
-                ("contract", holdings.contracts, "signed"),
-                ("deal", holdings.deals, Deal.Status.APPROVED),
+            for kind, group, status, deal_of in (
+                ("contract", holdings.contracts, "signed", holdings.contract_deals),
+                ("deal", holdings.deals, Deal.Status.APPROVED, {pk: pk for pk in holdings.deals}),
             )
             for pk, (label, org, org_id, steps) in group.items()
             if (q := peak(steps, month, end))

@@ -3,6 +3,7 @@ Customers and operators get 403 on every page (``role_required``)."""
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -21,7 +22,35 @@ from .forms import DealForm, LineFormSet, ramp_text
 from .models import Deal
 from .simulation import MAX_MONTHS, simulate
 
+ZERO = Decimal(0)
 desk = role_required(StaffRole.ACCOUNT_MANAGER, StaffRole.FINANCE)
+
+
+def _line_text(line: dict[str, Any]) -> str:
+    ramp = "".join(f", {s['quantity']} from {s['from']}" for s in line.get("ramp", []))
+    burst = f", burst {line['burst_unit_price']}" if line.get("burst_unit_price") else ""
+    return (
+        f"{line['quantity']} × {line['product']} from {line['start']} for "
+        f"{line['term_months']} mo at {line['unit_price']}{burst}{ramp}"
+    )
+
+
+def _value_text(name: str, value: Any) -> str:
+    if name == "lines" and isinstance(value, list):
+        return "; ".join(_line_text(line) for line in value) or "none"
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "none"
+    return str(value)
+
+
+def changes_text(changes: dict[str, Any], edited: bool) -> list[str]:
+    """The trail's changes as lines a person reads: "field: before → after" for edits."""
+    if edited:
+        return [
+            f"{name}: {_value_text(name, before)} → {_value_text(name, after)}"
+            for name, (before, after) in changes.items()
+        ]
+    return [f"{name}: {_value_text(name, value)}" for name, value in changes.items()]
 
 
 def _deal(request: HttpRequest, deal_id: int) -> Deal:
@@ -34,7 +63,7 @@ def _deal(request: HttpRequest, deal_id: int) -> Deal:
 @desk
 def deal_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status") or None
-    deals = selectors.deals_for(user=request.user, status=status).prefetch_related("lines")
+    deals = selectors.deals_for(user=request.user, status=status).prefetch_related("lines__product")
     return render(
         request,
         "deals/list.html",
@@ -167,6 +196,9 @@ def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
             "chart": chart,
             "monthly_chart": monthly_chart,
             "threshold": services.approval_threshold(),
+            "events": [
+                (e, changes_text(e.changes, e.action == e.Action.EDITED)) for e in view.events
+            ],
         },
     )
 
@@ -235,9 +267,13 @@ def capacity(request: HttpRequest) -> HttpResponse:
             title=f"{pool.name}: GPUs per month",
             labels=[f"{m.month:%Y-%m}" for m in pool.months],
             series={
-                "Reserved": [m.reserved for m in pool.months],
-                "Available": [max(m.available, Decimal(0)) for m in pool.months],
-                "Oversold": [max(-m.available, Decimal(0)) for m in pool.months],
+                # Series take the palette in order: blue, green, amber, red.
+                "Reserved (signed)": [m.reserved for m in pool.months],
+                "Free": [max(m.available - m.pipeline, ZERO) for m in pool.months],
+                "Approved, not signed": [
+                    min(m.pipeline, max(m.available, ZERO)) for m in pool.months
+                ],
+                "Oversold": [max(m.reserved + m.pipeline - m.installed, ZERO) for m in pool.months],
             },
             y_title="GPUs",
             height=280,
