@@ -466,3 +466,6 @@ class CreditDraw(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant_id} {self.period_id} {self.amount}"
+
+
+from .deals.models import *  # noqa: E402,F403

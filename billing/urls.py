@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import apis
 
 urlpatterns = [
     path("products", apis.ProductListApi.as_view(), name="products"),
     path("orgs/<slug:org>/summary", apis.OrgSummaryApi.as_view(), name="org-summary"),
+    path("", include("billing.deals.urls")),
 ]

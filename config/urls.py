@@ -23,6 +23,7 @@ urlpatterns = [
     re_path(r"^api/", views.not_found),
     path("portal/", include("portal.urls")),
     path("admin/", admin.site.urls),
+    path("deals/", include("billing.deals.urls_pages")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -1,3 +1,4 @@
+from datetime import date
 from decimal import Decimal
 
 import factory
@@ -73,3 +74,37 @@ class ProductFactory(factory.django.DjangoModelFactory):
     filter = factory.LazyFunction(dict)
     unit = "GPU-hour"
     unit_size = Decimal(3600)
+
+
+def staff_user(username: str, role: str):
+    """A staff user holding ``role`` (finance, account_manager, operator)."""
+    from tenancy.services import staff_user_create
+
+    return staff_user_create(username=username, role=role)
+
+
+class DealFactory(factory.django.DjangoModelFactory):
+    """A bare deal row; tests that need its lines and trail go through the services."""
+
+    class Meta:
+        model = "billing.Deal"
+
+    org = factory.SubFactory(OrgFactory)
+    currency = "USD"
+    rate_card_key = "list-usd"
+    issuer = factory.SubFactory(IssuerFactory)
+    created_by = factory.SubFactory(UserFactory)
+
+
+class DealLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.DealLine"
+
+    deal = factory.SubFactory(DealFactory)
+    org = factory.LazyAttribute(lambda o: o.deal.org)
+    position = factory.Sequence(int)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 8
+    start = date(2027, 1, 1)
+    term_months = 3
+    unit_price = Decimal("2.00")

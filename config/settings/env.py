@@ -55,3 +55,5 @@ READ_RATE = os.environ.get("TESSERA_READ_RATE", "600/min")
 # Rating: beat re-rates stale periods every interval; a rollup also asks for a run (debounced).
 RATING_INTERVAL_SECONDS = _int("TESSERA_RATING_INTERVAL_SECONDS", 60)
 RATE_ON_ROLLUP = _bool("TESSERA_RATE_ON_ROLLUP", True)
+# Deal desk: a deal whose effective discount off list exceeds this (percent) needs finance.
+DEAL_APPROVAL_DISCOUNT_PERCENT = os.environ.get("TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT", "15")

@@ -18,3 +18,5 @@ TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS
 # Called with the (org id, hour) pairs of every rollup batch, inside its transaction: this is
 # how billing learns that usage changed without metering importing billing.
 TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]
+# A deal more than this many percent below list price needs finance's approval (decimal).
+TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
