@@ -1,6 +1,22 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
-from .models import CapacityPool, Issuer, Product
+from .models import (
+    BillingPeriod,
+    CapacityPool,
+    Contract,
+    ContractPrice,
+    CreditDraw,
+    CreditGrant,
+    Issuer,
+    Price,
+    Product,
+    RateCard,
+    RatedCharge,
+    Reservation,
+    ReservationRamp,
+    SpendCommitment,
+)
 
 
 @admin.register(Issuer)
@@ -19,3 +35,97 @@ class ProductAdmin(admin.ModelAdmin):
 class CapacityPoolAdmin(admin.ModelAdmin):
     list_display = ["region", "gpu_model", "gpus", "valid_from"]
     list_filter = ["region", "gpu_model"]
+
+
+class PriceInline(admin.TabularInline):
+    model = Price
+    extra = 0
+
+
+@admin.register(RateCard)
+class RateCardAdmin(admin.ModelAdmin):
+    list_display = ["key", "effective_from", "currency", "name"]
+    inlines = [PriceInline]
+
+
+class ContractPriceInline(admin.TabularInline):
+    model = ContractPrice
+    extra = 0
+
+
+class ReservationInline(admin.TabularInline):
+    model = Reservation
+    extra = 0
+    show_change_link = True
+
+
+class SpendCommitmentInline(admin.TabularInline):
+    model = SpendCommitment
+    extra = 0
+
+
+@admin.register(Contract)
+class ContractAdmin(admin.ModelAdmin):
+    list_display = ["key", "org", "issuer", "rate_card_key", "currency", "start", "end"]
+    list_filter = ["issuer", "currency"]
+    search_fields = ["key", "org__slug"]
+    inlines = [ContractPriceInline, ReservationInline, SpendCommitmentInline]
+
+
+class ReservationRampInline(admin.TabularInline):
+    model = ReservationRamp
+    extra = 0
+
+
+@admin.register(Reservation)
+class ReservationAdmin(admin.ModelAdmin):
+    list_display = ["contract", "product", "quantity", "unit_price", "start", "end"]
+    inlines = [ReservationRampInline]
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(admin.ModelAdmin):
+    list_display = ["key", "org", "amount", "balance", "currency", "effective", "expires"]
+    search_fields = ["key", "org__slug"]
+    # The balance moves only with a ledger row (billing.rating.credits).
+    readonly_fields = ["balance"]
+
+
+@admin.register(CreditDraw)
+class CreditDrawAdmin(admin.ModelAdmin):
+    """Append-only ledger: visible, never edited."""
+
+    list_display = ["created_at", "org", "grant", "period", "amount", "balance_after"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class RatedChargeInline(admin.TabularInline):
+    model = RatedCharge
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "product",
+        "kind",
+        "line",
+        "description",
+        "quantity",
+        "unit_price",
+        "amount",
+        "currency",
+    ]
+
+
+@admin.register(BillingPeriod)
+class BillingPeriodAdmin(admin.ModelAdmin):
+    list_display = ["org", "contract", "start", "end", "status", "subtotal", "rated_at"]
+    list_filter = ["status"]
+    search_fields = ["org__slug", "contract__key"]
+    inlines = [RatedChargeInline]

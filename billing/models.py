@@ -4,6 +4,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from metering.models import Meter
+from tenancy.models import Org
 
 
 class Issuer(models.Model):
@@ -68,3 +69,398 @@ class CapacityPool(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gpu_model} {self.region} {self.gpus} from {self.valid_from}"
+
+
+# Column shapes of the money models (SPEC §7): unit prices (28, 12) — a token costs a fraction
+# of a cent; quantities in billing units (30, 12) — 60 GPU-seconds / 3600 keeps its precision;
+# amounts (20, 4) — already rounded to the currency's minor unit (at most 3 places, e.g. BHD).
+
+
+class RateCard(models.Model):
+    """List prices in one currency. Versioned: a key may hold several versions, each valid
+    from its ``effective_from`` until the next version's; a period is priced by the version in
+    force at its start."""
+
+    key = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200, blank=True)
+    currency = models.CharField(max_length=3, help_text="ISO 4217.")
+    effective_from = models.DateField()
+
+    class Meta:
+        ordering = ["key", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "effective_from"], name="rate_card_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.effective_from}"
+
+
+class Price(models.Model):
+    """How one product is priced on one rate card version, per billing unit of the product.
+
+    ``tiers`` (graduated, volume): ``[{"up_to": "1000", "unit_price": "0.90"}, ...,
+    {"up_to": null, "unit_price": "0.70"}]``: ``up_to`` in billing units, strictly increasing,
+    the last one open (null). Package: ``unit_price`` is the price of one block of
+    ``package_size`` billing units; a started block is billed whole.
+    """
+
+    class Model(models.TextChoices):
+        PER_UNIT = "per_unit", "Per unit"
+        GRADUATED = "graduated", "Graduated tiers"
+        VOLUME = "volume", "Volume tiers"
+        PACKAGE = "package", "Package"
+
+    rate_card = models.ForeignKey(RateCard, on_delete=models.CASCADE, related_name="prices")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    model = models.CharField(max_length=16, choices=Model.choices)
+    # per_unit: per billing unit; package: per block. Null for tiered models.
+    unit_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
+    package_size = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    tiers = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rate_card", "product"], name="price_unique"),
+            models.CheckConstraint(
+                condition=models.Q(unit_price__isnull=True) | models.Q(unit_price__gte=0),
+                name="price_unit_price_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rate_card} {self.product_id} {self.model}"
+
+
+class Contract(models.Model):
+    """One org's terms for ``[start, end)`` (end null: open-ended). Contracts of one org never
+    overlap (checked by ``contract_validate`` and the catalog; ranges are not a unique key)."""
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    key = models.SlugField(max_length=64)
+    issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="+")
+    # The rate card family; the version in force at each period's start prices that period.
+    rate_card_key = models.SlugField(max_length=64)
+    currency = models.CharField(max_length=3, help_text="ISO 4217; equals the rate card's.")
+    start = models.DateField(help_text="First day (00:00 UTC), inclusive.")
+    end = models.DateField(null=True, blank=True, help_text="Exclusive; null: open-ended.")
+    billing_day = models.PositiveSmallIntegerField(
+        default=1, help_text="Day of month (1-28) on which each period starts."
+    )
+    payment_terms_days = models.PositiveSmallIntegerField(default=30)
+
+    class Meta:
+        ordering = ["org_id", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "key"], name="contract_org_key"),
+            models.CheckConstraint(
+                condition=models.Q(end__isnull=True) | models.Q(end__gt=models.F("start")),
+                name="contract_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(billing_day__gte=1, billing_day__lte=28),
+                name="contract_billing_day_1_28",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ContractPrice(models.Model):
+    """A contract's own term for one product (or, with product null, for all of them):
+    a custom unit price (per billing unit, replaces the rate card's model) or a discount.
+
+    Precedence: the product's custom price (no discount on top) > the product's discount >
+    the contract-wide discount.
+    """
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="prices")
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    discount_percent = models.DecimalField(max_digits=7, decimal_places=4, default=Decimal(0))
+    unit_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "contract", "product"], name="contract_price_product"
+            ),
+            models.UniqueConstraint(
+                fields=["org", "contract"],
+                condition=models.Q(product__isnull=True),
+                name="contract_price_overall",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="contract_price_discount_0_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} {self.product_id or '*'}"
+
+
+class Reservation(models.Model):
+    """Reserved capacity, take-or-pay: ``quantity`` concurrent units of ``product`` for every
+    hour of ``[start, end)``, changed from each ramp step's date on. At most one reservation
+    per product is in force at any hour of a contract."""
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="reservations")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(
+        max_digits=30, decimal_places=12, help_text="Concurrent billing units (GPUs)."
+    )
+    unit_price = models.DecimalField(
+        max_digits=28, decimal_places=12, help_text="Per unit-hour, contract currency."
+    )
+    # Per billing unit above the reserved quantity; null: on-demand price after discount.
+    burst_unit_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
+    start = models.DateField(help_text="00:00 UTC, inclusive.")
+    end = models.DateField(help_text="00:00 UTC, exclusive.")
+
+    class Meta:
+        ordering = ["contract_id", "product_id", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "contract", "product", "start"], name="reservation_unique"
+            ),
+            models.CheckConstraint(condition=models.Q(quantity__gte=0), name="reservation_qty"),
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="reservation_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} x{self.quantity} {self.start}..{self.end}"
+
+
+class ReservationRamp(models.Model):
+    """From ``starts`` (00:00 UTC) on, the reservation holds ``quantity`` units."""
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="ramps")
+    starts = models.DateField()
+    quantity = models.DecimalField(max_digits=30, decimal_places=12)
+
+    class Meta:
+        ordering = ["reservation_id", "starts"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "reservation", "starts"], name="ramp_unique"),
+            models.CheckConstraint(condition=models.Q(quantity__gte=0), name="ramp_qty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id} from {self.starts}: {self.quantity}"
+
+
+class SpendCommitment(models.Model):
+    """A minimum spend, per billing period (prorated for partial periods) or over the term."""
+
+    class Per(models.TextChoices):
+        PERIOD = "period", "Per billing period"
+        TERM = "term", "Over the contract term"
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="commitments")
+    amount = models.DecimalField(max_digits=20, decimal_places=4, help_text="Contract currency.")
+    per = models.CharField(max_length=8, choices=Per.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "contract", "per"], name="commitment_unique"),
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="commitment_amount"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} min {self.amount} per {self.per}"
+
+
+class CreditGrant(models.Model):
+    """Prepaid or promotional credit. ``balance`` = amount − net draws; the check constraint
+    keeps it within [0, amount] and every change to it goes with a ``CreditDraw`` row, under a
+    row lock taken by ``billing.rating.credits.lock_grants``."""
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(
+        Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="credits"
+    )
+    key = models.SlugField(max_length=64)
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    currency = models.CharField(max_length=3)
+    balance = models.DecimalField(max_digits=20, decimal_places=4)
+    effective = models.DateField(help_text="00:00 UTC, inclusive.")
+    expires = models.DateField(null=True, blank=True, help_text="Exclusive; null: never.")
+    priority = models.PositiveSmallIntegerField(default=1, help_text="Lower draws first.")
+
+    class Meta:
+        ordering = ["org_id", "expires", "priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "key"], name="credit_grant_org_key"),
+            models.CheckConstraint(
+                condition=models.Q(balance__gte=0, balance__lte=models.F("amount")),
+                name="credit_grant_balance_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.balance}/{self.amount} {self.currency}"
+
+
+class BillingPeriod(models.Model):
+    """One billing cycle of a contract, ``[start, end)`` in aware UTC.
+
+    open → closing (ended; grace window for late events) → invoiced (the invoicing app adds
+    more states). ``usage_changed_at`` > ``rated_at`` means the rated charges are stale.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSING = "closing", "Closing"
+        INVOICED = "invoiced", "Invoiced"
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="periods")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default="open")
+    currency = models.CharField(max_length=3)
+    # When the charges were last computed (taken at the start of the computation) and the
+    # "now" they were computed for: usage of hours before rated_as_of is in them.
+    rated_at = models.DateTimeField(null=True, blank=True)
+    rated_as_of = models.DateTimeField(null=True, blank=True)
+    usage_changed_at = models.DateTimeField(null=True, blank=True)
+    # Sum of the rounded charge amounts, and the forecast of it at the period's end.
+    subtotal = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    forecast = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        ordering = ["org_id", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "contract", "start"], name="period_unique"),
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="period_end_after_start"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "end"], name="period_status_end")]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} [{self.start:%Y-%m-%d}, {self.end:%Y-%m-%d}) {self.status}"
+
+
+class RatedCharge(models.Model):
+    """One line of a period's rating. Replaced as a whole, atomically, on every re-rate.
+
+    ``line`` tells apart several lines of one (product, kind): graduated tiers (0, 1, ...),
+    successive reservations of a product, or the per-period (0) and per-term (1) true-ups.
+    ``amount`` is rounded once, to the currency's minor unit, by the issuer's rounding mode.
+    """
+
+    class Kind(models.TextChoices):
+        RESERVATION = "reservation", "Reservation"
+        COVERED = "covered", "Covered by reservation"
+        BURST = "burst", "Burst above reservation"
+        ON_DEMAND = "on_demand", "On demand"
+        MINIMUM_TRUE_UP = "minimum_true_up", "Minimum spend true-up"
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    period = models.ForeignKey(BillingPeriod, on_delete=models.CASCADE, related_name="charges")
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    line = models.PositiveSmallIntegerField(default=0)
+    description = models.CharField(max_length=200, blank=True)
+    quantity = models.DecimalField(
+        max_digits=30, decimal_places=12, help_text="Billing units (unit-hours, blocks)."
+    )
+    unit_price = models.DecimalField(max_digits=28, decimal_places=12)
+    amount = models.DecimalField(
+        max_digits=20, decimal_places=4, help_text="Rounded to the currency's minor unit."
+    )
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["period_id", "kind", "product_id", "line"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "period", "product", "kind", "line"], name="rated_charge_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["org", "period", "kind", "line"],
+                condition=models.Q(product__isnull=True),
+                name="rated_charge_unique_no_product",
+            ),
+            models.CheckConstraint(condition=models.Q(quantity__gte=0), name="rated_charge_qty"),
+        ]
+        indexes = [models.Index(fields=["org", "period"], name="rated_charge_org_period")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.product_id} {self.amount} {self.currency}"
+
+
+class ReservationUsage(models.Model):
+    """The hourly netting of one reservation in one period, kept for audit and the portal.
+
+    One row per (period, reservation), not per hour: ``hours`` is the list of
+    ``[hour offset from period start, reserved, used]`` (decimal strings, billing units) for
+    every hour of the term rated so far. Per-hour rows would be 3.6 M rows a month for
+    1,000 orgs × 5 reserved products; this is 5,000, and it is always read whole.
+    """
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    period = models.ForeignKey(
+        BillingPeriod, on_delete=models.CASCADE, related_name="reservation_usage"
+    )
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="+")
+    reserved = models.DecimalField(
+        max_digits=30, decimal_places=12, help_text="Σ R(h), unit-hours."
+    )
+    used = models.DecimalField(
+        max_digits=30, decimal_places=12, help_text="Σ U(h) over the reserved hours."
+    )
+    covered = models.DecimalField(max_digits=30, decimal_places=12, help_text="Σ min(U(h), R(h)).")
+    burst = models.DecimalField(
+        max_digits=30, decimal_places=12, help_text="Σ max(0, U(h) − R(h))."
+    )
+    hours = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "period", "reservation"], name="reservation_usage_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period_id} {self.reservation_id} {self.covered}/{self.reserved}"
+
+
+class CreditDraw(models.Model):
+    """Append-only ledger of credit use: each row changes one grant's net draw for one period
+    (negative when a re-rate lowers it). Σ amount per grant = amount − balance."""
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    grant = models.ForeignKey(CreditGrant, on_delete=models.PROTECT, related_name="draws")
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(
+        max_digits=20, decimal_places=4, help_text="Grant currency; never 0."
+    )
+    balance_after = models.DecimalField(max_digits=20, decimal_places=4)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["org", "period"], name="credit_draw_org_period")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(amount=0), name="credit_draw_not_zero"),
+            models.CheckConstraint(
+                condition=models.Q(balance_after__gte=0), name="credit_draw_balance_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grant_id} {self.period_id} {self.amount}"

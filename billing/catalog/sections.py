@@ -135,3 +135,4 @@ register_section(Section("orgs", _org, _apply_org, natural_key=("slug",)))
 register_section(
     Section("capacity_pools", _pool, _apply_pool, natural_key=("gpu_model", "region", "valid_from"))
 )
+from . import contracts  # noqa: E402, F401 - registers rate_cards and contracts

@@ -1,0 +1,438 @@
+"""Catalog sections ``rate_cards`` and ``contracts`` (SPEC §5 "Pricing as code").
+
+A contract entry carries its discounts, custom prices, reservations (with ramps), spend
+commitments and credits; they are synced with the file: the children a file no longer names
+are removed, except credit grants, which are a ledger's accounts and are never deleted.
+"""
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import F
+
+from tenancy.models import Org
+
+from ..models import (
+    Contract,
+    ContractPrice,
+    CreditGrant,
+    Issuer,
+    Price,
+    Product,
+    RateCard,
+    Reservation,
+    ReservationRamp,
+    SpendCommitment,
+)
+from .entries import Entry
+from .loader import Context, Section, register_section, upsert
+
+FAR_FUTURE = date.max
+
+
+def _children(parent: Entry, field: str) -> list[Entry]:
+    raw = parent.listing(field, []) or []
+    entries = []
+    for index, item in enumerate(raw):
+        entries.append(Entry(f"{parent.label}.{field}", index, item, parent.errors))
+    return entries
+
+
+def _product_known(entry: Entry, ctx: Context, field: str, key: Any) -> None:
+    if key and key not in ctx.keys("products") and not Product.objects.filter(key=key).exists():
+        entry.error(field, f"no product {key!r} in this file or the database")
+
+
+def _tiers(entry: Entry, model: str) -> list[dict[str, str | None]]:
+    raw = entry.listing("tiers", None)
+    if model not in (Price.Model.GRADUATED, Price.Model.VOLUME):
+        if raw is not None:
+            entry.error("tiers", f"only graduated and volume prices have tiers, not {model!r}")
+        return []
+    if not raw:
+        entry.error("tiers", f"a {model} price needs at least one tier")
+        return []
+    tiers: list[dict[str, str | None]] = []
+    previous = Decimal(0)
+    for index, item in enumerate(raw):
+        tier = Entry(f"{entry.label}.tiers", index, item, entry.errors)
+        up_to = tier.decimal("up_to", None, positive=True)
+        price = tier.decimal("unit_price")
+        tier.finish()
+        last = index == len(raw) - 1
+        if up_to is None and not last:
+            tier.error("up_to", "only the last tier may be open (up_to: null)")
+        if up_to is not None and last:
+            tier.error("up_to", "the last tier must be open (up_to: null)")
+        if up_to is not None:
+            if up_to <= previous:
+                tier.error("up_to", f"{up_to} must be greater than the previous tier's {previous}")
+            previous = up_to
+        tiers.append(
+            {
+                "up_to": None if up_to is None else str(up_to),
+                "unit_price": None if price is None else str(price),
+            }
+        )
+    return tiers
+
+
+def _rate_card(entry: Entry, ctx: Context) -> dict[str, Any]:
+    key = entry.slug("key")
+    currency = entry.currency("currency")
+    others = {p["currency"] for p in ctx.parsed.get("rate_cards", []) if p["key"] == key} | set(
+        RateCard.objects.filter(key=key).values_list("currency", flat=True)
+    )
+    if currency and others - {currency}:
+        entry.error("currency", f"{currency} differs from other versions of {key!r}: {others}")
+    prices = []
+    seen: set[str] = set()
+    for price in _children(entry, "prices"):
+        product = price.slug("product")
+        _product_known(price, ctx, "product", product)
+        if product in seen:
+            price.error("product", f"{product!r} is priced twice on this rate card")
+        seen.add(product)
+        model = price.choice("model", Price.Model.values, Price.Model.PER_UNIT)
+        tiers = _tiers(price, model) if model else []
+        unit_price = None
+        package_size = None
+        if model in (Price.Model.PER_UNIT, Price.Model.PACKAGE):
+            unit_price = price.decimal("unit_price")
+        elif price.raw.get("unit_price") is not None:
+            price.get("unit_price")
+            price.error("unit_price", f"a {model} price is set by its tiers")
+        if model == Price.Model.PACKAGE:
+            package_size = price.decimal("package_size", positive=True)
+        price.finish()
+        prices.append(
+            {
+                "product": product,
+                "model": model,
+                "unit_price": unit_price,
+                "package_size": package_size,
+                "tiers": tiers,
+            }
+        )
+    return {
+        "key": key,
+        "name": entry.text("name", ""),
+        "currency": currency,
+        "effective_from": entry.date("effective_from"),
+        "prices": prices,
+    }
+
+
+def _apply_rate_card(v: dict[str, Any]) -> str:
+    card, outcome = upsert(
+        RateCard,
+        {"key": v["key"], "effective_from": v["effective_from"]},
+        {"name": v["name"], "currency": v["currency"]},
+    )
+    products = {
+        p.key: p for p in Product.objects.filter(key__in=[p["product"] for p in v["prices"]])
+    }
+    changed = card.prices.exclude(product__key__in=list(products)).delete()[0] > 0
+    for price in v["prices"]:
+        values = {k: price[k] for k in ("model", "unit_price", "package_size", "tiers")}
+        _, result = upsert(
+            Price, {"rate_card": card, "product": products[price["product"]]}, values
+        )
+        changed = changed or result != "unchanged"
+    return "updated" if outcome == "unchanged" and changed else outcome
+
+
+def _overlaps(a: tuple[date, date | None], b: tuple[date, date | None]) -> bool:
+    return a[0] < (b[1] or FAR_FUTURE) and b[0] < (a[1] or FAR_FUTURE)
+
+
+def _ramps(entry: Entry, start: Any, end: Any) -> list[dict[str, Any]]:
+    ramps = []
+    previous = start
+    for ramp in _children(entry, "ramp"):
+        starts = ramp.date("from")
+        quantity = ramp.decimal("quantity")
+        ramp.finish()
+        if isinstance(starts, date) and isinstance(start, date) and isinstance(end, date):
+            if not start < starts < end:
+                ramp.error("from", f"{starts} is outside the reservation's term [{start}, {end})")
+            elif previous and starts <= previous:
+                ramp.error("from", f"{starts} must come after the previous step ({previous})")
+            previous = starts
+        ramps.append({"starts": starts, "quantity": quantity})
+    return ramps
+
+
+def _reservations(entry: Entry, ctx: Context, term: tuple[Any, Any]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    for item in _children(entry, "reservations"):
+        product = item.slug("product")
+        _product_known(item, ctx, "product", product)
+        start = item.date("start", term[0])
+        end = item.date("end", term[1])
+        if end is None and term[1] is None:
+            item.error("end", "is required when the contract is open-ended")
+        values = {
+            "product": product,
+            "quantity": item.decimal("quantity", positive=True),
+            "unit_price": item.decimal("unit_price"),
+            "burst_unit_price": item.decimal("burst_unit_price", None),
+            "start": start,
+            "end": end,
+            "ramps": _ramps(item, start, end),
+        }
+        item.finish()
+        if isinstance(start, date) and isinstance(end, date) and isinstance(term[0], date):
+            if end <= start:
+                item.error("end", f"{end} must be after start {start}")
+            elif start < term[0] or end > (term[1] or FAR_FUTURE):
+                item.error("start", f"[{start}, {end}) is outside the contract's term")
+            for other in result:
+                if other["product"] == product and _overlaps(
+                    (start, end), (other["start"], other["end"])
+                ):
+                    item.error("start", f"overlaps another reservation of {product!r}")
+        result.append(values)
+    return result
+
+
+def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
+    key = entry.slug("key")
+    org = entry.slug("org")
+    if org and org not in ctx.keys("orgs", "slug") and not Org.objects.filter(slug=org).exists():
+        entry.error("org", f"no org {org!r} in this file or the database")
+    issuer = entry.slug("issuer")
+    if (
+        issuer
+        and issuer not in ctx.keys("issuers")
+        and not Issuer.objects.filter(key=issuer).exists()
+    ):
+        entry.error("issuer", f"no issuer {issuer!r} in this file or the database")
+    rate_card = entry.slug("rate_card")
+    card_currencies = {
+        p["currency"] for p in ctx.parsed.get("rate_cards", []) if p["key"] == rate_card
+    } | set(RateCard.objects.filter(key=rate_card).values_list("currency", flat=True))
+    # The contract's currency is its rate card's; naming it is optional, and checked.
+    if entry.raw.get("currency") is not None:
+        currency = entry.currency("currency")
+    else:
+        entry.get("currency", None)
+        currency = next(iter(card_currencies)) if len(card_currencies) == 1 else None
+    if rate_card and not card_currencies:
+        entry.error("rate_card", f"no rate card {rate_card!r} in this file or the database")
+    elif currency and card_currencies - {currency}:
+        entry.error(
+            "currency",
+            f"{currency} differs from rate card {rate_card!r} ({', '.join(card_currencies)})",
+        )
+    start = entry.date("start")
+    end = entry.date("end", None)
+    term = (start, end)
+    if isinstance(start, date) and isinstance(end, date) and end <= start:
+        entry.error("end", f"{end} must be after start {start}")
+    elif isinstance(start, date) and org:
+        for other in ctx.parsed.get("contracts", []):
+            if other["org"] == org and _overlaps(term, (other["start"], other["end"])):
+                entry.error("start", f"overlaps contract {other['key']!r} of org {org!r}")
+        clashes = Contract.objects.filter(org__slug=org).exclude(key=key)
+        for other_key, other_start, other_end in clashes.values_list("key", "start", "end"):
+            if _overlaps(term, (other_start, other_end)):
+                entry.error("start", f"overlaps contract {other_key!r} of org {org!r}")
+    billing_day = entry.integer("billing_day", 1, minimum=1)
+    if isinstance(billing_day, int) and billing_day > 28:
+        entry.error("billing_day", "must be between 1 and 28 (every month has that day)")
+
+    prices: dict[str | None, dict[str, Any]] = {}
+    for item in _children(entry, "discounts"):
+        product = item.slug("product", None)
+        _product_known(item, ctx, "product", product)
+        percent = item.decimal("percent")
+        item.finish()
+        if percent is not None and percent > 100:
+            item.error("percent", "must be at most 100")
+        if product in prices:
+            item.error("product", f"{product or 'the whole contract'} has two discounts")
+        prices[product] = {"product": product, "discount_percent": percent, "unit_price": None}
+    for item in _children(entry, "prices"):
+        product = item.slug("product")
+        _product_known(item, ctx, "product", product)
+        unit_price = item.decimal("unit_price")
+        item.finish()
+        row = prices.setdefault(
+            product, {"product": product, "discount_percent": Decimal(0), "unit_price": None}
+        )
+        if row["unit_price"] is not None:
+            item.error("product", f"{product!r} has two custom prices")
+        row["unit_price"] = unit_price
+
+    commitments: dict[str, Decimal] = {}
+    for item in _children(entry, "spend_commitments"):
+        amount = item.decimal("amount")
+        per = item.choice("per", SpendCommitment.Per.values, "period")
+        item.finish()
+        if per in commitments:
+            item.error("per", f"a contract has at most one commitment per {per}")
+        if per == SpendCommitment.Per.TERM and end is None:
+            item.error("per", "a per-term commitment needs a contract end")
+        commitments[per] = amount
+
+    credits = []
+    for item in _children(entry, "credits"):
+        credit_key = item.slug("key")
+        amount = item.decimal("amount", positive=True)
+        credit_currency = item.text("currency", currency)
+        if credit_currency != currency:
+            item.error("currency", f"{credit_currency} differs from the contract's {currency}")
+        effective = item.date("effective", start)
+        expires = item.date("expires", None)
+        if isinstance(effective, date) and isinstance(expires, date) and expires <= effective:
+            item.error("expires", f"{expires} must be after effective {effective}")
+        existing = CreditGrant.objects.filter(org__slug=org, key=credit_key).first()
+        if existing and amount is not None and amount < existing.amount - existing.balance:
+            item.error(
+                "amount",
+                f"{amount} is less than the {existing.amount - existing.balance} already drawn",
+            )
+        credits.append(
+            {
+                "key": credit_key,
+                "amount": amount,
+                "currency": credit_currency,
+                "effective": effective,
+                "expires": expires,
+                "priority": item.integer("priority", 1),
+            }
+        )
+        item.finish()
+
+    return {
+        "key": key,
+        "org": org,
+        "issuer": issuer,
+        "rate_card": rate_card,
+        "currency": currency,
+        "start": start,
+        "end": end,
+        "billing_day": billing_day,
+        "payment_terms_days": entry.integer("payment_terms_days", 30),
+        "prices": list(prices.values()),
+        "reservations": _reservations(entry, ctx, term),
+        "commitments": commitments,
+        "credits": credits,
+    }
+
+
+def _apply_contract(v: dict[str, Any]) -> str:
+    org = Org.objects.get(slug=v["org"])
+    contract, outcome = upsert(
+        Contract,
+        {"org": org, "key": v["key"]},
+        {
+            "issuer": Issuer.objects.get(key=v["issuer"]),
+            "rate_card_key": v["rate_card"],
+            "currency": v["currency"],
+            "start": v["start"],
+            "end": v["end"],
+            "billing_day": v["billing_day"],
+            "payment_terms_days": v["payment_terms_days"],
+        },
+    )
+    keys = {p["product"] for p in v["prices"]} | {r["product"] for r in v["reservations"]}
+    products = {p.key: p for p in Product.objects.filter(key__in=keys - {None})}
+    changed = False
+
+    wanted_prices = {(p["product"], p["discount_percent"], p["unit_price"]) for p in v["prices"]}
+    current_prices = {
+        (p.product.key if p.product else None, p.discount_percent, p.unit_price)
+        for p in contract.prices.select_related("product")
+    }
+    if wanted_prices != current_prices:
+        changed = True
+        contract.prices.all().delete()
+        ContractPrice.objects.bulk_create(
+            ContractPrice(
+                org=org,
+                contract=contract,
+                product=products.get(p) if p else None,
+                discount_percent=d,
+                unit_price=u,
+            )
+            for p, d, u in wanted_prices
+        )
+
+    kept = []
+    for r in v["reservations"]:
+        reservation, result = upsert(
+            Reservation,
+            {
+                "org": org,
+                "contract": contract,
+                "product": products[r["product"]],
+                "start": r["start"],
+            },
+            {k: r[k] for k in ("quantity", "unit_price", "burst_unit_price", "end")},
+        )
+        kept.append(reservation.pk)
+        wanted = {(s["starts"], s["quantity"]) for s in r["ramps"]}
+        current = set(reservation.ramps.values_list("starts", "quantity"))
+        if wanted != current:
+            reservation.ramps.all().delete()
+            ReservationRamp.objects.bulk_create(
+                ReservationRamp(org=org, reservation=reservation, starts=s, quantity=q)
+                for s, q in wanted
+            )
+            result = "updated"
+        changed = changed or result != "unchanged"
+    changed = contract.reservations.exclude(pk__in=kept).delete()[0] > 0 or changed
+
+    wanted_commitments = set(v["commitments"].items())
+    if wanted_commitments != set(contract.commitments.values_list("per", "amount")):
+        changed = True
+        contract.commitments.all().delete()
+        SpendCommitment.objects.bulk_create(
+            SpendCommitment(org=org, contract=contract, per=per, amount=amount)
+            for per, amount in wanted_commitments
+        )
+
+    for c in v["credits"]:
+        changed = _apply_credit(org, contract, c) or changed
+    return "updated" if outcome == "unchanged" and changed else outcome
+
+
+def _apply_credit(org: Org, contract: Contract, c: dict[str, Any]) -> bool:
+    grant = CreditGrant.objects.select_for_update().filter(org=org, key=c["key"]).first()
+    values = {k: c[k] for k in ("currency", "effective", "expires", "priority")}
+    if grant is None:
+        CreditGrant.objects.create(
+            org=org,
+            contract=contract,
+            key=c["key"],
+            amount=c["amount"],
+            balance=c["amount"],
+            **values,
+        )
+        return True
+    changed = [k for k, value in values.items() if getattr(grant, k) != value]
+    if grant.contract_id != contract.pk:
+        changed.append("contract")
+    if grant.amount != c["amount"]:
+        # A larger or smaller grant moves the balance by the same delta (never below 0).
+        CreditGrant.objects.filter(pk=grant.pk).update(
+            amount=c["amount"], balance=F("balance") + (c["amount"] - grant.amount)
+        )
+    for name in changed:
+        setattr(grant, name, values.get(name, contract))
+    if changed:
+        grant.save(update_fields=changed)
+    return bool(changed) or grant.amount != c["amount"]
+
+
+register_section(
+    Section("rate_cards", _rate_card, _apply_rate_card, natural_key=("key", "effective_from")),
+    after="products",
+)
+register_section(
+    Section("contracts", _contract, _apply_contract, natural_key=("org", "key")),
+    after="capacity_pools",
+)
