@@ -464,3 +464,6 @@ class CreditDraw(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant_id} {self.period_id} {self.amount}"
+
+
+from .invoicing.models import *  # noqa: E402,F403

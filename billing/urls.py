@@ -1,7 +1,8 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import apis
 
 urlpatterns = [
     path("products", apis.ProductListApi.as_view(), name="products"),
+    path("", include("billing.invoicing.urls")),
 ]

@@ -46,3 +46,11 @@ ROLLUP_ON_INGEST = _bool("TESSERA_ROLLUP_ON_INGEST", True)
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# Invoicing (billing.invoicing) and Stripe (billing.stripe).
+# The rating engine's read-only "rate this period as of" function, used for late-usage
+# adjustments (SPEC §6 step 5): (*, period, as_of) -> an object whose .lines are the charges.
+RERATE_PERIOD = os.environ.get("TESSERA_RERATE_PERIOD", "billing.rating.engine.compute_period")
+# Talk to the in-process Stripe fake (billing.stripe.testing) instead of api.stripe.com: the
+# demo and tests, where no network reaches Stripe.
+STRIPE_FAKE = _bool("TESSERA_STRIPE_FAKE", False)
+STRIPE_MAX_NETWORK_RETRIES = _int("TESSERA_STRIPE_MAX_NETWORK_RETRIES", 2)
