@@ -122,9 +122,13 @@ def test_a_rolled_back_finalization_gives_its_number_back(world):
     rated_period(world, charges=worked_charges(world))
     invoice = periods_close(as_of=AFTER_GRACE).drafted[0]
 
-    with pytest.raises(RuntimeError), transaction.atomic():
-        next_number(issuer=world.issuer, year=2026, kind=DocumentCounter.Kind.INVOICE)
-        raise RuntimeError("crash after taking a number")
+    def crash_after_taking_a_number() -> None:
+        with transaction.atomic():
+            next_number(issuer=world.issuer, year=2026, kind=DocumentCounter.Kind.INVOICE)
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        crash_after_taking_a_number()
     finalized = invoice_finalize(invoice_id=invoice.pk, as_of=AFTER_GRACE)
 
     assert finalized.number == "TFR-2026-000001"
