@@ -219,9 +219,12 @@ def _lines_table(lines: list[InvoiceLine], currency: str) -> Table:
         style.append(("SPAN", (0, len(rows) - 1), (-1, len(rows) - 1)))
         style.append(("BACKGROUND", (0, len(rows) - 1), (-1, len(rows) - 1), BAND))
         for line in members:
+            # Under its product's heading a line need not repeat the product's name.
+            prefix = f"{line.product.name}: " if line.product else ""
+            text = line.description.removeprefix(prefix) if prefix else line.description
             rows.append(
                 [
-                    _p(line.description, "cell"),
+                    _p(text[:1].upper() + text[1:], "cell"),
                     quantity(line.quantity),
                     line.unit,
                     price(line.unit_price),

@@ -1,5 +1,4 @@
-import sys
-from typing import IO
+from typing import IO, Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
@@ -9,6 +8,17 @@ from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.selectors import credit_notes_for, invoices_for
 from billing.invoicing.services import month_of
 from tenancy.models import Org
+
+
+class _Raw:
+    """The command's stdout without the newline Django's wrapper adds to each write."""
+
+    def __init__(self, wrapper: Any) -> None:
+        self.wrapper = wrapper
+
+    def write(self, text: str) -> int:
+        self.wrapper.write(text, ending="")
+        return len(text)
 
 
 class Command(BaseCommand):
@@ -50,7 +60,9 @@ class Command(BaseCommand):
             )  # fmt: skip
         output = options["output"]
         out: IO[str] = (
-            open(str(output), "w", encoding="utf-8", newline="") if output else sys.stdout
+            open(str(output), "w", encoding="utf-8", newline="")
+            if output
+            else cast(IO[str], _Raw(self.stdout))
         )
         try:
             rows = documents(query)
