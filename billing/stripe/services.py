@@ -15,7 +15,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import stripe
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from stripe import RequestOptions
@@ -95,9 +94,8 @@ def invoice_sync(
 ) -> StripeInvoiceSync:
     """Make Stripe hold this finalized invoice (customer, items, invoice, finalized, and its
     void / uncollectible status). Resumable and idempotent; raises the Stripe error after
-    saving it on the sync row, so a task can retry."""
-    if transaction.get_connection().in_atomic_block:
-        raise RuntimeError("invoice_sync saves each step as it goes: call it outside atomic()")
+    saving it on the sync row, so a task can retry. Call it outside any transaction: each
+    step must be committed as soon as Stripe has answered it."""
     invoice = Invoice.objects.select_related("org").get(pk=invoice_id)
     if invoice.is_draft:
         raise ValueError(f"invoice {invoice_id} is a draft: nothing to send to Stripe")
