@@ -6,6 +6,7 @@ invoices and their PDFs; another org's invoice is a 404, so its existence never 
 """
 
 import io
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -13,7 +14,9 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -246,8 +249,23 @@ class CreditNoteListApi(APIView):
         return Response([{"id": n.pk, **credit_note_dict(n)} for n in notes])
 
 
+class _FormatIsOurs(DefaultContentNegotiation):
+    """``?format=csv`` names the export's format here, not one of DRF's renderers."""
+
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))
+        return first, first.media_type
+
+
 class InvoiceExportApi(APIView):
     """The finance export (SPEC §5), as ``export_invoices`` writes it."""
+
+    content_negotiation_class = _FormatIsOurs
 
     @extend_schema(
         operation_id="invoices_export",

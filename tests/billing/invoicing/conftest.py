@@ -67,12 +67,12 @@ def rated_period(
 ) -> Any:
     """A closing period rated through its end. ``charges``: (product, kind, line, quantity,
     unit price, amount)."""
-    org = OrgFactory(slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
+    org: Any = OrgFactory(slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
                      billing_address="1 avenue de l'Opéra\n75001 Paris")  # fmt: skip
     contract = contract or ContractFactory(
         org=org, key=f"{slug}-2026", issuer=issuer or world.issuer, start=date(2026, 1, 1)
     )
-    period = BillingPeriodFactory(contract=contract, org=org, start=start, end=end)
+    period: Any = BillingPeriodFactory(contract=contract, org=org, start=start, end=end)
     for product, kind, line, quantity, unit_price, amount in charges or []:
         RatedChargeFactory(
             period=period,
