@@ -39,6 +39,7 @@ from .numbering import format_number, next_number
 from .tax import tax_rule
 
 ZERO = Decimal(0)
+CHUNK = 200  # documents per transaction in the batch runs
 Status = Invoice.Status
 PeriodStatus = BillingPeriod.Status
 KIND_ORDER = {kind: i for i, kind in enumerate(LineKind.values)}
@@ -78,9 +79,16 @@ def grace() -> timedelta:
 
 @dataclass
 class CloseReport:
-    drafted: list[Invoice] = field(default_factory=list)
+    """Ids only, so a run over every org keeps memory flat."""
+
+    drafted_ids: list[int] = field(default_factory=list)
     already: int = 0
     skipped: list[tuple[BillingPeriod, str]] = field(default_factory=list)
+
+    @property
+    def drafted(self) -> list[Invoice]:
+        """The drafted invoices, loaded on demand, in drafting order."""
+        return list(Invoice.objects.filter(pk__in=self.drafted_ids).order_by("pk"))
 
 
 def periods_to_close(*, as_of: datetime, org: Org | None = None) -> list[int]:
@@ -103,23 +111,32 @@ def stale_reason(period: BillingPeriod) -> str | None:
     return None
 
 
+def chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    return (ids[i : i + size] for i in range(0, len(ids), size))
+
+
 def periods_close(*, as_of: datetime, org: Org | None = None) -> CloseReport:
     """Draft the invoice of every period whose grace window has ended (``close_periods``).
-    Idempotent, and safe to run twice at once: each period gets exactly one invoice."""
+    Idempotent, and safe to run twice at once: each period gets exactly one invoice.
+
+    Periods are drafted ``CHUNK`` to a transaction (one commit per chunk, not per invoice);
+    every run locks periods in the same order, so concurrent runs wait, never deadlock."""
     report = CloseReport()
-    for period_id in periods_to_close(as_of=as_of, org=org):
-        try:
-            invoice, reason = invoice_draft(period_id=period_id, as_of=as_of)
-        except IntegrityError:
-            # The unique (org, period) backstop: another run drafted it first.
-            report.already += 1
-            continue
-        if invoice is not None:
-            report.drafted.append(invoice)
-        elif reason == "already invoiced":
-            report.already += 1
-        else:
-            report.skipped.append((BillingPeriod.objects.get(pk=period_id), reason))
+    for chunk in chunks(periods_to_close(as_of=as_of, org=org), CHUNK):
+        with transaction.atomic():
+            for period_id in chunk:
+                try:
+                    invoice, reason = invoice_draft(period_id=period_id, as_of=as_of)
+                except IntegrityError:
+                    # The unique (org, period) backstop: another run drafted it first.
+                    report.already += 1
+                    continue
+                if invoice is not None:
+                    report.drafted_ids.append(invoice.pk)
+                elif reason == "already invoiced":
+                    report.already += 1
+                else:
+                    report.skipped.append((BillingPeriod.objects.get(pk=period_id), reason))
     return report
 
 
@@ -137,7 +154,7 @@ def invoice_draft(*, period_id: int, as_of: datetime) -> tuple[Invoice | None, s
         return None, reason
     contract = Contract.objects.select_related("issuer", "org").get(pk=period.contract_id)
     org, issuer = contract.org, contract.issuer
-    invoice = Invoice.objects.create(
+    invoice = Invoice(
         org=org,
         issuer=issuer,
         contract=contract,
@@ -150,9 +167,14 @@ def invoice_draft(*, period_id: int, as_of: datetime) -> tuple[Invoice | None, s
         **_legal_snapshot(org, issuer),
     )
     lines = _charge_lines(invoice, period)
-    lines += _adjustment_lines(invoice, start_position=len(lines))
+    adjustments, checks = _adjustment_lines(invoice, start_position=len(lines))
+    lines += adjustments
+    subtotal = sum((line.amount for line in lines), ZERO)
+    tax = _totals(invoice, subtotal=subtotal, credits=_ledger_credits(period))
+    invoice.save()
     InvoiceLine.objects.bulk_create(lines)
-    _totals(invoice, lines, credits=_ledger_credits(period))
+    tax.save()
+    LateUsageCheck.objects.bulk_create(checks)
     period.status = PeriodStatus.INVOICED
     period.save(update_fields=["status"])
     return invoice, ""
@@ -205,13 +227,18 @@ def _describe(product_name: str, charge: RatedCharge) -> str:
     return " ".join(parts)[:300]
 
 
-def _adjustment_lines(invoice: Invoice, *, start_position: int) -> list[InvoiceLine]:
+def _adjustment_lines(
+    invoice: Invoice, *, start_position: int
+) -> tuple[list[InvoiceLine], list[LateUsageCheck]]:
+    """Adjustment lines for late usage of earlier invoiced periods, and the record of each
+    period checked (both unsaved: the invoice is not saved yet)."""
     lines: list[InvoiceLine] = []
+    checks: list[LateUsageCheck] = []
     for old in periods_with_late_usage(invoice=invoice):
         rated_at = timezone.now()
         charges = rerate(period=old, as_of=max(rated_at, old.end))
-        LateUsageCheck.objects.create(
-            org_id=invoice.org_id, period=old, invoice=invoice, rated_at=rated_at
+        checks.append(
+            LateUsageCheck(org_id=invoice.org_id, period=old, invoice=invoice, rated_at=rated_at)
         )
         for adjustment in adjustments_for(period=old, charges=charges):
             lines.append(
@@ -231,7 +258,7 @@ def _adjustment_lines(invoice: Invoice, *, start_position: int) -> list[InvoiceL
                     adjusts_period=old,
                 )
             )
-    return lines
+    return lines, checks
 
 
 def _ledger_credits(period: BillingPeriod) -> Decimal:
@@ -242,10 +269,10 @@ def _ledger_credits(period: BillingPeriod) -> Decimal:
     return total or ZERO
 
 
-def _totals(invoice: Invoice, lines: Sequence[InvoiceLine], *, credits: Decimal) -> None:
+def _totals(invoice: Invoice, *, subtotal: Decimal, credits: Decimal) -> InvoiceTax:
     """Subtotal = Σ rounded lines; credits ≤ subtotal; tax once per rate on subtotal −
-    credits; total = subtotal − credits + tax (SPEC §6 steps 6-8)."""
-    subtotal = sum((line.amount for line in lines), ZERO)
+    credits; total = subtotal − credits + tax (SPEC §6 steps 6-8). Sets the totals on
+    ``invoice`` and returns its (unsaved) tax line; the caller saves both."""
     credits = min(max(credits, ZERO), max(subtotal, ZERO))
     rule = tax_rule(
         issuer_country=invoice.issuer_country,
@@ -262,13 +289,11 @@ def _totals(invoice: Invoice, lines: Sequence[InvoiceLine], *, credits: Decimal)
         reason=rule.reason,
         mention=rule.mention,
     )
-    InvoiceTax.objects.filter(invoice=invoice).delete()
-    tax.save()
     invoice.subtotal = subtotal
     invoice.credits = credits
     invoice.tax_total = tax.amount
     invoice.total = subtotal - credits + tax.amount
-    invoice.save(update_fields=["subtotal", "credits", "tax_total", "total"])
+    return tax
 
 
 # --- finalize ------------------------------------------------------------------------------
@@ -286,9 +311,17 @@ def invoice_finalize(*, invoice_id: int, as_of: datetime | None = None) -> Invoi
         issuer = Issuer.objects.get(pk=invoice.issuer_id)
         for name, value in _legal_snapshot(org, issuer).items():
             setattr(invoice, name, value)
-        lines = list(InvoiceLine.objects.filter(invoice=invoice))
         # Tax again: the customer's country or VAT id may have changed since the draft.
-        _totals(invoice, lines, credits=invoice.credits)
+        tax = _totals(invoice, subtotal=invoice.subtotal, credits=invoice.credits)
+        drafted = InvoiceTax.objects.filter(invoice=invoice).first()
+        if drafted is None or (drafted.rate, drafted.basis, drafted.amount, drafted.reason) != (
+            tax.rate,
+            tax.basis,
+            tax.amount,
+            tax.reason,
+        ):
+            InvoiceTax.objects.filter(invoice=invoice).delete()
+            tax.save()
         issue_date = as_of.date()
         sequence = next_number(
             issuer=issuer, year=issue_date.year, kind=DocumentCounter.Kind.INVOICE
@@ -334,12 +367,15 @@ def invoices_to_finalize(
 
 def invoices_finalize(
     *, org: Org | None = None, period: tuple[int, int] | None = None, as_of: datetime | None = None
-) -> list[Invoice]:
-    """Finalize every draft (of ``org``, of the period starting in (year, month))."""
-    return [
-        invoice_finalize(invoice_id=pk, as_of=as_of)
-        for pk in invoices_to_finalize(org=org, period=period)
-    ]
+) -> list[int]:
+    """Finalize every draft (of ``org``, of the period starting in (year, month)),
+    ``CHUNK`` to a transaction. Returns their ids."""
+    ids = invoices_to_finalize(org=org, period=period)
+    for chunk in chunks(ids, CHUNK):
+        with transaction.atomic():
+            for pk in chunk:
+                invoice_finalize(invoice_id=pk, as_of=as_of)
+    return ids
 
 
 # --- status --------------------------------------------------------------------------------

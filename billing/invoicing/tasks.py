@@ -10,7 +10,7 @@ from .services import periods_close
 def close_periods() -> int:
     """Draft the invoices of every period whose grace window has ended. Idempotent."""
     try:
-        return len(periods_close(as_of=timezone.now()).drafted)
+        return len(periods_close(as_of=timezone.now()).drafted_ids)
     except Exception:
         metrics.TASK_FAILURES.labels(task="billing.invoicing.close_periods").inc()
         raise

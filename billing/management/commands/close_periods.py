@@ -39,7 +39,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  skipped {period}: {reason}")
         self.stdout.write(
             self.style.SUCCESS(
-                f"{len(report.drafted)} draft invoice(s) created, {report.already} period(s) "
+                f"{len(report.drafted_ids)} draft invoice(s) created, {report.already} period(s) "
                 f"already invoiced, {len(report.skipped)} skipped (as of {as_of.isoformat()})."
             )
         )

@@ -1,6 +1,13 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
-from billing.invoicing.services import invoice_finalize, invoices_to_finalize, month_of
+from billing.invoicing.services import (
+    CHUNK,
+    chunks,
+    invoice_finalize,
+    invoices_to_finalize,
+    month_of,
+)
 from tenancy.models import Org
 
 from .close_periods import parse_moment
@@ -29,8 +36,10 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
-        for done, invoice_id in enumerate(ids, start=1):
-            invoice = invoice_finalize(invoice_id=invoice_id, as_of=as_of)
-            if done % 1000 == 0 or done == len(ids):
-                self.stdout.write(f"  {done}/{len(ids)} (last: {invoice.number})")
+        done = 0
+        for chunk in chunks(ids, CHUNK):
+            with transaction.atomic():
+                numbers = [invoice_finalize(invoice_id=pk, as_of=as_of).number for pk in chunk]
+            done += len(chunk)
+            self.stdout.write(f"  {done}/{len(ids)} (last: {numbers[-1]})")
         self.stdout.write(self.style.SUCCESS(f"{len(ids)} invoice(s) finalized."))

@@ -49,8 +49,8 @@ def test_two_concurrent_close_runs_make_one_invoice_per_period(world):
 
     assert errors == []
     assert Invoice.objects.count() == 3
-    assert sorted(len(r.drafted) + r.already for r in reports) == [3, 3]
-    assert sum(len(r.drafted) for r in reports) == 3
+    assert sorted(len(r.drafted_ids) + r.already for r in reports) == [3, 3]
+    assert sum(len(r.drafted_ids) for r in reports) == 3
 
 
 def test_fifty_concurrent_finalizations_across_two_issuers_are_gapless(world):
