@@ -469,3 +469,4 @@ class CreditDraw(models.Model):
 
 
 from .deals.models import *  # noqa: E402,F403
+from .invoicing.models import *  # noqa: E402,F403

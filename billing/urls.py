@@ -6,4 +6,5 @@ urlpatterns = [
     path("products", apis.ProductListApi.as_view(), name="products"),
     path("orgs/<slug:org>/summary", apis.OrgSummaryApi.as_view(), name="org-summary"),
     path("", include("billing.deals.urls")),
+    path("", include("billing.invoicing.urls")),
 ]

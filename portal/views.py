@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
+from billing.invoicing.selectors import org_documents
 from billing.models import BillingPeriod
 from billing.selectors import org_summary
 from tenancy.models import ApiKey, Membership, Org
@@ -100,18 +101,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             {"model": row.model, "values": [row.values.get(m.key, Decimal(0)) for m in meters]}
             for row in tokens
         ]
-    context["invoices"] = _documents(org)
+    context["invoices"] = org_documents(org=org)
     context["keys"] = ApiKey.objects.filter(org=org).order_by("-created_at")
     return render(request, "portal/dashboard.html", context)
-
-
-def _documents(org: Org) -> list[Any]:
-    """Invoices and credit notes of the org, once invoicing provides them."""
-    try:
-        from billing.invoicing.selectors import org_documents
-    except ImportError:
-        return []
-    return list(org_documents(org=org))
 
 
 @login_required_403

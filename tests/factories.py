@@ -108,3 +108,56 @@ class DealLineFactory(factory.django.DjangoModelFactory):
     start = date(2027, 1, 1)
     term_months = 3
     unit_price = Decimal("2.00")
+
+
+# --- invoicing (billing.invoicing) ---------------------------------------------------------
+# Rated periods are built directly here, as the rating engine would leave them: rated through
+# their end (rated_as_of = end), so ``close_periods`` takes them.
+
+import datetime as _dt  # noqa: E402
+
+from billing.models import BillingPeriod, Contract, RatedCharge  # noqa: E402
+
+
+class ContractFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contract
+
+    org = factory.SubFactory(OrgFactory)
+    key = factory.Sequence(lambda n: f"contract-{n}")
+    issuer = factory.SubFactory(IssuerFactory)
+    rate_card_key = "list-usd-2026"
+    currency = "USD"
+    start = _dt.date(2026, 1, 1)
+    end = None
+    billing_day = 1
+    payment_terms_days = 30
+
+
+class BillingPeriodFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BillingPeriod
+
+    contract = factory.SubFactory(ContractFactory)
+    org = factory.LazyAttribute(lambda o: o.contract.org)
+    start = _dt.datetime(2026, 10, 1, tzinfo=_dt.UTC)
+    end = _dt.datetime(2026, 11, 1, tzinfo=_dt.UTC)
+    status = BillingPeriod.Status.CLOSING
+    currency = factory.LazyAttribute(lambda o: o.contract.currency)
+    rated_at = factory.LazyAttribute(lambda o: o.end + _dt.timedelta(hours=1))
+    rated_as_of = factory.LazyAttribute(lambda o: o.end)
+
+
+class RatedChargeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RatedCharge
+
+    period = factory.SubFactory(BillingPeriodFactory)
+    org = factory.LazyAttribute(lambda o: o.period.org)
+    product = factory.SubFactory(ProductFactory)
+    kind = RatedCharge.Kind.ON_DEMAND
+    line = 0
+    quantity = Decimal(1)
+    unit_price = Decimal(1)
+    amount = factory.LazyAttribute(lambda o: (o.quantity * o.unit_price).quantize(Decimal("0.01")))
+    currency = factory.LazyAttribute(lambda o: o.period.currency)

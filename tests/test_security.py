@@ -109,3 +109,11 @@ def test_production_refuses_the_built_in_secret_key(tmp_path):
 
     assert result.returncode != 0
     assert "Set SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_nul_characters_in_urls_are_refused_before_any_query():
+    response = Client().get("/api/v1/invoices", {"status": "paid\x00"})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_characters"

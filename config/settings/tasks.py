@@ -15,4 +15,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "rollup": {"task": "metering.rollup", "schedule": float(env.ROLLUP_INTERVAL_SECONDS)},
     "rate-due": {"task": "billing.rate_due", "schedule": float(env.RATING_INTERVAL_SECONDS)},
+    # Drafts the invoices of periods whose grace window has ended.
+    "close-periods": {"task": "billing.invoicing.close_periods", "schedule": 3600.0},
+    # Retries the Stripe sync of finalized invoices that failed or were never pushed.
+    "stripe-sync": {"task": "billing.stripe.sync_pending", "schedule": 300.0},
 }
+# Task modules outside an app's ``tasks.py`` (autodiscovery looks only there).
+CELERY_IMPORTS = ["billing.invoicing.tasks", "billing.stripe.tasks"]

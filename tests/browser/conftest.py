@@ -63,3 +63,11 @@ def login(driver, base_url: str, username: str, password: str) -> None:
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_until(driver, lambda d: "/accounts/login/" not in d.current_url)
+
+
+def wait_until(driver, condition, timeout: float = 20) -> None:
+    """Clicks return before the next page has loaded: wait for what the test expects."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(condition)

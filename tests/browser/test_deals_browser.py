@@ -9,7 +9,7 @@ from billing.catalog import load_catalog
 from billing.deals.models import Deal
 from tenancy.services import staff_user_create
 
-from .conftest import login, shoot
+from .conftest import login, shoot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-catalog.yaml"
@@ -39,6 +39,7 @@ def test_account_manager_drafts_simulates_and_submits_then_finance_approves_and_
     browser.find_element(By.NAME, "lines-0-ramp").send_keys("2027-11-01:96")
     shoot(browser, "deals-form")
     browser.find_element(By.XPATH, "//button[text()='Save draft']").click()
+    wait_until(browser, lambda d: "Total contract value" in d.page_source)
 
     deal = Deal.objects.get()
     assert browser.current_url.endswith(f"/deals/{deal.pk}/")
@@ -46,8 +47,10 @@ def test_account_manager_drafts_simulates_and_submits_then_finance_approves_and_
     browser.find_element(By.CSS_SELECTOR, "input[name=months]").clear()
     browser.find_element(By.CSS_SELECTOR, "input[name=months]").send_keys("2")
     browser.find_element(By.XPATH, "//button[text()='Simulate']").click()
+    wait_until(browser, lambda d: "months=2" in d.current_url)
     shoot(browser, "deals-detail-draft")
     browser.find_element(By.XPATH, "//button[text()='Submit']").click()
+    wait_until(browser, lambda d: "Pending approval" in d.page_source or "pending" in d.page_source)
     deal.refresh_from_db()
     assert deal.status == "pending_approval"  # 15.2% below list (2.30 EUR): finance approves
     browser.get(f"{live_server.url}/deals/capacity/")
@@ -58,7 +61,14 @@ def test_account_manager_drafts_simulates_and_submits_then_finance_approves_and_
     browser.get(f"{live_server.url}/deals/{deal.pk}/")
     browser.find_element(By.NAME, "comment").send_keys("Strategic account, approved.")
     browser.find_element(By.XPATH, "//button[text()='Approve']").click()
+    wait_until(
+        browser, lambda d: d.find_elements(By.XPATH, "//button[text()='Sign and create contract']")
+    )
     browser.find_element(By.XPATH, "//button[text()='Sign and create contract']").click()
+    wait_until(
+        browser,
+        lambda d: not d.find_elements(By.XPATH, "//button[text()='Sign and create contract']"),
+    )
     shoot(browser, "deals-detail-signed")
 
     deal.refresh_from_db()

@@ -1,0 +1,133 @@
+"""Invoice run: N orgs' rated periods closed into drafts, then finalized (SPEC §9: 10,000 in
+under 2 minutes).
+
+    .venv/bin/python bench/invoicing.py [--orgs 10000] [--charges 5] [--sqlite]
+
+Creates (and drops at the start) the database ``tessera_bench_invoicing`` on PostgreSQL, or a
+fresh SQLite file with ``--sqlite``. Rated periods are written directly, as the rating engine
+leaves them. Prints the time of each step, invoices per second, and peak memory (RSS).
+"""
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = "postgresql://postgres@127.0.0.1:5432"
+DB = "tessera_bench_invoicing"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def setup_database(sqlite: bool) -> None:
+    if sqlite:
+        var = tempfile.mkdtemp(prefix="tessera-bench-")
+        os.environ["DATABASE_URL"] = f"sqlite:///{var}/bench.sqlite3"
+        os.environ["TESSERA_VAR_DIR"] = var
+        return
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+    os.environ["DATABASE_URL"] = f"{PG}/{DB}"
+
+
+def seed(orgs: int, charges: int) -> None:
+    from billing.models import BillingPeriod, Contract, Issuer, Product, RatedCharge
+    from metering.models import Meter
+    from tenancy.models import Org
+
+    issuer = Issuer.objects.create(key="tessera-fr", legal_name="Tessera Cloud SAS", country="FR",
+                                   vat_id="FR40123456789", invoice_prefix="TFR")  # fmt: skip
+    meter = Meter.objects.create(key="gpu_time", event_type="gpu.usage", value_path="$.s",
+                                 aggregation="sum", group_by={})  # fmt: skip
+    products = [
+        Product.objects.create(
+            key=f"p{i}", name=f"Product {i}", meter=meter, unit="GPU-hour", unit_size=Decimal(3600)
+        )  # fmt: skip
+        for i in range(charges)
+    ]
+    countries = ["FR", "DE", "US", "FR", "IT"]
+    Org.objects.bulk_create(
+        Org(slug=f"org-{i:05d}", name=f"Org {i} SAS", country=countries[i % 5],
+            vat_id="" if i % 7 == 0 else f"XX{i:09d}", currency="USD")
+        for i in range(orgs)
+    )  # fmt: skip
+    org_ids = list(Org.objects.order_by("pk").values_list("pk", flat=True))
+    Contract.objects.bulk_create(
+        Contract(org_id=pk, key="c", issuer=issuer, rate_card_key="list", currency="USD",
+                 start=date(2026, 1, 1))
+        for pk in org_ids
+    )  # fmt: skip
+    start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    BillingPeriod.objects.bulk_create(
+        BillingPeriod(org_id=org_id, contract_id=contract_id, start=start, end=end,
+                      status="closing", currency="USD", rated_at=end, rated_as_of=end)
+        for org_id, contract_id in Contract.objects.values_list("org_id", "pk")
+    )  # fmt: skip
+    rows = []
+    for org_id, period_id in BillingPeriod.objects.values_list("org_id", "pk"):
+        for line, product in enumerate(products):
+            quantity = Decimal(100 + (org_id * 7 + line) % 900)
+            rows.append(RatedCharge(org_id=org_id, period_id=period_id, product=product,
+                                    kind="on_demand", quantity=quantity, unit_price=Decimal("2.5"),
+                                    amount=quantity * Decimal("2.5"), currency="USD"))  # fmt: skip
+        if len(rows) >= 10_000:
+            RatedCharge.objects.bulk_create(rows)
+            rows = []
+    RatedCharge.objects.bulk_create(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orgs", type=int, default=10_000)
+    parser.add_argument("--charges", type=int, default=5, help="Rated charges per period.")
+    parser.add_argument("--sqlite", action="store_true")
+    args = parser.parse_args()
+    setup_database(args.sqlite)
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["STRIPE_API_KEY"] = ""
+    os.environ["TESSERA_STRIPE_FAKE"] = "0"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from billing.invoicing.models import Invoice
+    from billing.invoicing.services import invoices_finalize, periods_close
+
+    call_command("migrate", verbosity=0)
+    t0 = time.perf_counter()
+    seed(args.orgs, args.charges)
+    seeded = time.perf_counter()
+    rss_before = peak_rss_mib()
+    report = periods_close(as_of=datetime(2026, 11, 3, tzinfo=UTC))
+    closed = time.perf_counter()
+    finalized = invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    done = time.perf_counter()
+    assert len(report.drafted_ids) == len(finalized) == args.orgs
+    last = Invoice.objects.order_by("-sequence").values_list("number", flat=True).first()
+    close_s, finalize_s = closed - seeded, done - closed
+    print(f"database: {connection.vendor}; orgs: {args.orgs}; charges per period: {args.charges}")
+    print(f"seed (not timed):  {seeded - t0:7.1f} s")
+    print(f"close_periods:     {close_s:7.1f} s  ({args.orgs / close_s:,.0f} drafts/s)")
+    print(f"finalize_invoices: {finalize_s:7.1f} s  ({args.orgs / finalize_s:,.0f} invoices/s)")
+    total = close_s + finalize_s
+    print(f"invoice run total: {total:7.1f} s  (SPEC §9: < 120 s for 10,000); last: {last}")
+    print(f"peak RSS: {peak_rss_mib():.0f} MiB (after seeding: {rss_before:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Late usage for an already invoiced period (SPEC §6 step 5).
+
+The period is rated again with all its usage, through the rating engine's read-only
+``compute_period`` (the seam named by ``settings.TESSERA_RERATE_PERIOD``), and the difference
+from everything already billed for it — its own invoice's lines plus earlier adjustments —
+line kind by line kind and product by product, becomes ``adjustment`` lines naming it. Since
+it is a difference from what was billed, running it again adds nothing; extra usage that the
+old period's minimum true-up absorbs nets to zero (burst up, true-up down by as much).
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db.models import Max, Q
+from django.utils.module_loading import import_string
+
+from ..models import BillingPeriod, Product
+from .models import Invoice, InvoiceLine, LateUsageCheck, LineKind
+
+ZERO = Decimal(0)
+Key = tuple[int | None, str, int]  # (product id, charge kind, charge line)
+
+
+class ChargeValues(Protocol):
+    """What the rating engine's ``ChargeLine`` offers (``billing.rating.engine``)."""
+
+    product: Product | None
+    kind: str
+    line: int
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    description: str
+
+
+@dataclass(frozen=True)
+class AdjustmentValues:
+    period: BillingPeriod
+    product: Product | None
+    charge_kind: str
+    charge_line: int
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+
+
+def rerate(*, period: BillingPeriod, as_of: datetime) -> Sequence[ChargeValues]:
+    """The charges of ``period`` with all its usage as of ``as_of``; writes nothing.
+
+    Calls ``settings.TESSERA_RERATE_PERIOD`` (default ``billing.rating.engine.compute_period``,
+    signature ``(*, period, as_of) -> Rating`` whose ``lines`` are the charges)."""
+    compute: Any = import_string(settings.TESSERA_RERATE_PERIOD)
+    return list(compute(period=period, as_of=as_of).lines)
+
+
+def periods_with_late_usage(*, invoice: Invoice) -> list[BillingPeriod]:
+    """Earlier invoiced periods of the invoice's org, same issuer and currency, whose usage
+    changed after it was last billed or checked."""
+    candidates = BillingPeriod.objects.filter(
+        org_id=invoice.org_id,
+        status=BillingPeriod.Status.INVOICED,
+        start__lt=invoice.period_start,
+        currency=invoice.currency,
+        contract__issuer_id=invoice.issuer_id,
+        usage_changed_at__isnull=False,
+    ).order_by("start", "pk")
+    due = []
+    for period in candidates:
+        billed_at = (
+            Invoice.objects.filter(org_id=invoice.org_id, period=period)
+            .values_list("charges_rated_at", flat=True)
+            .first()
+        )
+        checked_at = LateUsageCheck.objects.filter(org_id=invoice.org_id, period=period).aggregate(
+            last=Max("rated_at")
+        )["last"]
+        marks = [m for m in (billed_at, checked_at, period.rated_at) if m is not None]
+        assert period.usage_changed_at is not None
+        if not marks or period.usage_changed_at > max(marks):
+            due.append(period)
+    return due
+
+
+def billed_for(*, period: BillingPeriod) -> dict[Key, tuple[Decimal, Decimal, Decimal]]:
+    """(quantity, amount, last unit price) billed so far for ``period``, per charge key."""
+    rows = (
+        InvoiceLine.objects.filter(org_id=period.org_id)
+        .filter(Q(invoice__period=period, adjusts_period__isnull=True) | Q(adjusts_period=period))
+        .order_by("invoice_id", "position")
+        .values_list("product_id", "charge_kind", "charge_line", "quantity", "amount", "unit_price")
+    )
+    billed: dict[Key, tuple[Decimal, Decimal, Decimal]] = {}
+    for product_id, kind, line, quantity, amount, unit_price in rows:
+        q, a, _ = billed.get((product_id, kind, line), (ZERO, ZERO, ZERO))
+        billed[(product_id, kind, line)] = (q + quantity, a + amount, unit_price)
+    return billed
+
+
+def adjustments_for(
+    *, period: BillingPeriod, charges: Iterable[ChargeValues]
+) -> list[AdjustmentValues]:
+    """The differences between ``charges`` (a re-rating) and what was billed for ``period``."""
+    rated: dict[Key, tuple[Decimal, Decimal, Decimal, Product | None]] = {}
+    for c in charges:
+        key = (c.product.pk if c.product else None, str(c.kind), c.line)
+        q, a, _, _ = rated.get(key, (ZERO, ZERO, ZERO, None))
+        rated[key] = (q + c.quantity, a + c.amount, c.unit_price, c.product)
+    billed = billed_for(period=period)
+    products = Product.objects.in_bulk([k[0] for k in billed if k[0] is not None])
+    adjustments = []
+    for key in sorted(set(rated) | set(billed), key=lambda k: (k[0] or 0, k[1], k[2])):
+        new_q, new_a, new_price, product = rated.get(key, (ZERO, ZERO, ZERO, None))
+        old_q, old_a, old_price = billed.get(key, (ZERO, ZERO, ZERO))
+        if new_q == old_q and new_a == old_a:
+            continue
+        product_id, kind, line = key
+        if product is None and product_id is not None:
+            product = products[product_id]
+        adjustments.append(
+            AdjustmentValues(
+                period=period,
+                product=product,
+                charge_kind=kind,
+                charge_line=line,
+                quantity=new_q - old_q,
+                unit_price=new_price if key in rated else old_price,
+                amount=new_a - old_a,
+            )
+        )
+    return adjustments
+
+
+def adjustment_description(adjustment: AdjustmentValues) -> str:
+    what = adjustment.product.name if adjustment.product else "Contract"
+    label = LineKind(adjustment.charge_kind).label if adjustment.charge_kind in LineKind else ""
+    first, last = adjustment.period.start.date(), adjustment.period.end.date() - timedelta(days=1)
+    return f"Adjustment {first} to {last}: {what}, {label.lower()}"

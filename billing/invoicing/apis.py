@@ -1,0 +1,357 @@
+"""Invoicing and Stripe endpoints. Thin: parse, check who may, call one service/selector.
+
+Finance and operators read every org's invoices (drafts included); finance alone changes
+them. Customers (members, org API keys with the read scope) read their own org's finalized
+invoices and their PDFs; another org's invoice is a 404, so its existence never leaks.
+"""
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import ApiError, error_body, error_responses
+from tenancy.access import caller, has_role, org_for_read
+from tenancy.models import Org, StaffRole
+
+from ..stripe.webhooks import BadSignature, webhook_receive
+from .export import credit_note_dict, documents, invoice_dict, write_csv, write_json
+from .models import Invoice
+from .pdf import render_invoice_pdf
+from .selectors import credit_notes_for, invoice_get, invoices_for
+from .services import (
+    CreditRequest,
+    InvoicingError,
+    credit_note_issue,
+    invoice_finalize,
+    invoice_mark_uncollectible,
+    invoice_void,
+    month_of,
+)
+
+FINANCE_READERS = (StaffRole.FINANCE, StaffRole.OPERATOR)
+
+
+def is_finance_reader(request: Request) -> bool:
+    user, api_key = caller(request)
+    return api_key is None and has_role(user, *FINANCE_READERS)
+
+
+def require_finance(request: Request) -> None:
+    user, api_key = caller(request)
+    if api_key is not None or not has_role(user, StaffRole.FINANCE):
+        raise PermissionDenied("Only finance may do this.")
+
+
+def require_finance_reader(request: Request) -> None:
+    if not is_finance_reader(request):
+        raise PermissionDenied("Only finance and operators may do this.")
+
+
+def readable_orgs(request: Request, slug: str | None) -> tuple[QuerySet[Org], bool]:
+    """(orgs whose invoices the caller may read, whether drafts are visible)."""
+    if is_finance_reader(request):
+        orgs = Org.objects.all()
+        return (orgs.filter(slug=slug) if slug else orgs), True
+    org = org_for_read(request, slug)
+    return Org.objects.filter(pk=org.pk), False
+
+
+def _period(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        return month_of(value)
+    except ValueError:
+        raise ValidationError({"period": ["Expected YYYY-MM."]}) from None
+
+
+def _domain_error(exc: InvoicingError) -> ApiError:
+    status = 409 if exc.code in {"invoice_status", "already_credited", "invoice_draft"} else 400
+    return ApiError(code=exc.code, message=exc.message, status_code=status)
+
+
+def _invoice_out(invoice: Invoice | None) -> dict[str, Any]:
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    return {"id": invoice.pk, **invoice_dict(invoice)}
+
+
+def _visible_invoice(request: Request, invoice_id: int) -> Invoice:
+    orgs, drafts = readable_orgs(request, request.query_params.get("org"))
+    invoice = invoice_get(orgs=orgs, invoice_id=invoice_id)
+    if invoice is None or (invoice.is_draft and not drafts):
+        raise NotFound("No such invoice.")
+    return invoice
+
+
+class InvoiceSchema(serializers.Serializer):
+    """The invoice as the export writes it (SPEC §5), plus its id; for the schema only."""
+
+    id = serializers.IntegerField()
+    number = serializers.CharField(allow_null=True)
+    org = serializers.CharField()
+    issuer = serializers.CharField()
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+    issue_date = serializers.DateField(allow_null=True)
+    due_date = serializers.DateField(allow_null=True)
+    lines = serializers.ListField(child=serializers.DictField())
+    subtotal = serializers.DecimalField(max_digits=20, decimal_places=4)
+    credits = serializers.DecimalField(max_digits=20, decimal_places=4)
+    taxes = serializers.ListField(child=serializers.DictField())
+    tax_total = serializers.DecimalField(max_digits=20, decimal_places=4)
+    total = serializers.DecimalField(max_digits=20, decimal_places=4)
+
+
+INVOICE_SCHEMA = InvoiceSchema
+FILTERS = [
+    OpenApiParameter("org", str, description="Org slug."),
+    OpenApiParameter("period", str, description="YYYY-MM: the month the period starts in."),
+    OpenApiParameter("issuer", str, description="Issuer key (finance)."),
+    OpenApiParameter("status", str, many=True, description="Statuses (finance)."),
+]
+
+
+class InvoiceListApi(APIView):
+    @extend_schema(
+        operation_id="invoices_list",
+        parameters=FILTERS,
+        responses={200: INVOICE_SCHEMA(many=True), **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        orgs, drafts = readable_orgs(request, request.query_params.get("org"))
+        statuses = [s for s in request.query_params.getlist("status") if s]
+        unknown = [s for s in statuses if s not in Invoice.Status.values]
+        if unknown:
+            known = ", ".join(Invoice.Status.values)
+            raise ValidationError({"status": [f"Unknown status {unknown[0]!r}; one of {known}."]})
+        invoices = invoices_for(
+            orgs=orgs,
+            period=_period(request.query_params.get("period")),
+            issuer=request.query_params.get("issuer"),
+            status=statuses or None,
+            include_drafts=drafts,
+        )
+        return Response([_invoice_out(i) for i in invoices])
+
+
+class InvoiceDetailApi(APIView):
+    @extend_schema(
+        operation_id="invoices_retrieve",
+        responses={200: INVOICE_SCHEMA, **error_responses(400, 404, 409)},
+    )
+    def get(self, request: Request, invoice_id: int) -> Response:
+        return Response(_invoice_out(_visible_invoice(request, invoice_id)))
+
+
+class InvoicePdfApi(APIView):
+    @extend_schema(
+        operation_id="invoices_pdf",
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY, **error_responses(400, 404, 409)},
+    )
+    def get(self, request: Request, invoice_id: int) -> HttpResponse:
+        invoice = _visible_invoice(request, invoice_id)
+        name = invoice.number or f"draft-{invoice.pk}"
+        response = HttpResponse(render_invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+        return response
+
+
+class InvoiceFinalizeApi(APIView):
+    @extend_schema(
+        operation_id="invoices_finalize",
+        request=None,
+        responses={200: INVOICE_SCHEMA, **error_responses(400, 404, 409)},
+    )
+    def post(self, request: Request, invoice_id: int) -> Response:
+        require_finance(request)
+        if not Invoice.objects.filter(pk=invoice_id).exists():
+            raise NotFound("No such invoice.")
+        invoice = invoice_finalize(invoice_id=invoice_id)
+        return Response(_invoice_out(invoice_get(orgs=Org.objects.all(), invoice_id=invoice.pk)))
+
+
+class _ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class InvoiceVoidApi(APIView):
+    InputSerializer = _ReasonInput
+    service = staticmethod(invoice_void)
+
+    @extend_schema(
+        operation_id="invoices_void",
+        request=_ReasonInput,
+        responses={200: INVOICE_SCHEMA, **error_responses(400, 404, 409)},
+    )
+    def post(self, request: Request, invoice_id: int) -> Response:
+        require_finance(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not Invoice.objects.filter(pk=invoice_id).exists():
+            raise NotFound("No such invoice.")
+        try:
+            self.service(invoice_id=invoice_id, reason=data.validated_data["reason"])
+        except InvoicingError as exc:
+            raise _domain_error(exc) from None
+        return Response(_invoice_out(invoice_get(orgs=Org.objects.all(), invoice_id=invoice_id)))
+
+
+class InvoiceUncollectibleApi(InvoiceVoidApi):
+    service = staticmethod(invoice_mark_uncollectible)
+
+    @extend_schema(operation_id="invoices_mark_uncollectible", request=_ReasonInput,
+                   responses={200: INVOICE_SCHEMA, **error_responses(400, 404, 409)})  # fmt: skip
+    def post(self, request: Request, invoice_id: int) -> Response:
+        return super().post(request, invoice_id)
+
+
+class CreditNoteCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class LineSerializer(serializers.Serializer):
+            line = serializers.IntegerField(help_text="Invoice line id.")
+            amount = serializers.DecimalField(max_digits=20, decimal_places=4, required=False)
+            quantity = serializers.DecimalField(max_digits=30, decimal_places=12, required=False)
+
+        reason = serializers.CharField(max_length=2000)
+        lines = LineSerializer(many=True, required=False, help_text="Omit to credit it all.")
+
+    @extend_schema(
+        operation_id="credit_notes_create",
+        request=InputSerializer,
+        responses={201: OpenApiTypes.OBJECT, **error_responses(400, 404, 409)},
+    )
+    def post(self, request: Request, invoice_id: int) -> Response:
+        require_finance(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not Invoice.objects.filter(pk=invoice_id).exists():
+            raise NotFound("No such invoice.")
+        lines = data.validated_data.get("lines")
+        requests = (
+            [CreditRequest(l["line"], l.get("amount"), l.get("quantity")) for l in lines]  # noqa: E741
+            if lines is not None
+            else None
+        )
+        try:
+            note = credit_note_issue(
+                invoice_id=invoice_id, reason=data.validated_data["reason"], lines=requests
+            )
+        except InvoicingError as exc:
+            raise _domain_error(exc) from None
+        note = credit_notes_for(orgs=Org.objects.all()).get(pk=note.pk)
+        return Response({"id": note.pk, **credit_note_dict(note)}, status=201)
+
+
+class CreditNoteListApi(APIView):
+    @extend_schema(
+        operation_id="credit_notes_list",
+        parameters=FILTERS[:3],
+        responses={
+            200: OpenApiResponse({"type": "array", "items": {"type": "object"}}),
+            **error_responses(400),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        orgs, _ = readable_orgs(request, request.query_params.get("org"))
+        notes = credit_notes_for(
+            orgs=orgs,
+            period=_period(request.query_params.get("period")),
+            issuer=request.query_params.get("issuer"),
+        )
+        return Response([{"id": n.pk, **credit_note_dict(n)} for n in notes])
+
+
+class _FormatIsOurs(DefaultContentNegotiation):
+    """``?format=csv`` names the export's format here, not one of DRF's renderers."""
+
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))
+        return first, first.media_type
+
+
+class InvoiceExportApi(APIView):
+    """The finance export (SPEC §5), as ``export_invoices`` writes it."""
+
+    content_negotiation_class = _FormatIsOurs
+
+    @extend_schema(
+        operation_id="invoices_export",
+        parameters=[
+            *FILTERS,
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+            OpenApiParameter("credit_notes", bool),
+        ],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT,
+                   (200, "text/csv"): OpenApiTypes.STR, **error_responses(400, 404, 409)},
+    )  # fmt: skip
+    def get(self, request: Request) -> HttpResponse:
+        require_finance_reader(request)
+        params = request.query_params
+        period = _period(params.get("period"))
+        if period is None:
+            raise ValidationError({"period": ["Required: YYYY-MM."]})
+        fmt = params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ValidationError({"format": ["json or csv."]})
+        orgs = Org.objects.filter(slug=params["org"]) if params.get("org") else Org.objects.all()
+        credit_notes = params.get("credit_notes") in ("1", "true", "yes")
+        statuses = params.getlist("status") or None
+        query = (
+            credit_notes_for(orgs=orgs, period=period, issuer=params.get("issuer"))
+            if credit_notes
+            else invoices_for(
+                orgs=orgs, period=period, issuer=params.get("issuer"), status=statuses,
+                include_drafts=bool(statuses and "draft" in statuses),
+            )
+        )  # fmt: skip
+        out = io.StringIO()
+        if fmt == "json":
+            write_json(documents(query), out)
+            return HttpResponse(out.getvalue(), content_type="application/json")
+        write_csv(documents(query), out, credit_notes=credit_notes)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="invoices-{params["period"]}.csv"'
+        return response
+
+
+class StripeWebhookApi(APIView):
+    """Stripe calls this; its signature on the raw body is the only credential."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="stripe_webhook", request=OpenApiTypes.OBJECT,
+                   responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT})  # fmt: skip
+    def post(self, request: Request) -> Response:
+        try:
+            received = webhook_receive(
+                payload=request.body, signature=request.headers.get("Stripe-Signature")
+            )
+        except BadSignature as exc:
+            return Response(
+                error_body("bad_signature", f"Signature check failed: {exc}"), status=400
+            )
+        return Response(
+            {"received": True, "id": received.event.event_id, "duplicate": received.duplicate,
+             "result": received.event.result}
+        )  # fmt: skip

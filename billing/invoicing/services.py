@@ -1,0 +1,626 @@
+"""Invoicing writes: close periods into drafts, finalize, void, credit notes (SPEC §3, §6).
+
+Locks are taken through ``lock_period`` / ``lock_invoice`` (one row each, always before the
+document counter), so concurrent runs serialize per period or invoice and never deadlock.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from tenancy.models import Org
+
+from ..models import BillingPeriod, Contract, CreditDraw, Issuer, RatedCharge
+from ..money import round_amount
+from .adjustments import (
+    adjustment_description,
+    adjustments_for,
+    periods_with_late_usage,
+    rerate,
+)
+from .models import (
+    CreditNote,
+    CreditNoteLine,
+    CreditNoteTax,
+    DocumentCounter,
+    Invoice,
+    InvoiceLine,
+    InvoiceTax,
+    LateUsageCheck,
+    LineKind,
+)
+from .numbering import format_number, next_number
+from .tax import tax_rule
+
+ZERO = Decimal(0)
+CHUNK = 200  # documents per transaction in the batch runs
+Status = Invoice.Status
+PeriodStatus = BillingPeriod.Status
+KIND_ORDER = {kind: i for i, kind in enumerate(LineKind.values)}
+# A finalized invoice's status moves only forward (the database trigger says the same).
+FORWARD: dict[str, set[str]] = {
+    Status.DRAFT: {Status.FINALIZED},
+    Status.FINALIZED: {Status.PAID, Status.VOID, Status.UNCOLLECTIBLE},
+    Status.UNCOLLECTIBLE: {Status.PAID, Status.VOID},
+    Status.PAID: set(),
+    Status.VOID: set(),
+}
+
+
+class InvoicingError(Exception):
+    """A request the invoicing rules refuse; ``code`` is stable (API error code)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def lock_period(*, period_id: int) -> BillingPeriod:
+    return BillingPeriod.objects.select_for_update().get(pk=period_id)
+
+
+def lock_invoice(*, invoice_id: int) -> Invoice:
+    return Invoice.objects.select_for_update().get(pk=invoice_id)
+
+
+def grace() -> timedelta:
+    return timedelta(days=settings.TESSERA_GRACE_DAYS)
+
+
+# --- close: periods → draft invoices ------------------------------------------------------
+
+
+@dataclass
+class CloseReport:
+    """Ids only, so a run over every org keeps memory flat."""
+
+    drafted_ids: list[int] = field(default_factory=list)
+    already: int = 0
+    skipped: list[tuple[BillingPeriod, str]] = field(default_factory=list)
+
+    @property
+    def drafted(self) -> list[Invoice]:
+        """The drafted invoices, loaded on demand, in drafting order."""
+        return list(Invoice.objects.filter(pk__in=self.drafted_ids).order_by("pk"))
+
+
+def periods_to_close(*, as_of: datetime, org: Org | None = None) -> list[int]:
+    """Ids of the periods whose grace window has ended by ``as_of`` and that are not
+    invoiced yet, in (org, start) order."""
+    query = BillingPeriod.objects.filter(
+        status__in=(PeriodStatus.OPEN, PeriodStatus.CLOSING), end__lte=as_of - grace()
+    )
+    if org is not None:
+        query = query.filter(org=org)
+    return list(query.order_by("org_id", "start", "pk").values_list("pk", flat=True))
+
+
+def stale_reason(period: BillingPeriod) -> str | None:
+    """Why the period's rated charges cannot be invoiced yet, or None."""
+    if period.rated_as_of is None or period.rated_as_of < period.end:
+        return "not rated through its end yet"
+    if period.usage_changed_at and period.rated_at and period.usage_changed_at > period.rated_at:
+        return "usage changed since it was last rated"
+    return None
+
+
+def chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    return (ids[i : i + size] for i in range(0, len(ids), size))
+
+
+def periods_close(*, as_of: datetime, org: Org | None = None) -> CloseReport:
+    """Draft the invoice of every period whose grace window has ended (``close_periods``).
+    Idempotent, and safe to run twice at once: each period gets exactly one invoice.
+
+    Periods are drafted ``CHUNK`` to a transaction (one commit per chunk, not per invoice);
+    every run locks periods in the same order, so concurrent runs wait, never deadlock."""
+    report = CloseReport()
+    for chunk in chunks(periods_to_close(as_of=as_of, org=org), CHUNK):
+        with transaction.atomic():
+            for period_id in chunk:
+                try:
+                    invoice, reason = invoice_draft(period_id=period_id, as_of=as_of)
+                except IntegrityError:
+                    # The unique (org, period) backstop: another run drafted it first.
+                    report.already += 1
+                    continue
+                if invoice is not None:
+                    report.drafted_ids.append(invoice.pk)
+                elif reason == "already invoiced":
+                    report.already += 1
+                else:
+                    report.skipped.append((BillingPeriod.objects.get(pk=period_id), reason))
+    return report
+
+
+@transaction.atomic
+def invoice_draft(*, period_id: int, as_of: datetime) -> tuple[Invoice | None, str]:
+    """The draft invoice of one period, from its rated charges, plus adjustments for late
+    usage of earlier invoiced periods. Returns (invoice, "") or (None, why not)."""
+    period = lock_period(period_id=period_id)
+    if period.status == PeriodStatus.INVOICED:
+        return None, "already invoiced"
+    if period.end + grace() > as_of:
+        return None, "grace window not over"
+    reason = stale_reason(period)
+    if reason:
+        return None, reason
+    contract = Contract.objects.select_related("issuer", "org").get(pk=period.contract_id)
+    org, issuer = contract.org, contract.issuer
+    invoice = Invoice(
+        org=org,
+        issuer=issuer,
+        contract=contract,
+        period=period,
+        currency=period.currency,
+        period_start=period.start,
+        period_end=period.end,
+        payment_terms_days=contract.payment_terms_days,
+        charges_rated_at=period.rated_at,
+        **_legal_snapshot(org, issuer),
+    )
+    lines = _charge_lines(invoice, period)
+    adjustments, checks = _adjustment_lines(invoice, start_position=len(lines))
+    lines += adjustments
+    subtotal = sum((line.amount for line in lines), ZERO)
+    tax = _totals(invoice, subtotal=subtotal, credits=_ledger_credits(period))
+    invoice.save()
+    InvoiceLine.objects.bulk_create(lines)
+    tax.save()
+    LateUsageCheck.objects.bulk_create(checks)
+    period.status = PeriodStatus.INVOICED
+    period.save(update_fields=["status"])
+    return invoice, ""
+
+
+def _legal_snapshot(org: Org, issuer: Issuer) -> dict[str, str]:
+    return {
+        "customer_name": org.name,
+        "customer_address": org.billing_address,
+        "customer_country": org.country.upper(),
+        "customer_vat_id": org.vat_id,
+        "issuer_name": issuer.legal_name,
+        "issuer_address": issuer.address,
+        "issuer_country": issuer.country.upper(),
+        "issuer_vat_id": issuer.vat_id,
+    }
+
+
+def _charge_lines(invoice: Invoice, period: BillingPeriod) -> list[InvoiceLine]:
+    charges = list(
+        RatedCharge.objects.filter(org_id=period.org_id, period=period).select_related("product")
+    )
+    # Grouped by product (the contract-wide true-up last), then kind, then tier/line.
+    charges.sort(key=lambda c: (c.product is None, c.product.key if c.product else "",
+                                KIND_ORDER[c.kind], c.line))  # fmt: skip
+    return [
+        InvoiceLine(
+            org_id=invoice.org_id,
+            invoice=invoice,
+            position=position,
+            kind=charge.kind,
+            charge_kind=charge.kind,
+            charge_line=charge.line,
+            product=charge.product,
+            description=_describe(charge.product.name if charge.product else "", charge),
+            quantity=charge.quantity,
+            unit=charge.product.unit if charge.product else "",
+            unit_price=charge.unit_price,
+            amount=charge.amount,
+        )
+        for position, charge in enumerate(charges)
+    ]
+
+
+def _describe(product_name: str, charge: RatedCharge) -> str:
+    label = LineKind(charge.kind).label
+    parts = [f"{product_name}: {label.lower()}" if product_name else label]
+    if charge.description:
+        parts.append(f"({charge.description})")
+    return " ".join(parts)[:300]
+
+
+def _adjustment_lines(
+    invoice: Invoice, *, start_position: int
+) -> tuple[list[InvoiceLine], list[LateUsageCheck]]:
+    """Adjustment lines for late usage of earlier invoiced periods, and the record of each
+    period checked (both unsaved: the invoice is not saved yet)."""
+    lines: list[InvoiceLine] = []
+    checks: list[LateUsageCheck] = []
+    for old in periods_with_late_usage(invoice=invoice):
+        rated_at = timezone.now()
+        charges = rerate(period=old, as_of=max(rated_at, old.end))
+        checks.append(
+            LateUsageCheck(org_id=invoice.org_id, period=old, invoice=invoice, rated_at=rated_at)
+        )
+        for adjustment in adjustments_for(period=old, charges=charges):
+            lines.append(
+                InvoiceLine(
+                    org_id=invoice.org_id,
+                    invoice=invoice,
+                    position=start_position + len(lines),
+                    kind=LineKind.ADJUSTMENT,
+                    charge_kind=adjustment.charge_kind,
+                    charge_line=adjustment.charge_line,
+                    product=adjustment.product,
+                    description=adjustment_description(adjustment)[:300],
+                    quantity=adjustment.quantity,
+                    unit=adjustment.product.unit if adjustment.product else "",
+                    unit_price=adjustment.unit_price,
+                    amount=adjustment.amount,
+                    adjusts_period=old,
+                )
+            )
+    return lines, checks
+
+
+def _ledger_credits(period: BillingPeriod) -> Decimal:
+    """Net credits the rating drew for this period from the grants' ledger (SPEC §6 step 7)."""
+    total = CreditDraw.objects.filter(org_id=period.org_id, period=period).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return total or ZERO
+
+
+def _totals(invoice: Invoice, *, subtotal: Decimal, credits: Decimal) -> InvoiceTax:
+    """Subtotal = Σ rounded lines; credits ≤ subtotal; tax once per rate on subtotal −
+    credits; total = subtotal − credits + tax (SPEC §6 steps 6-8). Sets the totals on
+    ``invoice`` and returns its (unsaved) tax line; the caller saves both."""
+    credits = min(max(credits, ZERO), max(subtotal, ZERO))
+    rule = tax_rule(
+        issuer_country=invoice.issuer_country,
+        customer_country=invoice.customer_country,
+        customer_vat_id=invoice.customer_vat_id,
+    )
+    basis = subtotal - credits
+    tax = InvoiceTax(
+        org_id=invoice.org_id,
+        invoice=invoice,
+        rate=rule.rate,
+        basis=basis,
+        amount=rule.amount(basis, invoice.currency, invoice.issuer.rounding),
+        reason=rule.reason,
+        mention=rule.mention,
+    )
+    invoice.subtotal = subtotal
+    invoice.credits = credits
+    invoice.tax_total = tax.amount
+    invoice.total = subtotal - credits + tax.amount
+    return tax
+
+
+# --- finalize ------------------------------------------------------------------------------
+
+
+def invoice_finalize(*, invoice_id: int, as_of: datetime | None = None) -> Invoice:
+    """Number the invoice (gapless per issuer and year), freeze the org's and issuer's legal
+    details, set issue and due dates. Idempotent: a finalized invoice is returned as is."""
+    as_of = (as_of or timezone.now()).astimezone(UTC)
+    with transaction.atomic():
+        invoice = lock_invoice(invoice_id=invoice_id)
+        if not invoice.is_draft:
+            return invoice
+        org = Org.objects.get(pk=invoice.org_id)
+        issuer = Issuer.objects.get(pk=invoice.issuer_id)
+        for name, value in _legal_snapshot(org, issuer).items():
+            setattr(invoice, name, value)
+        # Tax again: the customer's country or VAT id may have changed since the draft.
+        tax = _totals(invoice, subtotal=invoice.subtotal, credits=invoice.credits)
+        drafted = InvoiceTax.objects.filter(invoice=invoice).first()
+        if drafted is None or (drafted.rate, drafted.basis, drafted.amount, drafted.reason) != (
+            tax.rate,
+            tax.basis,
+            tax.amount,
+            tax.reason,
+        ):
+            InvoiceTax.objects.filter(invoice=invoice).delete()
+            tax.save()
+        issue_date = as_of.date()
+        sequence = next_number(
+            issuer=issuer, year=issue_date.year, kind=DocumentCounter.Kind.INVOICE
+        )
+        invoice.number_year = issue_date.year
+        invoice.sequence = sequence
+        invoice.number = format_number(
+            issuer=issuer,
+            year=issue_date.year,
+            sequence=sequence,
+            kind=DocumentCounter.Kind.INVOICE,
+        )
+        invoice.issue_date = issue_date
+        invoice.due_date = issue_date + timedelta(days=invoice.payment_terms_days)
+        invoice.status = Status.FINALIZED
+        invoice.finalized_at = as_of
+        invoice.save()
+        _after_finalize(invoice)
+    return invoice
+
+
+def _after_finalize(invoice: Invoice) -> None:
+    from ..stripe.client import stripe_enabled
+
+    if stripe_enabled():
+        from ..stripe.tasks import sync_invoice
+
+        invoice_id = invoice.pk
+        transaction.on_commit(lambda: sync_invoice.delay(invoice_id), robust=True)
+
+
+def invoices_to_finalize(
+    *, org: Org | None = None, period: tuple[int, int] | None = None
+) -> list[int]:
+    query = Invoice.objects.filter(status=Status.DRAFT)
+    if org is not None:
+        query = query.filter(org=org)
+    if period is not None:
+        year, month = period
+        query = query.filter(period_start__year=year, period_start__month=month)
+    return list(query.order_by("org_id", "period_start", "pk").values_list("pk", flat=True))
+
+
+def invoices_finalize(
+    *, org: Org | None = None, period: tuple[int, int] | None = None, as_of: datetime | None = None
+) -> list[int]:
+    """Finalize every draft (of ``org``, of the period starting in (year, month)),
+    ``CHUNK`` to a transaction. Returns their ids."""
+    ids = invoices_to_finalize(org=org, period=period)
+    for chunk in chunks(ids, CHUNK):
+        with transaction.atomic():
+            for pk in chunk:
+                invoice_finalize(invoice_id=pk, as_of=as_of)
+    return ids
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+def invoice_status_advance(
+    *, invoice_id: int, status: str, reason: str = "", at: datetime | None = None
+) -> tuple[Invoice, bool]:
+    """Move a finalized invoice's status forward (paid / void / uncollectible). A move that
+    is not forward (e.g. paid after void) changes nothing. Returns (invoice, changed)."""
+    with transaction.atomic():
+        invoice = lock_invoice(invoice_id=invoice_id)
+        if invoice.status == status or status not in FORWARD[invoice.status]:
+            return invoice, False
+        if invoice.is_draft:
+            return invoice, False
+        invoice.status = status
+        invoice.status_reason = reason
+        invoice.status_changed_at = at or timezone.now()
+        invoice.save(update_fields=["status", "status_reason", "status_changed_at"])
+    return invoice, True
+
+
+def invoice_void(*, invoice_id: int, reason: str) -> Invoice:
+    return _finance_move(invoice_id=invoice_id, status=Status.VOID, reason=reason)
+
+
+def invoice_mark_uncollectible(*, invoice_id: int, reason: str) -> Invoice:
+    return _finance_move(invoice_id=invoice_id, status=Status.UNCOLLECTIBLE, reason=reason)
+
+
+def _finance_move(*, invoice_id: int, status: str, reason: str) -> Invoice:
+    if not reason.strip():
+        raise InvoicingError("reason_required", f"Give a reason to mark an invoice {status}.")
+    invoice = Invoice.objects.get(pk=invoice_id)
+    if invoice.is_draft:
+        raise InvoicingError(
+            "invoice_draft", "A draft is not an invoice yet: finalize it or leave it."
+        )
+    invoice, changed = invoice_status_advance(invoice_id=invoice_id, status=status, reason=reason)
+    if not changed and invoice.status != status:
+        raise InvoicingError(
+            "invoice_status",
+            f"Invoice {invoice.number} is {invoice.status}; it cannot be {status}.",
+        )
+    if changed:
+        from ..stripe.client import stripe_enabled
+
+        if stripe_enabled():
+            from ..stripe.tasks import sync_invoice
+
+            transaction.on_commit(lambda: sync_invoice.delay(invoice_id), robust=True)
+    return invoice
+
+
+# --- credit notes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreditRequest:
+    """Credit part of one invoice line: ``amount`` (currency), or ``quantity`` (billing
+    units, priced at the line's unit price), or neither (what is left of the line)."""
+
+    line_id: int
+    amount: Decimal | None = None
+    quantity: Decimal | None = None
+
+
+def credit_note_issue(
+    *,
+    invoice_id: int,
+    reason: str,
+    lines: Iterable[CreditRequest] | None = None,
+    as_of: datetime | None = None,
+) -> CreditNote:
+    """Issue a numbered credit note against a finalized invoice: ``lines`` None credits the
+    whole invoice (lines, credits and tax); otherwise the given lines, each at most what is
+    left of it, taxed at the invoice's rate."""
+    as_of = (as_of or timezone.now()).astimezone(UTC)
+    if not reason.strip():
+        raise InvoicingError("reason_required", "Give the reason for the credit note.")
+    with transaction.atomic():
+        invoice = lock_invoice(invoice_id=invoice_id)
+        if invoice.status in (Status.DRAFT, Status.VOID):
+            raise InvoicingError(
+                "invoice_status", f"A {invoice.status} invoice cannot be credited."
+            )
+        invoice_lines = {line.pk: line for line in InvoiceLine.objects.filter(invoice=invoice)}
+        credited = _credited_per_line(invoice)
+        taxes = list(InvoiceTax.objects.filter(invoice=invoice))
+        issuer = Issuer.objects.get(pk=invoice.issuer_id)
+        note_lines, full = _credit_lines(invoice, invoice_lines, credited, lines)
+        subtotal = sum((amount for _, _, amount in note_lines), ZERO)
+        if full:
+            credits, note_taxes = (
+                invoice.credits,
+                [(t.rate, t.basis, t.amount, t.reason, t.mention) for t in taxes],
+            )
+        else:
+            credits = ZERO
+            note_taxes = [
+                (
+                    t.rate,
+                    subtotal,
+                    round_amount(subtotal * t.rate / 100, invoice.currency, issuer.rounding),
+                    t.reason,
+                    t.mention,
+                )
+                for t in taxes
+            ]
+        tax_total = sum((t[2] for t in note_taxes), ZERO)
+        total = subtotal - credits + tax_total
+        already = CreditNote.objects.filter(invoice=invoice).aggregate(t=Sum("total"))["t"] or ZERO
+        if total <= 0 or already + total > invoice.total:
+            raise InvoicingError(
+                "credit_exceeds_invoice",
+                f"Credit notes would total {already + total}, above the invoice's {invoice.total}.",
+            )
+        year = as_of.date().year
+        sequence = next_number(issuer=issuer, year=year, kind=DocumentCounter.Kind.CREDIT_NOTE)
+        note = CreditNote.objects.create(
+            org_id=invoice.org_id,
+            invoice=invoice,
+            issuer=issuer,
+            number=format_number(
+                issuer=issuer, year=year, sequence=sequence, kind=DocumentCounter.Kind.CREDIT_NOTE
+            ),
+            number_year=year,
+            sequence=sequence,
+            currency=invoice.currency,
+            issue_date=as_of.date(),
+            reason=reason,
+            full=full,
+            subtotal=subtotal,
+            credits=credits,
+            tax_total=tax_total,
+            total=total,
+        )
+        CreditNoteLine.objects.bulk_create(
+            CreditNoteLine(
+                org_id=invoice.org_id,
+                credit_note=note,
+                invoice_line=line,
+                position=position,
+                kind=line.kind,
+                product=line.product,
+                description=line.description,
+                quantity=quantity,
+                unit=line.unit,
+                unit_price=line.unit_price,
+                amount=amount,
+            )
+            for position, (line, quantity, amount) in enumerate(note_lines)
+        )
+        CreditNoteTax.objects.bulk_create(
+            CreditNoteTax(
+                org_id=invoice.org_id,
+                credit_note=note,
+                rate=rate,
+                basis=basis,
+                amount=amount,
+                reason=tax_reason,
+                mention=mention,
+            )
+            for rate, basis, amount, tax_reason, mention in note_taxes
+        )
+    return note
+
+
+def _credited_per_line(invoice: Invoice) -> dict[int, Decimal]:
+    rows = (
+        CreditNoteLine.objects.filter(org_id=invoice.org_id, credit_note__invoice=invoice)
+        .values("invoice_line_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    return {row["invoice_line_id"]: row["total"] for row in rows}
+
+
+def _credit_lines(
+    invoice: Invoice,
+    invoice_lines: dict[int, InvoiceLine],
+    credited: dict[int, Decimal],
+    requests: Iterable[CreditRequest] | None,
+) -> tuple[list[tuple[InvoiceLine, Decimal, Decimal]], bool]:
+    if requests is None:
+        if credited:
+            raise InvoicingError(
+                "already_credited",
+                "This invoice is already partly credited: credit its remaining lines instead.",
+            )
+        ordered = sorted(invoice_lines.values(), key=lambda line: line.position)
+        return [(line, line.quantity, line.amount) for line in ordered if line.amount], True
+    result = []
+    seen: set[int] = set()
+    for request in requests:
+        line = invoice_lines.get(request.line_id)
+        if line is None or request.line_id in seen:
+            raise InvoicingError(
+                "unknown_line", f"Line {request.line_id} is not a line of {invoice.number}."
+            )
+        seen.add(request.line_id)
+        left = line.amount - credited.get(line.pk, ZERO)
+        if request.amount is not None:
+            amount = request.amount
+            quantity = (amount / line.unit_price) if line.unit_price else ZERO
+        elif request.quantity is not None:
+            quantity = request.quantity
+            amount = round_amount(quantity * line.unit_price, invoice.currency,
+                                  invoice.issuer.rounding)  # fmt: skip
+        else:
+            amount = left
+            quantity = line.quantity * left / line.amount if line.amount else ZERO
+        if amount <= 0 or amount > left:
+            raise InvoicingError(
+                "credit_exceeds_line",
+                f"Line {line.pk} has {left} left to credit; {amount} was asked.",
+            )
+        if round_amount(amount, invoice.currency) != amount:
+            raise InvoicingError("amount_precision", f"{amount} has more than minor units.")
+        result.append((line, quantity.quantize(Decimal("1e-12")), amount))
+    if not result:
+        raise InvoicingError("no_lines", "Name at least one line to credit.")
+    return result, False
+
+
+def month_of(value: str) -> tuple[int, int]:
+    """``YYYY-MM`` → (year, month); ValueError otherwise."""
+    day = date.fromisoformat(f"{value}-01")
+    return day.year, day.month
+
+
+__all__ = [
+    "CloseReport",
+    "CreditRequest",
+    "InvoicingError",
+    "credit_note_issue",
+    "invoice_draft",
+    "invoice_finalize",
+    "invoice_mark_uncollectible",
+    "invoice_status_advance",
+    "invoice_void",
+    "invoices_finalize",
+    "lock_invoice",
+    "lock_period",
+    "month_of",
+    "periods_close",
+]

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("invoices", apis.InvoiceListApi.as_view(), name="invoices"),
+    path("invoices/export", apis.InvoiceExportApi.as_view(), name="invoices-export"),
+    path("invoices/<int:invoice_id>", apis.InvoiceDetailApi.as_view(), name="invoice"),
+    path("invoices/<int:invoice_id>/pdf", apis.InvoicePdfApi.as_view(), name="invoice-pdf"),
+    path(
+        "invoices/<int:invoice_id>/finalize",
+        apis.InvoiceFinalizeApi.as_view(),
+        name="invoice-finalize",
+    ),
+    path("invoices/<int:invoice_id>/void", apis.InvoiceVoidApi.as_view(), name="invoice-void"),
+    path(
+        "invoices/<int:invoice_id>/mark-uncollectible",
+        apis.InvoiceUncollectibleApi.as_view(),
+        name="invoice-mark-uncollectible",
+    ),
+    path(
+        "invoices/<int:invoice_id>/credit-notes",
+        apis.CreditNoteCreateApi.as_view(),
+        name="invoice-credit-notes",
+    ),
+    path("credit-notes", apis.CreditNoteListApi.as_view(), name="credit-notes"),
+    path("stripe/webhook", apis.StripeWebhookApi.as_view(), name="stripe-webhook"),
+]

@@ -1,0 +1,77 @@
+from typing import IO, Any, cast
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import QuerySet
+
+from billing.invoicing.export import documents, write_csv, write_json
+from billing.invoicing.models import CreditNote, Invoice
+from billing.invoicing.selectors import credit_notes_for, invoices_for
+from billing.invoicing.services import month_of
+from tenancy.models import Org
+
+
+class _Raw:
+    """The command's stdout without the newline Django's wrapper adds to each write."""
+
+    def __init__(self, wrapper: Any) -> None:
+        self.wrapper = wrapper
+
+    def write(self, text: str) -> int:
+        self.wrapper.write(text, ending="")
+        return len(text)
+
+
+class Command(BaseCommand):
+    help = (
+        "Export the invoices (or credit notes) of a month as JSON or CSV (SPEC §5). Invoices "
+        "are those whose period starts in --period; drafts only with --status draft."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--period", required=True, help="YYYY-MM")
+        parser.add_argument("--format", choices=["json", "csv"], default="json")
+        parser.add_argument("--output", help="File to write; default standard output.")
+        parser.add_argument("--issuer", help="Only this issuer (key).")
+        parser.add_argument(
+            "--status",
+            action="append",
+            choices=Invoice.Status.values,
+            help="Only these statuses (repeatable); default every finalized one.",
+        )
+        parser.add_argument(
+            "--credit-notes", action="store_true", help="Export credit notes issued that month."
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        try:
+            period = month_of(str(options["period"]))
+        except ValueError:
+            raise CommandError("--period must be YYYY-MM") from None
+        orgs = Org.objects.all()  # finance's command: every org, explicitly
+        issuer = options["issuer"] if isinstance(options["issuer"], str) else None
+        statuses = options["status"] if isinstance(options["status"], list) else None
+        query: QuerySet[Invoice] | QuerySet[CreditNote]
+        if options["credit_notes"]:
+            query = credit_notes_for(orgs=orgs, period=period, issuer=issuer)
+        else:
+            query = invoices_for(
+                orgs=orgs, period=period, issuer=issuer, status=statuses,
+                include_drafts=bool(statuses and "draft" in statuses),
+            )  # fmt: skip
+        output = options["output"]
+        out: IO[str] = (
+            open(str(output), "w", encoding="utf-8", newline="")
+            if output
+            else cast(IO[str], _Raw(self.stdout))
+        )
+        try:
+            rows = documents(query)
+            if options["format"] == "json":
+                count = write_json(rows, out)
+            else:
+                count = write_csv(rows, out, credit_notes=bool(options["credit_notes"]))
+        finally:
+            if output:
+                out.close()
+        if output:
+            self.stderr.write(f"{count} document(s) written to {output}.")

@@ -1,0 +1,106 @@
+"""A worked month for invoicing tests: rated periods built as the rating engine leaves them."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from billing.models import CreditDraw, CreditGrant, RatedCharge
+
+from ...factories import (
+    BillingPeriodFactory,
+    ContractFactory,
+    IssuerFactory,
+    MeterFactory,
+    OrgFactory,
+    ProductFactory,
+    RatedChargeFactory,
+)
+
+OCT = datetime(2026, 10, 1, tzinfo=UTC)
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
+DEC = datetime(2026, 12, 1, tzinfo=UTC)
+AFTER_GRACE = datetime(2026, 11, 3, tzinfo=UTC)  # Nov 1 + 2 grace days
+Kind = RatedCharge.Kind
+
+
+@dataclass
+class World:
+    issuer: Any
+    h100: Any
+    llama: Any
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    meter = MeterFactory(key="gpu_time")
+    tokens = MeterFactory(key="llm_input_tokens", event_type="llm.tokens")
+    return World(
+        issuer=IssuerFactory(address="12 rue de la Paix\n75002 Paris"),
+        h100=ProductFactory(
+            key="h100-eu-north", name="NVIDIA H100 GPU-hour, eu-north", meter=meter
+        ),
+        llama=ProductFactory(
+            key="llama-70b-input",
+            name="Llama 3.1 70B input, 1M tokens",
+            meter=tokens,
+            unit="1M tokens",
+            unit_size=Decimal(1_000_000),
+        ),
+    )
+
+
+def rated_period(
+    world: World,
+    *,
+    slug: str = "acme",
+    country: str = "FR",
+    vat_id: str = "FR12345678901",
+    start: datetime = OCT,
+    end: datetime = NOV,
+    issuer: Any = None,
+    contract: Any = None,
+    credits: Decimal = Decimal(0),
+    charges: list[tuple[Any, str, int, str, str, str]] | None = None,
+) -> Any:
+    """A closing period rated through its end. ``charges``: (product, kind, line, quantity,
+    unit price, amount)."""
+    org: Any = OrgFactory(slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
+                     billing_address="1 avenue de l'Opéra\n75001 Paris")  # fmt: skip
+    contract = contract or ContractFactory(
+        org=org, key=f"{slug}-2026", issuer=issuer or world.issuer, start=date(2026, 1, 1)
+    )
+    period: Any = BillingPeriodFactory(contract=contract, org=org, start=start, end=end)
+    for product, kind, line, quantity, unit_price, amount in charges or []:
+        RatedChargeFactory(
+            period=period,
+            org=org,
+            product=product,
+            kind=kind,
+            line=line,
+            quantity=Decimal(quantity),
+            unit_price=Decimal(unit_price),
+            amount=Decimal(amount),
+        )
+    if credits:
+        grant = CreditGrant.objects.create(
+            org=org, key=f"welcome-{period.pk}", amount=Decimal("1000.00"), currency="USD",
+            balance=Decimal("1000.00") - credits, effective=date(2026, 1, 1),
+        )  # fmt: skip
+        CreditDraw.objects.create(
+            org=org, grant=grant, period=period, amount=credits, balance_after=grant.balance
+        )
+    return period
+
+
+def worked_charges(world: World) -> list[tuple[Any, str, int, str, str, str]]:
+    """The worked scenario: subtotal 13,592.75 (see test_export)."""
+    return [
+        (world.h100, Kind.RESERVATION, 0, "5952", "2.10", "12499.20"),  # 8 GPUs × 744 h
+        (world.h100, Kind.COVERED, 0, "5000.5", "0", "0.00"),
+        (world.h100, Kind.BURST, 0, "12.25", "2.40", "29.40"),
+        (world.llama, Kind.ON_DEMAND, 0, "1000", "0.90", "900.00"),
+        (world.llama, Kind.ON_DEMAND, 1, "234.5", "0.70", "164.15"),
+    ]

@@ -1,0 +1,79 @@
+"""Invoicing under concurrency, on PostgreSQL with real threads and connections."""
+
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import invoice_finalize, periods_close
+
+from ...factories import IssuerFactory
+from .conftest import AFTER_GRACE, rated_period, worked_charges
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _run_threads(targets: list, *, timeout: float = 120) -> list[BaseException]:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(targets))
+
+    def wrap(target):
+        def run():
+            try:
+                barrier.wait()
+                target()
+            except BaseException as exc:  # noqa: BLE001 - reported to the test
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        return run
+
+    threads = [threading.Thread(target=wrap(t)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return errors
+
+
+def test_two_concurrent_close_runs_make_one_invoice_per_period(world):
+    for slug in ("acme", "globex", "initech"):
+        rated_period(world, slug=slug, charges=worked_charges(world))
+    reports = []
+
+    errors = _run_threads([lambda: reports.append(periods_close(as_of=AFTER_GRACE))] * 2)
+
+    assert errors == []
+    assert Invoice.objects.count() == 3
+    assert sorted(len(r.drafted_ids) + r.already for r in reports) == [3, 3]
+    assert sum(len(r.drafted_ids) for r in reports) == 3
+
+
+def test_fifty_concurrent_finalizations_across_two_issuers_are_gapless(world):
+    germany = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+                            vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
+    for i in range(50):
+        rated_period(world, slug=f"org-{i:02d}", issuer=germany if i % 2 else world.issuer,
+                     charges=worked_charges(world)[:1])  # fmt: skip
+    ids = [i.pk for i in periods_close(as_of=AFTER_GRACE).drafted]
+    as_of = datetime(2026, 11, 5, tzinfo=UTC)
+
+    errors = _run_threads(
+        [lambda pk=pk: invoice_finalize(invoice_id=pk, as_of=as_of) for pk in ids]
+    )
+
+    assert errors == []
+    numbers: dict[str, list[int]] = defaultdict(list)
+    for issuer, year, sequence, number in Invoice.objects.values_list(
+        "issuer__key", "number_year", "sequence", "number"
+    ):
+        numbers[f"{issuer}/{year}"].append(sequence)
+        assert number.endswith(f"-{year}-{sequence:06d}")
+    assert {k: sorted(v) for k, v in numbers.items()} == {
+        "tessera-fr/2026": list(range(1, 26)),
+        "tessera-de/2026": list(range(1, 26)),
+    }

@@ -1,0 +1,111 @@
+"""The finance export (SPEC §5) of a worked scenario, checked against hand arithmetic."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.core.management import call_command
+
+from billing.invoicing.services import invoices_finalize, periods_close
+
+from .conftest import AFTER_GRACE, rated_period, worked_charges
+
+
+def test_json_export_of_the_worked_scenario_matches_the_hand_computation(world, tmp_path):
+    # Reservation: 8 GPUs × 744 h = 5,952 GPU-hours × 2.10 = 12,499.20
+    # Covered: 5,000.5 GPU-hours at 0 = 0.00; burst: 12.25 × 2.40 = 29.40
+    # Llama input, graduated: 1,000 × 0.90 = 900.00; 234.5 × 0.70 = 164.15
+    subtotal = (
+        Decimal("12499.20")
+        + Decimal("0.00")
+        + Decimal("29.40")
+        + Decimal("900.00")
+        + Decimal("164.15")
+    )
+    credits = Decimal("500.00")
+    tax = ((subtotal - credits) * Decimal("0.20")).quantize(Decimal("0.01"))
+    assert (subtotal, tax) == (Decimal("13592.75"), Decimal("2618.55"))
+    rated_period(world, charges=worked_charges(world), credits=credits)
+    periods_close(as_of=AFTER_GRACE)
+    invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    out = tmp_path / "invoices.json"
+
+    call_command("export_invoices", "--period", "2026-10", "--format", "json", "--output", str(out))
+
+    assert json.loads(out.read_text()) == [
+        {
+            "number": "TFR-2026-000001",
+            "org": "acme",
+            "issuer": "tessera-fr",
+            "status": "finalized",
+            "currency": "USD",
+            "period_start": "2026-10-01",
+            "period_end": "2026-11-01",
+            "issue_date": "2026-11-04",
+            "due_date": "2026-12-04",
+            "lines": [
+                {"kind": "reservation", "product": "h100-eu-north",
+                 "description": "NVIDIA H100 GPU-hour, eu-north: reservation",
+                 "quantity": "5952", "unit": "GPU-hour", "unit_price": "2.1",
+                 "amount": "12499.20", "period": None},
+                {"kind": "covered", "product": "h100-eu-north",
+                 "description": "NVIDIA H100 GPU-hour, eu-north: covered by reservation",
+                 "quantity": "5000.5", "unit": "GPU-hour", "unit_price": "0",
+                 "amount": "0.00", "period": None},
+                {"kind": "burst", "product": "h100-eu-north",
+                 "description": "NVIDIA H100 GPU-hour, eu-north: burst above reservation",
+                 "quantity": "12.25", "unit": "GPU-hour", "unit_price": "2.4",
+                 "amount": "29.40", "period": None},
+                {"kind": "on_demand", "product": "llama-70b-input",
+                 "description": "Llama 3.1 70B input, 1M tokens: on demand",
+                 "quantity": "1000", "unit": "1M tokens", "unit_price": "0.9",
+                 "amount": "900.00", "period": None},
+                {"kind": "on_demand", "product": "llama-70b-input",
+                 "description": "Llama 3.1 70B input, 1M tokens: on demand",
+                 "quantity": "234.5", "unit": "1M tokens", "unit_price": "0.7",
+                 "amount": "164.15", "period": None},
+            ],
+            "subtotal": str(subtotal),
+            "credits": "500.00",
+            "taxes": [{"rate": "20", "basis": "13092.75", "amount": str(tax),
+                       "reason": "domestic_vat"}],
+            "tax_total": "2618.55",
+            "total": str(subtotal - credits + tax),
+        }
+    ]  # fmt: skip
+    assert str(subtotal - credits + tax) == "15711.30"
+
+
+def test_csv_export_has_one_row_per_line_with_the_invoice_repeated(world):
+    rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
+    rated_period(world, slug="globex")  # no lines: one row
+    periods_close(as_of=AFTER_GRACE)
+    invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    out = io.StringIO()
+
+    call_command("export_invoices", "--period", "2026-10", "--format", "csv", stdout=out)
+
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [(r["number"], r["line_kind"], r["line_amount"], r["total"]) for r in rows] == [
+        ("TFR-2026-000001", "reservation", "12499.20", "15711.30"),
+        ("TFR-2026-000001", "covered", "0.00", "15711.30"),
+        ("TFR-2026-000001", "burst", "29.40", "15711.30"),
+        ("TFR-2026-000001", "on_demand", "900.00", "15711.30"),
+        ("TFR-2026-000001", "on_demand", "164.15", "15711.30"),
+        ("TFR-2026-000002", "", "", "0.00"),
+    ]
+    assert rows[0]["tax_rate"] == "20"
+    assert rows[0]["credits"] == "500.00"
+
+
+def test_drafts_and_other_months_are_not_exported_by_default(world):
+    rated_period(world, charges=worked_charges(world))
+    periods_close(as_of=AFTER_GRACE)
+    out = io.StringIO()
+
+    call_command("export_invoices", "--period", "2026-10", stdout=out)
+    assert json.loads(out.getvalue()) == []
+    call_command("export_invoices", "--period", "2026-10", "--status", "draft", stdout=out)
+    assert json.loads(out.getvalue().split("]\n", 1)[1])[0]["number"] is None

@@ -1,0 +1,23 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from billing.invoicing.services import invoice_finalize, periods_close
+from billing.stripe.testing import FakeStripe
+
+from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
+
+
+@pytest.fixture
+def fake(settings) -> FakeStripe:
+    fake = FakeStripe()
+    settings.STRIPE_WEBHOOK_SECRET = fake.webhook_secret
+    return fake
+
+
+@pytest.fixture
+def finalized(world):  # noqa: F811
+    rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
+    draft = periods_close(as_of=AFTER_GRACE).drafted[0]
+    return invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
