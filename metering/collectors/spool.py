@@ -172,6 +172,14 @@ class Transaction:
             added += cursor.rowcount
         return added
 
+    def reject(self, event_id: str, body: str, reasons: list[str]) -> None:
+        """Keep something unusable aside for inspection (never sent)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO rejected (event_id, body, reasons, rejected_at) "
+            "VALUES (?, ?, ?, ?)",
+            (event_id, body, json.dumps(reasons), time.time()),
+        )
+
     def set_state(self, key: str, value: Any) -> None:
         self.db.execute(
             "INSERT INTO state (key, value) VALUES (?, ?) "
