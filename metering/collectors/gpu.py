@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
             "window) to POST /api/v1/events. Settings come from flags, then --config, then the "
             "environment (TESSERA_API_URL, TESSERA_COLLECTOR_KEY), then defaults."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--config", help="YAML or JSON file with any of these settings (keys use underscores)")

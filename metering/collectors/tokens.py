@@ -478,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
             "to POST /api/v1/events. Log files and endpoints are listed in --config (see "
             "examples/tokens.yaml); --log and --endpoint add more from the command line."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--config", help="YAML or JSON file: api_url, spool, logs: [...], endpoints: [...], ...")

@@ -199,3 +199,17 @@ def test_replaying_recorded_scrapes_twice_adds_nothing_the_second_time(tmp_path,
 
     assert totals(spool) == (250 + 30, 40 + 3)
     assert len(spooled(spool)) == 3
+
+
+def test_the_collectors_load_without_django():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, metering.collectors.gpu, metering.collectors.tokens, "
+        "metering.collectors.simnvml; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('django', 'rest_framework', 'tenancy', 'billing', 'config')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
