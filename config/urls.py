@@ -22,6 +22,7 @@ urlpatterns = [
     # Unknown API paths answer a JSON 404 whatever DEBUG says.
     re_path(r"^api/", views.not_found),
     path("portal/", include("portal.urls")),
+    path("finance/", include("billing.finance.urls")),
     path("admin/", admin.site.urls),
     path("deals/", include("billing.deals.urls_pages")),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -110,6 +110,16 @@ def _record(
     changes: dict[str, Any] | None = None,
     comment: str = "",
 ) -> DealEvent:
+    from audit.services import audit_record
+
+    audit_record(
+        action=f"deal.{action}",
+        object_type="deal",
+        object_key=str(deal.pk),
+        changes={"from": from_status, "to": deal.status, **(changes or {}), "comment": comment},
+        user=actor,
+        org=deal.org,
+    )
     return DealEvent.objects.create(
         org_id=deal.org_id,
         deal=deal,

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -299,7 +300,9 @@ def _totals(invoice: Invoice, *, subtotal: Decimal, credits: Decimal) -> Invoice
 # --- finalize ------------------------------------------------------------------------------
 
 
-def invoice_finalize(*, invoice_id: int, as_of: datetime | None = None) -> Invoice:
+def invoice_finalize(
+    *, invoice_id: int, as_of: datetime | None = None, user: Any = None
+) -> Invoice:
     """Number the invoice (gapless per issuer and year), freeze the org's and issuer's legal
     details, set issue and due dates. Idempotent: a finalized invoice is returned as is."""
     as_of = (as_of or timezone.now()).astimezone(UTC)
@@ -339,6 +342,7 @@ def invoice_finalize(*, invoice_id: int, as_of: datetime | None = None) -> Invoi
         invoice.status = Status.FINALIZED
         invoice.finalized_at = as_of
         invoice.save()
+        _audit(invoice, "finalized", {"number": invoice.number, "total": invoice.total}, user)
         _after_finalize(invoice)
     return invoice
 
@@ -381,8 +385,28 @@ def invoices_finalize(
 # --- status --------------------------------------------------------------------------------
 
 
+def _audit(invoice: Invoice, what: str, changes: dict[str, Any], user: Any = None) -> None:
+    from audit.services import audit_record
+
+    audit_record(
+        action=f"invoice.{what}",
+        object_type="invoice",
+        object_key=invoice.number or f"draft-{invoice.pk}",
+        changes=changes,
+        user=user,
+        actor="finalize_invoices",
+        org=Org.objects.get(pk=invoice.org_id),
+    )
+
+
 def invoice_status_advance(
-    *, invoice_id: int, status: str, reason: str = "", at: datetime | None = None
+    *,
+    invoice_id: int,
+    status: str,
+    reason: str = "",
+    at: datetime | None = None,
+    user: Any = None,
+    actor: str = "system",
 ) -> tuple[Invoice, bool]:
     """Move a finalized invoice's status forward (paid / void / uncollectible). A move that
     is not forward (e.g. paid after void) changes nothing. Returns (invoice, changed)."""
@@ -396,18 +420,31 @@ def invoice_status_advance(
         invoice.status_reason = reason
         invoice.status_changed_at = at or timezone.now()
         invoice.save(update_fields=["status", "status_reason", "status_changed_at"])
+        from audit.services import audit_record
+
+        audit_record(
+            action=f"invoice.{status}",
+            object_type="invoice",
+            object_key=invoice.number,
+            changes={"status": status, "reason": reason},
+            user=user,
+            actor=actor,
+            org=Org.objects.get(pk=invoice.org_id),
+        )
     return invoice, True
 
 
-def invoice_void(*, invoice_id: int, reason: str) -> Invoice:
-    return _finance_move(invoice_id=invoice_id, status=Status.VOID, reason=reason)
+def invoice_void(*, invoice_id: int, reason: str, user: Any = None) -> Invoice:
+    return _finance_move(invoice_id=invoice_id, status=Status.VOID, reason=reason, user=user)
 
 
-def invoice_mark_uncollectible(*, invoice_id: int, reason: str) -> Invoice:
-    return _finance_move(invoice_id=invoice_id, status=Status.UNCOLLECTIBLE, reason=reason)
+def invoice_mark_uncollectible(*, invoice_id: int, reason: str, user: Any = None) -> Invoice:
+    return _finance_move(
+        invoice_id=invoice_id, status=Status.UNCOLLECTIBLE, reason=reason, user=user
+    )
 
 
-def _finance_move(*, invoice_id: int, status: str, reason: str) -> Invoice:
+def _finance_move(*, invoice_id: int, status: str, reason: str, user: Any = None) -> Invoice:
     if not reason.strip():
         raise InvoicingError("reason_required", f"Give a reason to mark an invoice {status}.")
     invoice = Invoice.objects.get(pk=invoice_id)
@@ -415,7 +452,9 @@ def _finance_move(*, invoice_id: int, status: str, reason: str) -> Invoice:
         raise InvoicingError(
             "invoice_draft", "A draft is not an invoice yet: finalize it or leave it."
         )
-    invoice, changed = invoice_status_advance(invoice_id=invoice_id, status=status, reason=reason)
+    invoice, changed = invoice_status_advance(
+        invoice_id=invoice_id, status=status, reason=reason, user=user, actor="finance"
+    )
     if not changed and invoice.status != status:
         raise InvoicingError(
             "invoice_status",
@@ -450,6 +489,7 @@ def credit_note_issue(
     reason: str,
     lines: Iterable[CreditRequest] | None = None,
     as_of: datetime | None = None,
+    user: Any = None,
 ) -> CreditNote:
     """Issue a numbered credit note against a finalized invoice: ``lines`` None credits the
     whole invoice (lines, credits and tax); otherwise the given lines, each at most what is
@@ -541,6 +581,17 @@ def credit_note_issue(
                 mention=mention,
             )
             for rate, basis, amount, tax_reason, mention in note_taxes
+        )
+        from audit.services import audit_record
+
+        audit_record(
+            action="credit_note.issued",
+            object_type="credit_note",
+            object_key=note.number,
+            changes={"invoice": invoice.number, "total": total, "full": full, "reason": reason},
+            user=user,
+            actor="finance",
+            org=Org.objects.get(pk=invoice.org_id),
         )
     return note
 

@@ -81,7 +81,11 @@ def _apply(event: StripeEvent) -> str:
     created = event.payload.get("created")
     at = datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) else None
     invoice, changed = invoice_status_advance(
-        invoice_id=invoice_id, status=status, reason=f"Stripe {event.type}", at=at
+        invoice_id=invoice_id,
+        status=status,
+        reason=f"Stripe {event.type}",
+        at=at,
+        actor="stripe webhook",
     )
     return f"{'moved to' if changed else 'left at'} {invoice.status}"
 

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "finance"
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("close/", views.close_periods, name="close"),
+    path("invoices/", views.invoice_list, name="invoices"),
+    path("invoices/finalize/", views.finalize_selected, name="finalize-selected"),
+    path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice"),
+    path("invoices/<int:invoice_id>/pdf", views.invoice_pdf, name="invoice-pdf"),
+    path("invoices/<int:invoice_id>/<slug:action>/", views.invoice_action, name="invoice-action"),
+    path("export/", views.export_download, name="export"),
+    path("stripe/", views.stripe_status, name="stripe"),
+    path("audit/", views.audit_log, name="audit"),
+]

@@ -1,0 +1,269 @@
+"""The finance console: close periods, review and finalize drafts, correct invoices, follow
+Stripe, export. Every page and action is for the finance role."""
+
+import io
+import zipfile
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from audit.selectors import audit_entries
+from tenancy.models import Org, StaffRole
+from web.access import role_required
+
+from ..invoicing import export
+from ..invoicing.models import Invoice, StripeInvoiceSync
+from ..invoicing.pdf import render_invoice_pdf
+from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
+from ..invoicing.services import (
+    CreditRequest,
+    InvoicingError,
+    credit_note_issue,
+    invoice_finalize,
+    invoice_mark_uncollectible,
+    invoice_void,
+    month_of,
+    periods_close,
+    periods_to_close,
+    stale_reason,
+)
+from ..models import BillingPeriod, Issuer, RatedCharge
+
+finance_only = role_required(StaffRole.FINANCE)
+ALL = Org.objects.all
+
+
+def _month(request: HttpRequest) -> tuple[int, int] | None:
+    raw = request.GET.get("period") or ""
+    if not raw:
+        return None
+    try:
+        return month_of(raw)
+    except (ValueError, InvoicingError):
+        messages.error(request, f"{raw!r} is not a month (YYYY-MM).")
+        return None
+
+
+@finance_only
+def dashboard(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    ready_ids = periods_to_close(as_of=now)
+    ready = list(
+        BillingPeriod.objects.filter(pk__in=ready_ids[:200]).select_related("org", "contract")
+    )
+    syncs = StripeInvoiceSync.objects.select_related("invoice", "org")
+    context = {
+        "ready": [{"period": p, "blocked": stale_reason(p)} for p in ready],
+        "ready_count": len(ready_ids),
+        "drafts": Invoice.objects.filter(status=Invoice.Status.DRAFT).count(),
+        "sync_counts": {
+            state: syncs.filter(state=state).count() for state in StripeInvoiceSync.State.values
+        },
+        "sync_failures": syncs.filter(state=StripeInvoiceSync.State.FAILED).order_by("-updated_at")[
+            :20
+        ],
+        "issuers": Issuer.objects.all(),
+        "this_month": now.strftime("%Y-%m"),
+    }
+    return render(request, "finance/dashboard.html", context)
+
+
+@require_POST
+@finance_only
+def close_periods(request: HttpRequest) -> HttpResponse:
+    report = periods_close(as_of=timezone.now())
+    messages.success(
+        request,
+        f"Drafted {len(report.drafted_ids)} invoice(s); {report.already} already invoiced; "
+        f"{len(report.skipped)} skipped (see the reasons below).",
+    )
+    for period, reason in report.skipped[:10]:
+        messages.warning(request, f"{period.org.slug} {period.start:%Y-%m-%d}: {reason}")
+    return HttpResponseRedirect("/finance/")
+
+
+@finance_only
+def invoice_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status") or ""
+    statuses = [status] if status in Invoice.Status.values else None
+    invoices = invoices_for(
+        orgs=ALL(),
+        period=_month(request),
+        issuer=request.GET.get("issuer") or None,
+        status=statuses,
+    )[:500]
+    return render(
+        request,
+        "finance/invoices.html",
+        {
+            "invoices": invoices,
+            "statuses": Invoice.Status.choices,
+            "status": status,
+            "issuers": Issuer.objects.all(),
+            "issuer": request.GET.get("issuer") or "",
+            "period": request.GET.get("period") or "",
+        },
+    )
+
+
+@require_POST
+@finance_only
+def finalize_selected(request: HttpRequest) -> HttpResponse:
+    ids = [int(i) for i in request.POST.getlist("invoice") if i.isdigit()]
+    if not ids:
+        messages.error(request, "Select the drafts to finalize.")
+        return HttpResponseRedirect("/finance/invoices/?status=draft")
+    numbers = []
+    for invoice_id in ids:
+        try:
+            numbers.append(invoice_finalize(invoice_id=invoice_id, user=request.user).number)
+        except Invoice.DoesNotExist:
+            messages.error(request, f"No invoice {invoice_id}.")
+    messages.success(request, f"Finalized {len(numbers)}: {', '.join(numbers)}")
+    return HttpResponseRedirect(request.POST.get("next") or "/finance/invoices/?status=draft")
+
+
+def _invoice(invoice_id: int) -> Invoice:
+    invoice = invoice_get(orgs=ALL(), invoice_id=invoice_id)
+    if invoice is None:
+        raise Http404("No such invoice.")
+    return invoice
+
+
+@finance_only
+def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = _invoice(invoice_id)
+    charges = RatedCharge.objects.filter(period_id=invoice.period_id).select_related("product")
+    behind = {(c.product_id, c.kind, c.line): c for c in charges}
+    # Adjustment lines come from a re-rating of another period, not from this one's charges.
+    lines = [
+        {
+            "line": line,
+            "charges": [
+                c
+                for c in [behind.get((line.product_id, line.charge_kind, line.charge_line))]
+                if c is not None and line.adjusts_period_id is None
+            ],
+        }
+        for line in invoice.lines.all()
+    ]
+    notes = credit_notes_for(orgs=ALL()).filter(invoice=invoice)
+    return render(
+        request,
+        "finance/invoice.html",
+        {"invoice": invoice, "lines": lines, "taxes": invoice.taxes.all(), "notes": notes},
+    )
+
+
+@finance_only
+def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = _invoice(invoice_id)
+    response = HttpResponse(render_invoice_pdf(invoice), content_type="application/pdf")
+    name = invoice.number or f"draft-{invoice.pk}"
+    response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+    return response
+
+
+@require_POST
+@finance_only
+def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpResponse:
+    reason = (request.POST.get("reason") or "").strip()
+    try:
+        if action == "finalize":
+            invoice = invoice_finalize(invoice_id=invoice_id, user=request.user)
+            messages.success(request, f"Finalized as {invoice.number}.")
+        elif action == "void":
+            invoice_void(invoice_id=invoice_id, reason=reason, user=request.user)
+            messages.success(request, "Voided.")
+        elif action == "uncollectible":
+            invoice_mark_uncollectible(invoice_id=invoice_id, reason=reason, user=request.user)
+            messages.success(request, "Marked uncollectible.")
+        elif action == "credit-note":
+            note = credit_note_issue(
+                invoice_id=invoice_id,
+                reason=reason,
+                lines=_credit_requests(request),
+                user=request.user,
+            )
+            messages.success(request, f"Credit note {note.number} issued for {note.total}.")
+        else:
+            raise Http404("No such action.")
+    except InvoicingError as exc:
+        messages.error(request, str(exc))
+    except Invoice.DoesNotExist:
+        raise Http404("No such invoice.") from None
+    return HttpResponseRedirect(f"/finance/invoices/{invoice_id}/")
+
+
+def _credit_requests(request: HttpRequest) -> list[CreditRequest] | None:
+    """None (the whole invoice) unless some line has an amount to credit."""
+    if request.POST.get("scope") != "lines":
+        return None
+    requests = []
+    for key in request.POST:
+        value = request.POST.get(key, "").strip()
+        suffix = key.removeprefix("line-")
+        if key.startswith("line-") and suffix.isdigit() and value:
+            try:
+                amount = Decimal(value)
+            except InvalidOperation:
+                raise InvoicingError("invalid_amount", f"{value!r} is not an amount.") from None
+            requests.append(CreditRequest(line_id=int(suffix), amount=amount))
+    if not requests:
+        raise InvoicingError("no_lines", "Give an amount on at least one line to credit.")
+    return requests
+
+
+@finance_only
+def export_download(request: HttpRequest) -> HttpResponse:
+    month = _month(request)
+    if month is None:
+        raise PermissionDenied("Choose a period (YYYY-MM) to export.")
+    issuer = request.GET.get("issuer") or None
+    fmt = request.GET.get("format", "json")
+    invoices = invoices_for(orgs=ALL(), period=month, issuer=issuer, include_drafts=False)
+    stem = f"invoices-{month[0]:04d}-{month[1]:02d}" + (f"-{issuer}" if issuer else "")
+    if fmt == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for invoice in invoices.iterator(chunk_size=200):
+                archive.writestr(f"{invoice.number}.pdf", render_invoice_pdf(invoice))
+        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{stem}-pdf.zip"'
+        return response
+    out = io.StringIO()
+    if fmt == "csv":
+        export.write_csv(export.documents(invoices), out)
+        content_type = "text/csv"
+    else:
+        export.write_json(export.documents(invoices), out)
+        content_type, fmt = "application/json", "json"
+    response = HttpResponse(out.getvalue(), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
+    return response
+
+
+@finance_only
+def stripe_status(request: HttpRequest) -> HttpResponse:
+    syncs = StripeInvoiceSync.objects.select_related("invoice", "org").order_by("-updated_at")
+    state = request.GET.get("state") or ""
+    if state in StripeInvoiceSync.State.values:
+        syncs = syncs.filter(state=state)
+    return render(
+        request,
+        "finance/stripe.html",
+        {"syncs": syncs[:300], "state": state, "states": StripeInvoiceSync.State.choices},
+    )
+
+
+@finance_only
+def audit_log(request: HttpRequest) -> HttpResponse:
+    entries = audit_entries(
+        object_type=request.GET.get("type") or None, org_slug=request.GET.get("org") or None
+    )
+    return render(request, "finance/audit.html", {"entries": entries})

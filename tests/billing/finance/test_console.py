@@ -1,0 +1,148 @@
+import io
+import json
+import zipfile
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from audit.models import AuditEntry
+from billing.invoicing.models import CreditNote, Invoice
+from billing.invoicing.services import invoice_finalize, periods_close
+from tenancy.models import Membership
+from tenancy.services import staff_user_create
+
+from ...factories import MembershipFactory, UserFactory
+from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
+
+
+@pytest.fixture
+def finance(db):
+    client = Client()
+    client.force_login(staff_user_create(username="fin", role="finance"))
+    return client
+
+
+@pytest.fixture
+def drafts(world):  # noqa: F811
+    rated_period(world, slug="acme", charges=worked_charges(world))
+    rated_period(world, slug="globex", country="US", vat_id="", charges=worked_charges(world))
+    periods_close(as_of=AFTER_GRACE)
+    return list(Invoice.objects.order_by("org__slug"))
+
+
+PAGES = ["/finance/", "/finance/invoices/", "/finance/stripe/", "/finance/audit/"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_finance_sees_every_page(finance, drafts, path):
+    assert finance.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["account_manager", "operator"])
+@pytest.mark.parametrize("path", [*PAGES, "/finance/export/?period=2026-10"])
+def test_other_staff_get_403(db, drafts, role, path):
+    client = Client()
+    client.force_login(staff_user_create(username=role, role=role))
+
+    assert client.get(path).status_code == 403
+
+
+def test_customers_get_403_on_pages_and_actions(drafts):
+    owner = UserFactory()
+    MembershipFactory(user=owner, org=drafts[0].org, role=Membership.Role.OWNER)
+    client = Client()
+    client.force_login(owner)
+
+    assert client.get(f"/finance/invoices/{drafts[0].pk}/").status_code == 403
+    assert client.post(f"/finance/invoices/{drafts[0].pk}/finalize/").status_code == 403
+    assert client.post("/finance/close/").status_code == 403
+    drafts[0].refresh_from_db()
+    assert drafts[0].status == "draft"
+
+
+def test_anonymous_goes_to_login(db):
+    response = Client().get("/finance/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_review_a_draft_with_the_rated_charges_behind_each_line(finance, drafts):
+    page = finance.get(f"/finance/invoices/{drafts[0].pk}/").content.decode()
+
+    assert "Draft invoice" in page
+    assert "5952 × 2.1 = 12,499.20" in page  # the reservation line's rated charge
+    assert "Finalize" in page
+
+
+def test_finalize_several_drafts_at_once(finance, drafts):
+    response = finance.post("/finance/invoices/finalize/", {"invoice": [str(i.pk) for i in drafts]})
+
+    numbers = sorted(Invoice.objects.values_list("number", flat=True))
+    assert response.status_code == 302
+    assert numbers == ["TFR-2026-000001", "TFR-2026-000002"]
+    assert AuditEntry.objects.filter(action="invoice.finalized", actor="fin").count() == 2
+
+
+def test_close_button_drafts_ready_periods(finance, world):  # noqa: F811
+    rated_period(world, slug="initech", charges=worked_charges(world))
+
+    finance.post("/finance/close/")
+
+    assert Invoice.objects.filter(org__slug="initech", status="draft").count() == 1
+
+
+def test_void_needs_a_reason_and_is_logged(finance, drafts):
+    invoice = invoice_finalize(invoice_id=drafts[0].pk)
+
+    finance.post(f"/finance/invoices/{invoice.pk}/void/", {"reason": ""})
+    invoice.refresh_from_db()
+    assert invoice.status == "finalized"
+    finance.post(f"/finance/invoices/{invoice.pk}/void/", {"reason": "issued twice by mistake"})
+    invoice.refresh_from_db()
+
+    assert (invoice.status, invoice.status_reason) == ("void", "issued twice by mistake")
+    assert AuditEntry.objects.get(action="invoice.void").changes["reason"] == (
+        "issued twice by mistake"
+    )
+
+
+def test_partial_credit_note_by_line(finance, drafts):
+    invoice = invoice_finalize(invoice_id=drafts[0].pk)
+    burst = invoice.lines.get(kind="burst")
+
+    finance.post(
+        f"/finance/invoices/{invoice.pk}/credit-note/",
+        {"scope": "lines", f"line-{burst.pk}": "29.40", "reason": "burst was our outage"},
+    )
+
+    note = CreditNote.objects.get()
+    assert note.subtotal == Decimal("29.40")
+    assert note.total == Decimal("35.28")  # + 20% FR VAT
+    assert note.number == "TFR-CN-2026-000001"
+
+
+def test_exports_json_csv_and_a_zip_of_pdfs(finance, drafts):
+    for invoice in drafts:
+        invoice_finalize(invoice_id=invoice.pk)
+
+    as_json = finance.get("/finance/export/?period=2026-10&format=json")
+    as_csv = finance.get("/finance/export/?period=2026-10&format=csv")
+    as_zip = finance.get("/finance/export/?period=2026-10&format=zip")
+
+    rows = json.loads(as_json.content)
+    assert [r["number"] for r in rows] == ["TFR-2026-000001", "TFR-2026-000002"]
+    assert as_csv.content.decode().splitlines()[0].startswith("number,")
+    names = zipfile.ZipFile(io.BytesIO(as_zip.content)).namelist()
+    assert names == ["TFR-2026-000001.pdf", "TFR-2026-000002.pdf"]
+
+
+def test_every_form_needs_its_csrf_token(drafts):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user_create(username="fin2", role="finance"))
+
+    assert client.post("/finance/close/").status_code == 403
+    assert client.post(f"/finance/invoices/{drafts[0].pk}/finalize/").status_code == 403
+    drafts[0].refresh_from_db()
+    assert drafts[0].status == "draft"
