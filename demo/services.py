@@ -25,7 +25,9 @@ class Login:
 # Local demo only: fixed, printed passwords, reset on every run.
 STAFF = [
     Login("demo-am", "demo-am-pass", "account manager (acme, globex, hooli)", "/deals/"),
-    Login("fin", "demo-fin-pass", "finance", "/admin/"),
+    Login(
+        "fin", "demo-fin-pass", "finance (deal approvals; invoices API)", "/deals/ /api/v1/invoices"
+    ),
     Login("ops", "demo-ops-pass", "operator (Django admin)", "/admin/"),
 ]
 STAFF_ROLES = {
