@@ -58,9 +58,12 @@ def credits_apply(*, period: BillingPeriod, subtotal: Decimal) -> Decimal:
         if not delta:
             continue
         grant = by_pk[grant_pk]
-        # The check constraint refuses a negative balance even if this arithmetic were wrong.
-        CreditGrant.objects.filter(pk=grant_pk).update(balance=F("balance") - delta)
         grant.balance -= delta
+        # The grant is locked (lock_grants), so the balance is computed here in Decimal: SQL
+        # arithmetic (F("balance") - delta) is binary floating point on SQLite, and a draw of a
+        # whole balance left -2.8e-14, which the check constraint below rightly refused.
+        # The check constraint refuses a negative balance even if this arithmetic were wrong.
+        CreditGrant.objects.filter(pk=grant_pk).update(balance=grant.balance)
         CreditDraw.objects.create(
             org_id=period.org_id,
             grant=grant,

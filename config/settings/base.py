@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "web",
     "portal",
     "audit",
+    "demo",
     "axes",
 ]
 

@@ -1,0 +1,53 @@
+"""``manage.py demo --no-serve`` on the embedded default (its own SQLite file, Celery
+in-process), at tiny scale: the whole path runs and leaves invoices, PDFs and the exports."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_demo(var: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env["TESSERA_VAR_DIR"] = str(var)
+    return subprocess.run(
+        [sys.executable, "manage.py", "demo", "--no-serve", "--days", "1", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+
+
+def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_path):
+    # when the demo runs twice on the embedded default
+    first = run_demo(tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    exports_first = sorted((tmp_path / "demo").glob("invoices-*.json"))
+    first_docs = [json.loads(p.read_text()) for p in exports_first]
+    second = run_demo(tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+
+    # then it used var/demo.sqlite3, rebuilt it, and billed two months of five orgs each
+    assert (tmp_path / "demo.sqlite3").exists()
+    assert "(rebuilt from scratch)" in second.stdout
+    exports = sorted((tmp_path / "demo").glob("invoices-*.json"))
+    assert [p.name for p in exports] == [p.name for p in exports_first]
+    assert len(exports) == 2
+    docs = [json.loads(p.read_text()) for p in exports]
+    assert docs == first_docs  # same usage, same invoices, same numbers
+    invoices = [doc for month in docs for doc in month]
+    assert len(invoices) == 10
+    assert {doc["org"] for doc in invoices} == {"acme", "globex", "initech", "umbrella", "hooli"}
+    assert all(doc["status"] == "finalized" and doc["number"] for doc in invoices)
+    pdfs = sorted((tmp_path / "demo" / "invoices").glob("*.pdf"))
+    assert sorted(p.stem for p in pdfs) == sorted(doc["number"] for doc in invoices)
+    assert all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+    # the last month has usage from the collectors: GPU-hours and tokens for every org
+    last = docs[1]
+    for doc in last:
+        kinds = {line["kind"] for line in doc["lines"]}
+        assert kinds & {"on_demand", "burst", "covered"}, doc
+    assert "10 of 10 invoices pushed" in second.stdout
+    for login in ("ada", "demo-am", "fin", "ops"):
+        assert f"  {login} " in second.stdout
