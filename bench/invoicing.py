@@ -1,9 +1,10 @@
 """Invoice run: N orgs' rated periods closed into drafts, then finalized (SPEC §9: 10,000 in
 under 2 minutes).
 
-    .venv/bin/python bench/invoicing.py [--orgs 10000] [--charges 5] [--sqlite]
+    .venv/bin/python bench/invoicing.py [--orgs 10000] [--charges 5] [--database NAME] [--sqlite]
 
-Creates (and drops at the start) the database ``tessera_bench_invoicing`` on PostgreSQL, or a
+Creates (and drops at the start) the database ``tessera_bench_invoicing`` (or ``--database``:
+give your own name when others may be benchmarking on the same server) on PostgreSQL, or a
 fresh SQLite file with ``--sqlite``. Rated periods are written directly, as the rating engine
 leaves them. Prints the time of each step, invoices per second, and peak memory (RSS).
 """
@@ -27,7 +28,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def setup_database(sqlite: bool) -> None:
+def setup_database(sqlite: bool, name: str) -> None:
     if sqlite:
         var = tempfile.mkdtemp(prefix="tessera-bench-")
         os.environ["DATABASE_URL"] = f"sqlite:///{var}/bench.sqlite3"
@@ -36,9 +37,9 @@ def setup_database(sqlite: bool) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    os.environ["DATABASE_URL"] = f"{PG}/{DB}"
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    os.environ["DATABASE_URL"] = f"{PG}/{name}"
 
 
 def seed(orgs: int, charges: int) -> None:
@@ -91,9 +92,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--charges", type=int, default=5, help="Rated charges per period.")
+    parser.add_argument("--database", default=DB, help="PostgreSQL database (dropped first).")
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
-    setup_database(args.sqlite)
+    if not args.database.isidentifier():
+        parser.error("--database must be a plain identifier")
+    setup_database(args.sqlite, args.database)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["STRIPE_API_KEY"] = ""

@@ -4,17 +4,22 @@ Locks are taken through ``lock_period`` / ``lock_invoice`` (one row each, always
 document counter), so concurrent runs serialize per period or invoice and never deadlock.
 """
 
+import json
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Min, Sum
 from django.utils import timezone
 
+from audit.models import AuditEntry
 from tenancy.models import Org
 
 from ..models import BillingPeriod, Contract, CreditDraw, Issuer, RatedCharge
@@ -36,11 +41,12 @@ from .models import (
     LateUsageCheck,
     LineKind,
 )
-from .numbering import format_number, next_number
+from .numbering import format_number, next_number, reserve_numbers
 from .tax import tax_rule
 
 ZERO = Decimal(0)
 CHUNK = 200  # documents per transaction in the batch runs
+BULK_BATCH = 1000  # rows per INSERT statement (SQLite caps the parameters of one statement)
 Status = Invoice.Status
 PeriodStatus = BillingPeriod.Status
 KIND_ORDER = {kind: i for i, kind in enumerate(LineKind.values)}
@@ -69,6 +75,19 @@ def lock_period(*, period_id: int) -> BillingPeriod:
 
 def lock_invoice(*, invoice_id: int) -> Invoice:
     return Invoice.objects.select_for_update().get(pk=invoice_id)
+
+
+def lock_periods(*, period_ids: Iterable[int]) -> dict[int, BillingPeriod]:
+    """Lock the periods in one statement, in pk order (so batches that overlap wait for each
+    other, never deadlock). Returns them by pk; a period that no longer exists is absent."""
+    query = BillingPeriod.objects.select_for_update().filter(pk__in=list(period_ids))
+    return {period.pk: period for period in query.order_by("pk")}
+
+
+def lock_invoices(*, invoice_ids: Iterable[int]) -> dict[int, Invoice]:
+    """Lock the invoices in one statement, in pk order; returns them by pk."""
+    query = Invoice.objects.select_for_update().filter(pk__in=list(invoice_ids))
+    return {invoice.pk: invoice for invoice in query.order_by("pk")}
 
 
 def grace() -> timedelta:
@@ -120,25 +139,111 @@ def periods_close(*, as_of: datetime, org: Org | None = None) -> CloseReport:
     """Draft the invoice of every period whose grace window has ended (``close_periods``).
     Idempotent, and safe to run twice at once: each period gets exactly one invoice.
 
-    Periods are drafted ``CHUNK`` to a transaction (one commit per chunk, not per invoice);
-    every run locks periods in the same order, so concurrent runs wait, never deadlock."""
+    Periods are drafted ``CHUNK`` to a transaction, in a handful of set queries per chunk
+    (``_close_chunk``); a chunk's periods are locked in one statement in pk order, so
+    concurrent runs wait for each other, never deadlock, and the second one finds the first
+    one's periods invoiced. Only ``CHUNK`` periods' charges are in memory at a time."""
     report = CloseReport()
     for chunk in chunks(periods_to_close(as_of=as_of, org=org), CHUNK):
         with transaction.atomic():
-            for period_id in chunk:
-                try:
-                    invoice, reason = invoice_draft(period_id=period_id, as_of=as_of)
-                except IntegrityError:
-                    # The unique (org, period) backstop: another run drafted it first.
-                    report.already += 1
-                    continue
-                if invoice is not None:
-                    report.drafted_ids.append(invoice.pk)
-                elif reason == "already invoiced":
-                    report.already += 1
-                else:
-                    report.skipped.append((BillingPeriod.objects.get(pk=period_id), reason))
+            _close_chunk(chunk, as_of=as_of, report=report)
     return report
+
+
+def _close_chunk(period_ids: Sequence[int], *, as_of: datetime, report: CloseReport) -> None:
+    """Draft the chunk's due periods in ``period_ids`` order (the order of ``invoice_draft``
+    one by one). A period whose org may have late usage to adjust (an earlier invoiced period
+    with changed usage) goes through ``invoice_draft`` itself, after the periods before it are
+    written, so it sees exactly what it would see one by one; the rest are drafted together."""
+    periods = lock_periods(period_ids=period_ids)
+    # Checked under the period locks that every drafting takes first: the unique (org, period)
+    # constraint is then never what tells us another run got there first.
+    invoiced = set(
+        Invoice.objects.filter(period_id__in=list(periods)).values_list("period_id", flat=True)
+    )
+    due: list[BillingPeriod] = []
+    for period_id in period_ids:
+        period = periods.get(period_id)
+        if period is None:
+            continue
+        if period.status == PeriodStatus.INVOICED or period_id in invoiced:
+            report.already += 1
+            continue
+        reason = "grace window not over" if period.end + grace() > as_of else stale_reason(period)
+        if reason:
+            report.skipped.append((period, reason))
+            continue
+        due.append(period)
+    late_since = _late_usage_since(due)
+    batch: list[BillingPeriod] = []
+    for period in due:
+        since = late_since.get(period.org_id)
+        if since is not None and since < period.start:
+            report.drafted_ids += _draft_many(batch)
+            batch = []
+            invoice, _ = invoice_draft(period_id=period.pk, as_of=as_of)
+            assert invoice is not None  # checked above, under the same lock
+            report.drafted_ids.append(invoice.pk)
+        else:
+            batch.append(period)
+        if period.usage_changed_at is not None:
+            late_since[period.org_id] = min(since or period.start, period.start)
+    report.drafted_ids += _draft_many(batch)
+
+
+def _late_usage_since(periods: Sequence[BillingPeriod]) -> dict[int, datetime]:
+    """Per org of ``periods``: the start of its earliest invoiced period whose usage changed
+    at some point (a superset of what ``periods_with_late_usage`` may return)."""
+    rows = (
+        BillingPeriod.objects.filter(
+            org_id__in={period.org_id for period in periods},
+            status=PeriodStatus.INVOICED,
+            usage_changed_at__isnull=False,
+        )
+        .values("org_id")
+        .annotate(first=Min("start"))
+        .order_by()
+    )
+    return {row["org_id"]: row["first"] for row in rows}
+
+
+def _draft_many(periods: Sequence[BillingPeriod]) -> list[int]:
+    """Draft the invoices of ``periods`` (locked, due, no late usage to adjust) with set
+    queries and bulk inserts; returns the invoice ids in ``periods`` order."""
+    if not periods:
+        return []
+    org_ids = {period.org_id for period in periods}
+    period_ids = [period.pk for period in periods]
+    contracts = Contract.objects.select_related("issuer", "org").in_bulk(
+        {period.contract_id for period in periods}
+    )
+    charges: dict[int, list[RatedCharge]] = defaultdict(list)
+    for charge in RatedCharge.objects.filter(
+        org_id__in=org_ids, period_id__in=period_ids
+    ).select_related("product"):
+        charges[charge.period_id].append(charge)
+    credits = dict(
+        CreditDraw.objects.filter(org_id__in=org_ids, period_id__in=period_ids)
+        .values("period_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+        .values_list("period_id", "total")
+    )
+    invoices, lines, taxes = [], [], []
+    for period in periods:
+        invoice = _new_invoice(period, contracts[period.contract_id])
+        invoice_lines = _charge_lines(invoice, charges[period.pk])
+        subtotal = sum((line.amount for line in invoice_lines), ZERO)
+        taxes.append(_totals(invoice, subtotal=subtotal, credits=credits.get(period.pk) or ZERO))
+        invoices.append(invoice)
+        lines += invoice_lines
+    Invoice.objects.bulk_create(invoices)
+    InvoiceLine.objects.bulk_create(lines, batch_size=BULK_BATCH)
+    InvoiceTax.objects.bulk_create(taxes)
+    BillingPeriod.objects.filter(pk__in=period_ids).update(status=PeriodStatus.INVOICED)
+    for period in periods:
+        period.status = PeriodStatus.INVOICED
+    return [invoice.pk for invoice in invoices]
 
 
 @transaction.atomic
@@ -154,20 +259,9 @@ def invoice_draft(*, period_id: int, as_of: datetime) -> tuple[Invoice | None, s
     if reason:
         return None, reason
     contract = Contract.objects.select_related("issuer", "org").get(pk=period.contract_id)
-    org, issuer = contract.org, contract.issuer
-    invoice = Invoice(
-        org=org,
-        issuer=issuer,
-        contract=contract,
-        period=period,
-        currency=period.currency,
-        period_start=period.start,
-        period_end=period.end,
-        payment_terms_days=contract.payment_terms_days,
-        charges_rated_at=period.rated_at,
-        **_legal_snapshot(org, issuer),
-    )
-    lines = _charge_lines(invoice, period)
+    invoice = _new_invoice(period, contract)
+    charges = RatedCharge.objects.filter(org_id=period.org_id, period=period)
+    lines = _charge_lines(invoice, list(charges.select_related("product")))
     adjustments, checks = _adjustment_lines(invoice, start_position=len(lines))
     lines += adjustments
     subtotal = sum((line.amount for line in lines), ZERO)
@@ -179,6 +273,30 @@ def invoice_draft(*, period_id: int, as_of: datetime) -> tuple[Invoice | None, s
     period.status = PeriodStatus.INVOICED
     period.save(update_fields=["status"])
     return invoice, ""
+
+
+def _new_invoice(period: BillingPeriod, contract: Contract) -> Invoice:
+    """The unsaved draft of ``period`` (``contract`` with its org and issuer loaded)."""
+    org, issuer = contract.org, contract.issuer
+    return Invoice(
+        org=org,
+        issuer=issuer,
+        contract=contract,
+        period=period,
+        currency=period.currency,
+        period_start=period.start,
+        period_end=period.end,
+        payment_terms_days=contract.payment_terms_days,
+        charges_rated_at=period.rated_at,
+        **_legal_snapshot(org, issuer),
+    )
+
+
+def _legal_snapshot_fields() -> list[str]:
+    return [
+        *(f"customer_{name}" for name in ("name", "address", "country", "vat_id")),
+        *(f"issuer_{name}" for name in ("name", "address", "country", "vat_id")),
+    ]
 
 
 def _legal_snapshot(org: Org, issuer: Issuer) -> dict[str, str]:
@@ -194,10 +312,8 @@ def _legal_snapshot(org: Org, issuer: Issuer) -> dict[str, str]:
     }
 
 
-def _charge_lines(invoice: Invoice, period: BillingPeriod) -> list[InvoiceLine]:
-    charges = list(
-        RatedCharge.objects.filter(org_id=period.org_id, period=period).select_related("product")
-    )
+def _charge_lines(invoice: Invoice, charges: list[RatedCharge]) -> list[InvoiceLine]:
+    """The lines of ``charges`` (the period's, with their products loaded); sorts them."""
     # Grouped by product (the contract-wide true-up last), then kind, then tier/line.
     charges.sort(key=lambda c: (c.product is None, c.product.key if c.product else "",
                                 KIND_ORDER[c.kind], c.line))  # fmt: skip
@@ -305,56 +421,118 @@ def invoice_finalize(
 ) -> Invoice:
     """Number the invoice (gapless per issuer and year), freeze the org's and issuer's legal
     details, set issue and due dates. Idempotent: a finalized invoice is returned as is."""
+    return invoices_finalize_many(invoice_ids=[invoice_id], as_of=as_of, user=user)[0]
+
+
+def invoices_finalize_many(
+    *, invoice_ids: Sequence[int], as_of: datetime | None = None, user: Any = None
+) -> list[Invoice]:
+    """``invoice_finalize`` for each of ``invoice_ids``, in one transaction and a handful of
+    queries; returns the invoices in ``invoice_ids`` order. The drafts among them are numbered
+    in that order, from one block of numbers per (issuer, year) taken from the locked counter
+    row (so the numbers are those one-by-one finalization in this order would give, and a
+    rollback gives the whole block back). Raises ``Invoice.DoesNotExist`` if one is missing.
+
+    Locks: the invoices in one statement in pk order, then the counters (``reserve_numbers``),
+    so batches and single finalizations wait for each other and never deadlock."""
     as_of = (as_of or timezone.now()).astimezone(UTC)
     with transaction.atomic():
-        invoice = lock_invoice(invoice_id=invoice_id)
-        if not invoice.is_draft:
-            return invoice
-        org = Org.objects.get(pk=invoice.org_id)
-        issuer = Issuer.objects.get(pk=invoice.issuer_id)
-        for name, value in _legal_snapshot(org, issuer).items():
+        invoices = lock_invoices(invoice_ids=invoice_ids)
+        missing = [pk for pk in invoice_ids if pk not in invoices]
+        if missing:
+            raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
+        drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
+        if drafts:
+            _finalize_drafts(drafts, as_of=as_of, user=user)
+    return [invoices[pk] for pk in invoice_ids]
+
+
+FINALIZED_FIELDS = [
+    *_legal_snapshot_fields(),
+    "subtotal",
+    "credits",
+    "tax_total",
+    "total",
+    "number_year",
+    "sequence",
+    "number",
+    "issue_date",
+    "due_date",
+    "status",
+    "finalized_at",
+]
+
+
+def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -> None:
+    """Finalize ``drafts`` (locked, in numbering order) inside the caller's transaction."""
+    org_ids = {invoice.org_id for invoice in drafts}
+    orgs = Org.objects.in_bulk(org_ids)
+    issuers = Issuer.objects.in_bulk({invoice.issuer_id for invoice in drafts})
+    drafted_taxes: dict[int, InvoiceTax] = {}
+    for tax_line in InvoiceTax.objects.filter(
+        org_id__in=org_ids, invoice_id__in=[invoice.pk for invoice in drafts]
+    ):
+        drafted_taxes.setdefault(tax_line.invoice_id, tax_line)
+    retaxed: list[InvoiceTax] = []
+    for invoice in drafts:
+        invoice.issuer = issuers[invoice.issuer_id]
+        for name, value in _legal_snapshot(orgs[invoice.org_id], invoice.issuer).items():
             setattr(invoice, name, value)
         # Tax again: the customer's country or VAT id may have changed since the draft.
         tax = _totals(invoice, subtotal=invoice.subtotal, credits=invoice.credits)
-        drafted = InvoiceTax.objects.filter(invoice=invoice).first()
+        drafted = drafted_taxes.get(invoice.pk)
         if drafted is None or (drafted.rate, drafted.basis, drafted.amount, drafted.reason) != (
             tax.rate,
             tax.basis,
             tax.amount,
             tax.reason,
         ):
-            InvoiceTax.objects.filter(invoice=invoice).delete()
-            tax.save()
-        issue_date = as_of.date()
-        sequence = next_number(
-            issuer=issuer, year=issue_date.year, kind=DocumentCounter.Kind.INVOICE
-        )
-        invoice.number_year = issue_date.year
+            retaxed.append(tax)
+    if retaxed:
+        # While the invoices are still drafts: the triggers freeze a finalized one's taxes.
+        InvoiceTax.objects.filter(
+            org_id__in=org_ids, invoice_id__in=[tax.invoice_id for tax in retaxed]
+        ).delete()
+        InvoiceTax.objects.bulk_create(retaxed)
+    issue_date = as_of.date()
+    year, kind = issue_date.year, DocumentCounter.Kind.INVOICE
+    blocks = Counter((invoice.issuer_id, year) for invoice in drafts)
+    sequences = reserve_numbers(blocks=blocks, kind=kind)
+    for invoice in drafts:
+        sequence = sequences[(invoice.issuer_id, year)]
+        sequences[(invoice.issuer_id, year)] += 1
+        invoice.number_year = year
         invoice.sequence = sequence
         invoice.number = format_number(
-            issuer=issuer,
-            year=issue_date.year,
-            sequence=sequence,
-            kind=DocumentCounter.Kind.INVOICE,
+            issuer=invoice.issuer, year=year, sequence=sequence, kind=kind
         )
         invoice.issue_date = issue_date
         invoice.due_date = issue_date + timedelta(days=invoice.payment_terms_days)
         invoice.status = Status.FINALIZED
         invoice.finalized_at = as_of
-        invoice.save()
-        _audit(invoice, "finalized", {"number": invoice.number, "total": invoice.total}, user)
-        _after_finalize(invoice)
-    return invoice
+    # One UPDATE for the chunk; the trigger lets a draft become finalized with its numbers.
+    Invoice.objects.bulk_update(drafts, FINALIZED_FIELDS)
+    AuditEntry.objects.bulk_create(
+        _audit_entry(
+            invoice,
+            "finalized",
+            {"number": invoice.number, "total": invoice.total},
+            user=user,
+            org=orgs[invoice.org_id],
+        )
+        for invoice in drafts
+    )
+    _after_finalize(drafts)
 
 
-def _after_finalize(invoice: Invoice) -> None:
+def _after_finalize(invoices: Sequence[Invoice]) -> None:
     from ..stripe.client import stripe_enabled
 
     if stripe_enabled():
         from ..stripe.tasks import sync_invoice
 
-        invoice_id = invoice.pk
-        transaction.on_commit(lambda: sync_invoice.delay(invoice_id), robust=True)
+        for invoice in invoices:
+            transaction.on_commit(partial(sync_invoice.delay, invoice.pk), robust=True)
 
 
 def invoices_to_finalize(
@@ -373,29 +551,35 @@ def invoices_finalize(
     *, org: Org | None = None, period: tuple[int, int] | None = None, as_of: datetime | None = None
 ) -> list[int]:
     """Finalize every draft (of ``org``, of the period starting in (year, month)),
-    ``CHUNK`` to a transaction. Returns their ids."""
+    ``CHUNK`` to a transaction (``invoices_finalize_many``), numbered in (org, period start)
+    order. Returns their ids."""
     ids = invoices_to_finalize(org=org, period=period)
     for chunk in chunks(ids, CHUNK):
-        with transaction.atomic():
-            for pk in chunk:
-                invoice_finalize(invoice_id=pk, as_of=as_of)
+        invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
     return ids
 
 
 # --- status --------------------------------------------------------------------------------
 
 
-def _audit(invoice: Invoice, what: str, changes: dict[str, Any], user: Any = None) -> None:
-    from audit.services import audit_record
-
-    audit_record(
+def _audit_entry(
+    invoice: Invoice, what: str, changes: dict[str, Any], *, user: Any, org: Org
+) -> AuditEntry:
+    """The (unsaved) entry ``audit_record`` would write, for ``bulk_create`` in a batch."""
+    actor = "finalize_invoices"
+    if user is not None and getattr(user, "is_authenticated", False):
+        actor = user.get_username()
+    else:
+        user = None
+    return AuditEntry(
         action=f"invoice.{what}",
         object_type="invoice",
         object_key=invoice.number or f"draft-{invoice.pk}",
-        changes=changes,
+        # JSON-safe as audit_record stores it: decimals and dates as their exact strings.
+        changes=json.loads(json.dumps(changes, cls=DjangoJSONEncoder, default=str)),
+        actor=actor[:150],
         user=user,
-        actor="finalize_invoices",
-        org=Org.objects.get(pk=invoice.org_id),
+        org=org,
     )
 
 
@@ -670,8 +854,11 @@ __all__ = [
     "invoice_status_advance",
     "invoice_void",
     "invoices_finalize",
+    "invoices_finalize_many",
     "lock_invoice",
+    "lock_invoices",
     "lock_period",
+    "lock_periods",
     "month_of",
     "periods_close",
 ]

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
+from audit.models import AuditEntry
+from billing.invoicing import services
 from billing.invoicing.models import Invoice
-from billing.invoicing.services import invoice_finalize, periods_close
+from billing.invoicing.services import invoice_finalize, invoices_finalize, periods_close
 
 from ...factories import IssuerFactory
 from .conftest import AFTER_GRACE, rated_period, worked_charges
@@ -77,3 +79,34 @@ def test_fifty_concurrent_finalizations_across_two_issuers_are_gapless(world):
         "tessera-fr/2026": list(range(1, 26)),
         "tessera-de/2026": list(range(1, 26)),
     }
+
+
+def test_batched_runs_racing_single_finalizations_number_each_invoice_once_without_gaps(
+    world, monkeypatch
+):
+    # given 30 drafts of two issuers, finalized five to a chunk
+    germany = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+                            vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
+    for i in range(30):
+        rated_period(world, slug=f"org-{i:02d}", issuer=germany if i % 3 else world.issuer,
+                     charges=worked_charges(world)[:1])  # fmt: skip
+    ids = [i.pk for i in periods_close(as_of=AFTER_GRACE).drafted]
+    monkeypatch.setattr(services, "CHUNK", 5)
+    as_of = datetime(2026, 11, 5, tzinfo=UTC)
+
+    # when two whole runs and ten single finalizations (from the last) race
+    errors = _run_threads(
+        [lambda: invoices_finalize(as_of=as_of)] * 2
+        + [lambda pk=pk: invoice_finalize(invoice_id=pk, as_of=as_of) for pk in ids[::-3]]
+    )
+
+    # then no deadlock or error, and each issuer's numbers run 1..n once each
+    assert errors == []
+    numbers: dict[str, list[int]] = defaultdict(list)
+    for issuer, sequence in Invoice.objects.values_list("issuer__key", "sequence"):
+        numbers[issuer].append(sequence)
+    assert {k: sorted(v) for k, v in numbers.items()} == {
+        "tessera-fr": list(range(1, 11)),
+        "tessera-de": list(range(1, 21)),
+    }
+    assert AuditEntry.objects.filter(action="invoice.finalized").count() == 30
