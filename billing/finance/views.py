@@ -27,6 +27,7 @@ from ..invoicing.services import (
     invoice_finalize,
     invoice_mark_uncollectible,
     invoice_void,
+    invoices_finalize_many,
     month_of,
     periods_close,
     periods_to_close,
@@ -118,12 +119,13 @@ def finalize_selected(request: HttpRequest) -> HttpResponse:
     if not ids:
         messages.error(request, "Select the drafts to finalize.")
         return HttpResponseRedirect("/finance/invoices/?status=draft")
-    numbers = []
-    for invoice_id in ids:
-        try:
-            numbers.append(invoice_finalize(invoice_id=invoice_id, user=request.user).number)
-        except Invoice.DoesNotExist:
-            messages.error(request, f"No invoice {invoice_id}.")
+    drafts = list(
+        Invoice.objects.filter(pk__in=ids, status=Invoice.Status.DRAFT)
+        .order_by("org_id", "period_start", "pk")
+        .values_list("pk", flat=True)
+    )
+    finalized = invoices_finalize_many(invoice_ids=drafts, user=request.user)
+    numbers = [invoice.number for invoice in finalized]
     messages.success(request, f"Finalized {len(numbers)}: {', '.join(numbers)}")
     return HttpResponseRedirect(request.POST.get("next") or "/finance/invoices/?status=draft")
 

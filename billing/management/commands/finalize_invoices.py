@@ -1,10 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from billing.invoicing.services import (
     CHUNK,
     chunks,
-    invoice_finalize,
+    invoices_finalize_many,
     invoices_to_finalize,
     month_of,
 )
@@ -38,8 +37,8 @@ class Command(BaseCommand):
         ids = invoices_to_finalize(org=org, period=period)
         done = 0
         for chunk in chunks(ids, CHUNK):
-            with transaction.atomic():
-                numbers = [invoice_finalize(invoice_id=pk, as_of=as_of).number for pk in chunk]
+            finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
+            numbers = [invoice.number for invoice in finalized]
             done += len(chunk)
             self.stdout.write(f"  {done}/{len(ids)} (last: {numbers[-1]})")
         self.stdout.write(self.style.SUCCESS(f"{len(ids)} invoice(s) finalized."))
