@@ -170,3 +170,21 @@ def test_postgres_restarts_during_ingestion_lose_nothing(stack, tmp_path):
     assert rolled == sum(i % 7 + 1 for i in range(len(raw.sent))) + sum(
         i % 7 + 1 for i in range(collector.produced)
     )
+
+
+def test_after_a_restart_the_first_requests_are_served_not_failed(stack):
+    """Persistent connections died with the old server: each worker must notice and reconnect
+    instead of failing its next request with a 500 while PostgreSQL is up."""
+    pg, url, server, key, var = stack
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": BATCH_TYPE}
+    with httpx.Client(timeout=30) as client:
+        for i in range(6):  # every gunicorn worker holds a connection now
+            client.post(server.url + "/api/v1/events", json=events(f"warm{i}", 1), headers=headers)
+        pg.restart("fast")
+        answers = [
+            client.post(server.url + "/api/v1/events", json=events(f"after{i}", 1),
+                        headers=headers).status_code
+            for i in range(9)
+        ]  # fmt: skip
+
+    assert answers == [202] * 9
