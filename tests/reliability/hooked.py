@@ -63,7 +63,7 @@ def _stripe(base: str) -> None:
             "sk_test_tessera_rel", base_addresses={"api": base}, max_network_retries=0
         )
 
-    services.stripe_client = client  # type: ignore[assignment]
+    services.stripe_client = client
 
 
 for item in filter(None, os.environ.get("TESSERA_REL_SET", "").split(",")):

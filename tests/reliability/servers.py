@@ -44,6 +44,7 @@ class OwnPostgres:
         self.start()
 
     def _run(self, tool: str, *args: str) -> None:
+        assert PG_BIN is not None
         command = [str(PG_BIN / tool), *args]
         if self.as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
@@ -108,8 +109,8 @@ class Server:
             **env,
         }
         full.pop("CELERY_BROKER_URL", None)
-        command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers),
-                   "-b", f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning"]  # fmt: skip
+        command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers)]
+        command += ["-b", f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning"]
         self.proc = subprocess.Popen(command, cwd=ROOT, env=full)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

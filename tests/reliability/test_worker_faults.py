@@ -72,6 +72,7 @@ def assert_rated_as_uninterrupted(world: Any) -> None:
             (c.product_id, c.kind, c.line, c.quantity, c.unit_price, c.amount)
             for c in RatedCharge.objects.filter(period=period)
         )
+        assert period.rated_as_of is not None
         fresh = compute_period(period=period, as_of=period.rated_as_of)
         assert stored == sorted(
             (line.product.pk if line.product else None, line.kind, line.line, line.quantity,
