@@ -42,16 +42,16 @@ class Workers:
         self.sender.connection_for_write().default_channel.client.flushdb()  # type: ignore[attr-defined]
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, **env: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
+    def start(self, app: str = "config", **env: str) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo"]
         command += ["--loglevel=WARNING", "--without-heartbeat", "--without-mingle"]
         command += ["--without-gossip"]
         proc = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env})
         self.procs.append(proc)
         return proc
 
-    def send(self, name: str) -> None:
-        self.sender.send_task(name)
+    def send(self, name: str, *args: object) -> None:
+        self.sender.send_task(name, args=args)
 
     def stop(self) -> None:
         for proc in self.procs:
