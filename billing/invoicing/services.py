@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -532,7 +531,11 @@ def _after_finalize(invoices: Sequence[Invoice]) -> None:
         from ..stripe.tasks import sync_invoice
 
         for invoice in invoices:
-            transaction.on_commit(partial(sync_invoice.delay, invoice.pk), robust=True)
+            # A named function: robust on_commit logs a failure by the callback's name.
+            def enqueue_sync(pk: int = invoice.pk) -> None:
+                sync_invoice.delay(pk)
+
+            transaction.on_commit(enqueue_sync, robust=True)
 
 
 def invoices_to_finalize(

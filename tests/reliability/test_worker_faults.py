@@ -120,7 +120,7 @@ def test_worker_killed_mid_close_then_beat_drafts_one_invoice_per_period(db, wor
     victim = workers.start(
         HOOKED,
         TESSERA_REL_SET="billing.invoicing.services:CHUNK:4",
-        TESSERA_REL_PAUSE="billing.invoicing.services:invoice_draft:6",
+        TESSERA_REL_PAUSE="billing.invoicing.services:_draft_many:2",
         TESSERA_REL_SIGNAL=str(signal_file),
     )
     workers.send("billing.invoicing.close_periods")
@@ -147,7 +147,7 @@ def test_finalize_killed_mid_chunk_then_rerun_numbers_gaplessly(db, workers, sig
     env = {
         **workers.env,
         "TESSERA_REL_SET": "billing.invoicing.services:CHUNK:5",
-        "TESSERA_REL_PAUSE": "billing.invoicing.services:invoice_finalize:8",
+        "TESSERA_REL_PAUSE": "billing.invoicing.services:_finalize_drafts:2",
         "TESSERA_REL_SIGNAL": str(signal_file),
     }
     command = [sys.executable, "-m", HOOKED, "finalize_invoices"]

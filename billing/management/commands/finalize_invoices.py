@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from billing.invoicing import services
 from billing.invoicing.services import (
-    CHUNK,
     chunks,
     invoices_finalize_many,
     invoices_to_finalize,
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
         done = 0
-        for chunk in chunks(ids, CHUNK):
+        for chunk in chunks(ids, services.CHUNK):
             finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
             numbers = [invoice.number for invoice in finalized]
             done += len(chunk)
