@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing: catalog, contracts, rating and invoicing"
+
+    def ready(self) -> None:
+        from metering.metrics import register_gauge
+
+        from .rating.triggers import rating_lag
+
+        register_gauge(rating_lag)

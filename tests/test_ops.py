@@ -33,6 +33,7 @@ def test_metrics_count_ingest_outcomes_and_rollup_lag(client_for, collector_key)
     assert 'tessera_events_total{outcome="rejected"}' in text
     assert "tessera_rollup_pending_hours 1.0" in text
     assert "tessera_rollup_lag_seconds" in text
+    assert "tessera_rating_lag_seconds 0.0" in text
 
 
 @pytest.mark.django_db

@@ -64,3 +64,16 @@ def periods_due(*, now: datetime) -> list[int]:
         .order_by("org_id", "start")
         .values_list("pk", flat=True)
     )
+
+
+def rating_lag() -> tuple[str, str, float]:
+    """Scrape-time gauge: how long the stalest changed period has waited for its rating."""
+    from django.db.models import Min
+
+    oldest = BillingPeriod.objects.filter(
+        Q(rated_at__isnull=True) | Q(usage_changed_at__gt=F("rated_at")),
+        status__in=(Status.OPEN, Status.CLOSING),
+        usage_changed_at__isnull=False,
+    ).aggregate(oldest=Min("usage_changed_at"))["oldest"]
+    lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    return ("tessera_rating_lag_seconds", "Age of the oldest usage change not yet rated.", lag)

@@ -103,3 +103,24 @@ def test_rollup_hook_schedules_a_rating_after_commit(
     with django_capture_on_commit_callbacks() as callbacks:
         rollups_changed([(acme.pk, START)])
     assert len(callbacks) == 1
+
+
+def test_rating_lag_counts_from_the_oldest_unrated_change(catalog):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.rating.triggers import rating_lag
+
+    catalog(contract())
+    ingest([gpu(0, "3600")])
+    acme = Org.objects.get(slug="acme")
+    org_rate(org=acme, as_of=datetime(2026, 10, 2, tzinfo=UTC))
+    assert rating_lag()[2] == 0.0
+
+    BillingPeriod.objects.filter(org=acme).update(
+        rated_at=timezone.now() - timedelta(minutes=10),
+        usage_changed_at=timezone.now() - timedelta(minutes=5),
+    )
+
+    assert 299 < rating_lag()[2] < 400
