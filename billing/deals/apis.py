@@ -1,11 +1,17 @@
 """``/api/v1/deals/...`` and ``/api/v1/capacity``: thin views over the deal services and
 selectors. Account managers and finance only; every other caller gets 403."""
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any, NoReturn
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -319,76 +325,58 @@ class DealSimulateApi(APIView):
 
 
 class _Transition(APIView):
+    """One deal transition: ``transition`` is the service that makes it."""
+
     permission_classes = [DeskStaff]
+    transition: Callable[..., Deal]
+    takes_comment = False
 
     @extend_schema_serializer(component_name="DealComment")
     class InputSerializer(serializers.Serializer):
         comment = serializers.CharField(required=False, allow_blank=True, default="")
 
-    def run(self, request: Request, deal: Deal, comment: str) -> Deal:
-        raise NotImplementedError
-
     def post(self, request: Request, deal_id: int) -> Response:
         deal = _deal(request, deal_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        extra = {"comment": data.validated_data["comment"]} if self.takes_comment else {}
         try:
-            deal = self.run(request, deal, data.validated_data["comment"])
+            deal = type(self).transition(actor=request.user, deal_id=deal.pk, **extra)
         except services.DealError as exc:
             _fail(exc)
         return _deal_response(request, deal)
 
 
+def _transition_schema(operation_id: str, *, comment: bool) -> Any:
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            request=_Transition.InputSerializer if comment else None,
+            responses={200: _DealOut, **error_responses(400, 404, 409)},
+        )
+    )
+
+
+@_transition_schema("deals_submit", comment=False)
 class DealSubmitApi(_Transition):
-    @extend_schema(
-        operation_id="deals_submit",
-        request=None,
-        responses={200: _DealOut, **error_responses(400, 404, 409)},
-    )
-    def post(self, request: Request, deal_id: int) -> Response:
-        return super().post(request, deal_id)
-
-    def run(self, request: Request, deal: Deal, comment: str) -> Deal:
-        return services.deal_submit(actor=request.user, deal_id=deal.pk)
+    transition = services.deal_submit
 
 
+@_transition_schema("deals_approve", comment=True)
 class DealApproveApi(_Transition):
-    @extend_schema(
-        operation_id="deals_approve",
-        request=_Transition.InputSerializer,
-        responses={200: _DealOut, **error_responses(400, 404, 409)},
-    )
-    def post(self, request: Request, deal_id: int) -> Response:
-        return super().post(request, deal_id)
-
-    def run(self, request: Request, deal: Deal, comment: str) -> Deal:
-        return services.deal_approve(actor=request.user, deal_id=deal.pk, comment=comment)
+    transition = services.deal_approve
+    takes_comment = True
 
 
+@_transition_schema("deals_reject", comment=True)
 class DealRejectApi(_Transition):
-    @extend_schema(
-        operation_id="deals_reject",
-        request=_Transition.InputSerializer,
-        responses={200: _DealOut, **error_responses(400, 404, 409)},
-    )
-    def post(self, request: Request, deal_id: int) -> Response:
-        return super().post(request, deal_id)
-
-    def run(self, request: Request, deal: Deal, comment: str) -> Deal:
-        return services.deal_reject(actor=request.user, deal_id=deal.pk, comment=comment)
+    transition = services.deal_reject
+    takes_comment = True
 
 
+@_transition_schema("deals_sign", comment=False)
 class DealSignApi(_Transition):
-    @extend_schema(
-        operation_id="deals_sign",
-        request=None,
-        responses={200: _DealOut, **error_responses(400, 404, 409)},
-    )
-    def post(self, request: Request, deal_id: int) -> Response:
-        return super().post(request, deal_id)
-
-    def run(self, request: Request, deal: Deal, comment: str) -> Deal:
-        return services.deal_sign(actor=request.user, deal_id=deal.pk)
+    transition = services.deal_sign
 
 
 class CapacityApi(APIView):
