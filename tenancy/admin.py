@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.db.models import QuerySet
 
 from audit.admin_mixins import AuditedAdmin
 
 from .models import ApiKey, Membership, Org
+from .services import api_key_revoke
 
 
 class MembershipInline(admin.TabularInline):
@@ -51,7 +53,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Revoke the selected keys")
-    def revoke(self, request: object, queryset: object) -> None:
-        from django.utils import timezone
-
-        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())  # type: ignore[attr-defined]
+    def revoke(self, request: object, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)

@@ -103,3 +103,21 @@ def test_operator_gets_the_admin(db):
     assert user.is_staff
     assert user.is_superuser
     assert not user.has_usable_password()
+
+
+def test_operators_revoke_keys_from_the_admin(org):
+    from django.test import Client
+
+    from tenancy.services import staff_user_create
+
+    key = api_key_create(name="k", org=org).api_key
+    client = Client()
+    client.force_login(staff_user_create(username="ops", role="operator"))
+
+    response = client.post(
+        "/admin/tenancy/apikey/", {"action": "revoke", "_selected_action": [key.pk]}
+    )
+
+    key.refresh_from_db()
+    assert response.status_code == 302
+    assert key.revoked_at is not None
