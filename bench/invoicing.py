@@ -48,7 +48,7 @@ def seed(orgs: int, charges: int) -> None:
     from tenancy.models import Org
 
     issuer = Issuer.objects.create(key="tessera-fr", legal_name="Tessera Cloud SAS", country="FR",
-                                   vat_id="FR40123456789", invoice_prefix="TFR")  # fmt: skip
+                                   vat_id="FR03552081317", invoice_prefix="TFR")  # fmt: skip
     meter = Meter.objects.create(key="gpu_time", event_type="gpu.usage", value_path="$.s",
                                  aggregation="sum", group_by={})  # fmt: skip
     products = [

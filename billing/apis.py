@@ -5,7 +5,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
-from tenancy.access import org_for_read
+from tenancy.access import caller, has_role, org_for_read
+from tenancy.models import Membership, StaffRole
+from tenancy.services import BillingDetailsError, org_billing_details_update
 
 from .models import Product
 from .selectors import org_summary, products_list
@@ -106,3 +108,58 @@ class OrgSummaryApi(APIView):
     def get(self, request: Request, org: str) -> Response:
         summary = org_summary(org=org_for_read(request, org))
         return Response(self.OutputSerializer(summary).data)
+
+
+class OrgBillingDetailsApi(APIView):
+    """What the org's invoices print and how they are taxed: legal name, billing address,
+    country, VAT id (SPEC §3, §6 step 8). Read: anyone who may read the org. Change (PATCH):
+    the org's owners and finance. A VAT id is checked for format and check digits against the
+    country (python-stdnum); an invalid one is a 400 naming ``vat_id``, and nothing changes.
+    Finalized invoices keep the details they were issued with."""
+
+    @extend_schema_serializer(component_name="OrgBillingDetails")
+    class OutputSerializer(serializers.Serializer):
+        org = serializers.CharField(source="slug")
+        name = serializers.CharField()
+        billing_address = serializers.CharField()
+        country = serializers.CharField()
+        vat_id = serializers.CharField(help_text="Compacted, e.g. DE811907980; empty: none.")
+        currency = serializers.CharField()
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, max_length=200)
+        billing_address = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+        country = serializers.CharField(required=False, min_length=2, max_length=2)
+        vat_id = serializers.CharField(required=False, allow_blank=True, max_length=32)
+
+    @extend_schema(
+        operation_id="org_billing_details",
+        responses={200: OutputSerializer, **error_responses(403)},
+    )
+    def get(self, request: Request, org: str) -> Response:
+        return Response(self.OutputSerializer(org_for_read(request, org)).data)
+
+    @extend_schema(
+        operation_id="org_billing_details_update",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 403)},
+    )
+    def patch(self, request: Request, org: str) -> Response:
+        from rest_framework.exceptions import PermissionDenied, ValidationError
+
+        target = org_for_read(request, org)
+        user, api_key = caller(request)
+        owner = Membership.objects.filter(
+            org=target, user_id=getattr(user, "pk", None), role=Membership.Role.OWNER
+        ).exists()
+        if api_key is not None or not (owner or has_role(user, StaffRole.FINANCE)):
+            raise PermissionDenied("Only the org's owners and finance may change billing details.")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            updated = org_billing_details_update(org=target, user=user, **data.validated_data)
+        except BillingDetailsError as exc:
+            raise ValidationError(
+                {name: [message] for name, message in exc.fields.items()}
+            ) from None
+        return Response(self.OutputSerializer(updated).data)

@@ -22,12 +22,59 @@ class Issuer(models.Model):
     vat_id = models.CharField(max_length=32, blank=True)
     invoice_prefix = models.CharField(max_length=16, unique=True)
     rounding = models.CharField(max_length=16, choices=Rounding.choices, default="half_up")
+    # Legal details printed on every document (SPEC §5 issuers; French art. R123-237 and
+    # L441-9 C. com., German §35a GmbHG, §14 UStG). Optional: load_catalog warns when one a
+    # country's documents need is missing, and the documents omit it.
+    legal_form = models.CharField(max_length=64, blank=True, help_text="SAS, GmbH, Inc.")
+    share_capital = models.DecimalField(
+        max_digits=20, decimal_places=2, null=True, blank=True,
+        help_text="In the issuer's national currency.",
+    )  # fmt: skip
+    siren = models.CharField(max_length=9, blank=True, help_text="France: SIREN (9 digits).")
+    rcs_city = models.CharField(max_length=100, blank=True, help_text="France: RCS city.")
+    register_court = models.CharField(
+        max_length=100, blank=True, help_text="Germany: Registergericht (Amtsgericht ...)."
+    )
+    register_number = models.CharField(
+        max_length=32, blank=True, help_text="Germany: HRB 123456 (Handelsregister)."
+    )
+    managing_directors = models.CharField(
+        max_length=300, blank=True, help_text="Germany: Geschäftsführer, comma-separated."
+    )
+    iban = models.CharField(max_length=34, blank=True, help_text="Compacted, checked.")
+    bic = models.CharField(max_length=11, blank=True)
+    payment_terms_text = models.CharField(max_length=300, blank=True)
+    late_payment_rate = models.CharField(
+        max_length=200, blank=True, help_text="France: the late-payment penalty rate, as printed."
+    )
+    early_payment_discount = models.CharField(
+        max_length=200, blank=True, help_text="Empty: 'No discount for early payment.'"
+    )
+    contact_name = models.CharField(max_length=100, blank=True)
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["key"]
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self) -> None:
+        """Model validation (admin forms): VAT id, SIREN, IBAN and BIC check digits; the
+        ids are stored compacted (``billing.legal.legal_ids_clean``)."""
+        from django.core.exceptions import ValidationError
+
+        from .legal import legal_ids_clean
+
+        values, errors = legal_ids_clean(
+            country=self.country, vat_id=self.vat_id, siren=self.siren, iban=self.iban,
+            bic=self.bic,
+        )  # fmt: skip
+        if errors:
+            raise ValidationError(errors)
+        for name, value in values.items():
+            setattr(self, name, value)
 
 
 class Product(models.Model):
@@ -469,4 +516,5 @@ class CreditDraw(models.Model):
 
 
 from .deals.models import *  # noqa: E402,F403
+from .fx.models import *  # noqa: E402,F403
 from .invoicing.models import *  # noqa: E402,F403

@@ -5,6 +5,11 @@ from . import apis
 urlpatterns = [
     path("products", apis.ProductListApi.as_view(), name="products"),
     path("orgs/<slug:org>/summary", apis.OrgSummaryApi.as_view(), name="org-summary"),
+    path(
+        "orgs/<slug:org>/billing-details",
+        apis.OrgBillingDetailsApi.as_view(),
+        name="org-billing-details",
+    ),
     path("", include("billing.deals.urls")),
     path("", include("billing.invoicing.urls")),
 ]

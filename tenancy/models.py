@@ -28,6 +28,19 @@ class Org(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    def clean(self) -> None:
+        """Model validation (admin forms): the VAT id's format and check digits for the
+        org's country (``tenancy.vat_ids``); stored compacted."""
+        from django.core.exceptions import ValidationError
+
+        from .vat_ids import VatIdError, vat_id_clean
+
+        self.country = (self.country or "").strip().upper()
+        try:
+            self.vat_id = vat_id_clean(country=self.country, vat_id=self.vat_id)
+        except VatIdError as exc:
+            raise ValidationError({"vat_id": exc.message}) from None
+
 
 class Membership(models.Model):
     class Role(models.TextChoices):

@@ -26,7 +26,7 @@ class OrgFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"org-{n}")
     name = factory.LazyAttribute(lambda o: f"{o.slug.title()} SAS")
     country = "FR"
-    vat_id = "FR12345678901"
+    vat_id = "FR44732829320"
     currency = "USD"
 
 
@@ -59,7 +59,7 @@ class IssuerFactory(factory.django.DjangoModelFactory):
     key = "tessera-fr"
     legal_name = "Tessera Cloud SAS"
     country = "FR"
-    vat_id = "FR40123456789"
+    vat_id = "FR03552081317"
     invoice_prefix = "TFR"
 
 

@@ -23,6 +23,9 @@ class LoadReport:
     created: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
+    # What loaded but deserves a look (an issuer without the legal details its documents
+    # need), each naming the entry and the field.
+    warnings: list[str] = field(default_factory=list)
 
     def count(self, section: str, outcome: str) -> None:
         bucket = getattr(self, outcome)
@@ -43,6 +46,7 @@ class Context:
 
     errors: list[str] = field(default_factory=list)
     parsed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def keys(self, section: str, key: str = "key") -> set[str]:
         return {p[key] for p in self.parsed.get(section, []) if p.get(key)}
@@ -105,7 +109,7 @@ def load_catalog(document: Any, *, actor: str = "load_catalog") -> LoadReport:
         ctx.parsed[section.name] = parsed
     if ctx.errors:
         raise CatalogError(ctx.errors)
-    report = LoadReport()
+    report = LoadReport(warnings=ctx.warnings)
     with transaction.atomic():
         for section in SECTIONS:
             for value in ctx.parsed.get(section.name, []):

@@ -7,22 +7,49 @@ from django.contrib.auth import get_user_model
 from metering.models import Meter
 from metering.paths import PathError, parse_path
 from tenancy.models import Org
+from tenancy.vat_ids import VatIdError, vat_id_clean
 
+from ..legal import legal_ids_clean, missing_details
 from ..models import CapacityPool, Issuer, Product
 from .entries import Entry
 from .loader import Context, Section, register_section, upsert
 
+# Text lengths of an issuer's legal-detail keys (the model's columns).
+_LEGAL_TEXT = {
+    "legal_form": 64, "rcs_city": 100, "register_court": 100, "register_number": 32,
+    "managing_directors": 300, "payment_terms_text": 300, "late_payment_rate": 200,
+    "early_payment_discount": 200, "contact_name": 100, "contact_email": 254,
+    "contact_phone": 32,
+}  # fmt: skip
+
 
 def _issuer(entry: Entry, ctx: Context) -> dict[str, Any]:
-    return {
+    country = entry.country("country")
+    values = {
         "key": entry.slug("key"),
         "legal_name": entry.text("legal_name"),
         "address": entry.text("address", "", max_length=1000),
-        "country": entry.country("country"),
+        "country": country,
         "vat_id": entry.text("vat_id", "", max_length=32),
         "invoice_prefix": entry.text("invoice_prefix", max_length=16),
         "rounding": entry.choice("rounding", Issuer.Rounding.values, "half_up"),
+        **{name: entry.text(name, "", max_length=size) for name, size in _LEGAL_TEXT.items()},
+        "share_capital": entry.decimal("share_capital", None),
+        "siren": entry.text("siren", "", max_length=20),
+        "iban": entry.text("iban", "", max_length=50),
+        "bic": entry.text("bic", "", max_length=20),
     }
+    if isinstance(country, str) and country:
+        ids = {name: values[name] or "" for name in ("vat_id", "siren", "iban", "bic")}
+        clean, errors = legal_ids_clean(country=country, **ids)
+        for name, message in errors.items():
+            entry.error(name, message)
+        values.update(clean)
+        for name in missing_details(country, values):
+            ctx.warnings.append(
+                f"{entry.label}.{name}: missing; {country} documents need it and will omit it"
+            )
+    return values
 
 
 def _apply_issuer(v: dict[str, Any]) -> str:
@@ -101,10 +128,23 @@ def _org(entry: Entry, ctx: Context) -> dict[str, Any]:
         "name": entry.text("name"),
         "billing_address": entry.text("billing_address", "", max_length=1000),
         "country": entry.country("country"),
-        "vat_id": entry.text("vat_id", "", max_length=32),
+        "vat_id": _vat_id(entry),
         "currency": entry.currency("currency"),
         "account_manager": manager,
     }
+
+
+def _vat_id(entry: Entry) -> Any:
+    """The entry's VAT id checked against its country and compacted (``tenancy.vat_ids``)."""
+    raw = entry.text("vat_id", "", max_length=32)
+    country = entry.raw.get("country")
+    if not raw or not isinstance(country, str):
+        return raw
+    try:
+        return vat_id_clean(country=country, vat_id=raw)
+    except VatIdError as exc:
+        entry.error("vat_id", exc.message)
+        return raw
 
 
 def _apply_org(v: dict[str, Any]) -> str:

@@ -31,9 +31,13 @@ class LineKind(models.TextChoices):
 
 
 class TaxReason(models.TextChoices):
+    """SPEC §6 step 8; each maps to an EN 16931 VAT category (``billing.invoicing.tax``)."""
+
     DOMESTIC_VAT = "domestic_vat", "VAT"
     REVERSE_CHARGE = "reverse_charge", "EU reverse charge"
+    OSS = "oss", "VAT of the customer's country (One-Stop Shop)"
     EXPORT = "export", "Export outside the EU"
+    OUT_OF_SCOPE = "out_of_scope", "Out of scope of VAT"
 
 
 class DocumentCounter(models.Model):
@@ -110,6 +114,24 @@ class Invoice(models.Model):
     issuer_address = models.TextField(blank=True)
     issuer_country = models.CharField(max_length=2)
     issuer_vat_id = models.CharField(max_length=32, blank=True)
+    # The issuer's legal details as printed (``billing.legal.details_snapshot``: legal form,
+    # share capital, registration ids, IBAN/BIC, payment terms text, ...): refreshed while
+    # draft, frozen at finalization.
+    issuer_details = models.JSONField(default=dict, blank=True)
+    # Art. 230 Directive 2006/112/EC: when the invoice currency is not the issuer's national
+    # currency, the VAT is also stated in the national currency, at the ECB reference rate of
+    # the issue date (the latest published on or before it). Set at finalization; empty
+    # ``tax_currency`` when the currencies are the same.
+    tax_currency = models.CharField(max_length=3, blank=True, help_text="ISO 4217 (BT-6).")
+    tax_fx_rate = models.DecimalField(
+        max_digits=24, decimal_places=10, null=True, blank=True,
+        help_text="Units of the invoice currency for 1 unit of tax_currency.",
+    )  # fmt: skip
+    tax_fx_date = models.DateField(null=True, blank=True, help_text="The ECB rate's date.")
+    tax_total_national = models.DecimalField(
+        max_digits=20, decimal_places=4, null=True, blank=True,
+        help_text="tax_total in tax_currency, rounded to its minor unit (BT-111).",
+    )  # fmt: skip
     # The period's ``rated_at`` when its charges were copied here: usage that changes after it
     # is billed as adjustments on a later invoice.
     charges_rated_at = models.DateTimeField(null=True, blank=True)
@@ -359,6 +381,8 @@ class StripeInvoiceSync(models.Model):
     last_error = models.TextField(blank=True)
     # A worker holds the row until then (a lease, not a lock held across Stripe calls).
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Where the customer pays online, once Stripe has finalized the invoice (printed on the PDF).
+    hosted_invoice_url = models.URLField(max_length=500, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -373,6 +397,38 @@ class StripeInvoiceSync(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice_id} → {self.stripe_invoice_id or '?'} {self.state}"
+
+
+class StripeCreditNoteSync(models.Model):
+    """Pushing one credit note to Stripe (a Stripe credit note on the invoice's Stripe
+    invoice), resumable like ``StripeInvoiceSync``: one request, with an idempotency key
+    derived from the credit note's id; it waits until its invoice is in Stripe."""
+
+    State = StripeInvoiceSync.State
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    credit_note = models.OneToOneField(
+        CreditNote, on_delete=models.PROTECT, related_name="stripe_sync"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default="pending")
+    stripe_credit_note_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_credit_note_id"],
+                condition=~Q(stripe_credit_note_id=""),
+                name="stripe_cn_sync_id_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["state"], name="stripe_cn_sync_state")]
+
+    def __str__(self) -> str:
+        return f"{self.credit_note_id} → {self.stripe_credit_note_id or '?'} {self.state}"
 
 
 class StripeEvent(models.Model):
@@ -402,6 +458,7 @@ __all__ = [
     "InvoiceTax",
     "LateUsageCheck",
     "LineKind",
+    "StripeCreditNoteSync",
     "StripeEvent",
     "StripeInvoiceSync",
     "TaxReason",

@@ -65,3 +65,5 @@ RERATE_PERIOD = os.environ.get("TESSERA_RERATE_PERIOD", "billing.rating.engine.c
 # demo and tests, where no network reaches Stripe.
 STRIPE_FAKE = _bool("TESSERA_STRIPE_FAKE", False)
 STRIPE_MAX_NETWORK_RETRIES = _int("TESSERA_STRIPE_MAX_NETWORK_RETRIES", 2)
+# The oldest ECB reference rate (days before the issue date) an invoice may state its VAT at.
+FX_MAX_AGE_DAYS = _int("TESSERA_FX_MAX_AGE_DAYS", 7)

@@ -36,7 +36,7 @@ def test_example_catalog_loads(db):
     assert product.meter.key == "gpu_time"
     assert product.filter == {"gpu_model": "H100", "region": "eu-north"}
     assert product.unit_size == Decimal(3600)
-    assert Org.objects.get(slug="acme").vat_id == "FR12345678901"
+    assert Org.objects.get(slug="acme").vat_id == "FR44732829320"
 
 
 def test_loading_twice_changes_nothing(db):

@@ -15,7 +15,7 @@ from .conftest import CATALOG, contract
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_CONTRACTS = """
 issuers:
-  - {key: tessera-fr, legal_name: Tessera Cloud SAS, country: FR, vat_id: FR40123456789,
+  - {key: tessera-fr, legal_name: Tessera Cloud SAS, country: FR, vat_id: FR03552081317,
      invoice_prefix: TFR, rounding: half_up}
 meters:
   - {key: gpu_time, event_type: gpu.usage, value: $.gpu_seconds, aggregation: sum,
@@ -30,7 +30,7 @@ rate_cards:
     prices:
       - {product: h100-eu-north, model: per_unit, unit_price: "2.50"}
 orgs:
-  - {slug: acme, name: Acme AI SAS, country: FR, vat_id: FR12345678901, currency: USD}
+  - {slug: acme, name: Acme AI SAS, country: FR, vat_id: FR44732829320, currency: USD}
 contracts:
   - key: acme-2026
     org: acme

@@ -24,6 +24,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{len(exc.errors)} error(s) in {options['file']}; nothing was written."
             ) from None
+        for warning in report.warnings:
+            self.stderr.write(self.style.WARNING(f"  warning: {warning}"))
         for line in report.lines():
             self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS("Catalog loaded."))

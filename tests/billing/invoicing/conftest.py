@@ -57,7 +57,7 @@ def rated_period(
     *,
     slug: str = "acme",
     country: str = "FR",
-    vat_id: str = "FR12345678901",
+    vat_id: str = "FR44732829320",
     start: datetime = OCT,
     end: datetime = NOV,
     issuer: Any = None,

@@ -36,7 +36,7 @@ class Rollback(Exception):
 
 def _germany():
     return IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
-                         vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
+                         vat_id="DE136695976", invoice_prefix="TDE")  # fmt: skip
 
 
 def _mixed_drafts(world, count: int) -> None:

@@ -91,10 +91,10 @@ def test_finalize_numbers_snapshots_and_dates(world):
     assert finalized.issue_date == date(2026, 11, 4)
     assert finalized.due_date == date(2026, 12, 4)  # net 30
     assert finalized.customer_name == "Acme AI SAS (renamed)"
-    assert finalized.customer_vat_id == "FR12345678901"
+    assert finalized.customer_vat_id == "FR44732829320"
     assert (finalized.issuer_name, finalized.issuer_vat_id) == (
         "Tessera Cloud SAS",
-        "FR40123456789",
+        "FR03552081317",
     )
     again = invoice_finalize(invoice_id=invoice.pk, as_of=datetime(2026, 11, 9, tzinfo=UTC))
     assert (again.number, again.issue_date) == ("TFR-2026-000001", date(2026, 11, 4))
@@ -102,7 +102,7 @@ def test_finalize_numbers_snapshots_and_dates(world):
 
 def test_numbers_run_per_issuer_and_year(world):
     other = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
-                          vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
+                          vat_id="DE136695976", invoice_prefix="TDE")  # fmt: skip
     for slug in ("a1", "a2"):
         rated_period(world, slug=slug, charges=worked_charges(world))
     rated_period(world, slug="b1", issuer=other, charges=worked_charges(world))

@@ -15,9 +15,10 @@ from billing.invoicing.services import (
 
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
-# The migration's list of frozen columns (SQLite) must cover every column but the status ones.
+# The latest migration's list of frozen columns (SQLite) must cover every column but the
+# status ones.
 migration = __import__(
-    "billing.migrations.0004_invoice_immutability", fromlist=["INVOICE_FROZEN_COLUMNS"]
+    "billing.migrations.0006_einvoicing_legal_details_fx", fromlist=["INVOICE_FROZEN_COLUMNS"]
 )
 
 

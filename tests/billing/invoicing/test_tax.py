@@ -21,7 +21,7 @@ def _taxes(invoice):
 
 
 def test_fr_to_fr_is_domestic_vat_on_subtotal_less_credits(world):
-    invoice = _invoice(world, country="FR", vat_id="FR12345678901")
+    invoice = _invoice(world, country="FR", vat_id="FR44732829320")
 
     assert _taxes(invoice) == [
         (Decimal("20"), Decimal("900.00"), Decimal("180.00"), "domestic_vat")
@@ -39,12 +39,36 @@ def test_fr_to_de_with_a_vat_id_is_reverse_charge(world):
     assert invoice.total == Decimal("900.00")
 
 
-def test_fr_to_de_without_a_vat_id_pays_the_issuers_vat(world):
+def test_fr_to_de_without_a_vat_id_pays_the_customers_vat_through_oss(world):
     invoice = _invoice(world, country="DE", vat_id="")
 
-    assert _taxes(invoice) == [
-        (Decimal("20"), Decimal("900.00"), Decimal("180.00"), "domestic_vat")
-    ]
+    assert _taxes(invoice) == [(Decimal("19"), Decimal("900.00"), Decimal("171.00"), "oss")]
+
+
+def test_fr_to_be_consumer_pays_belgian_vat_21_percent_oss(world):
+    """The hand case of issue 14: a Belgian consumer of the French entity."""
+    invoice = _invoice(world, country="BE", vat_id="")
+
+    assert _taxes(invoice) == [(Decimal("21"), Decimal("900.00"), Decimal("189.00"), "oss")]
+    assert (invoice.tax_total, invoice.total) == (Decimal("189.00"), Decimal("1089.00"))
+    assert "One-Stop Shop" in invoice.taxes.get().mention
+
+
+def test_fr_to_de_with_an_invalid_stored_vat_id_is_not_reverse_charge(world):
+    """An id stored before ids were checked does not turn on reverse charge by being there."""
+    invoice = _invoice(world, country="DE", vat_id="DE123456789")  # bad check digit
+
+    assert _taxes(invoice) == [(Decimal("19"), Decimal("900.00"), Decimal("171.00"), "oss")]
+
+
+def test_us_to_us_is_out_of_scope(world):
+    world.issuer.country = "US"
+    world.issuer.vat_id = ""
+    world.issuer.save()
+    invoice = _invoice(world, country="US", vat_id="")
+
+    assert _taxes(invoice) == [(Decimal("0"), Decimal("900.00"), Decimal("0.00"), "out_of_scope")]
+    assert invoice.total == Decimal("900.00")
 
 
 def test_fr_to_us_is_export_at_zero(world):
@@ -59,10 +83,15 @@ def test_fr_to_us_is_export_at_zero(world):
     [
         ("DE", "DE", "", "19", "domestic_vat"),
         ("FR", "IT", "IT00743110157", "0", "reverse_charge"),
-        ("FR", "IT", "", "20", "domestic_vat"),
+        ("FR", "IT", "", "22", "oss"),
+        ("FR", "IT", "IT00743110158", "22", "oss"),  # a wrong check digit: a consumer
+        ("FR", "BE", "", "21", "oss"),
+        ("FR", "DE", "DE811907980", "0", "reverse_charge"),
         ("FR", "GB", "GB123456789", "0", "export"),
-        ("US", "US", "", "0", "domestic_vat"),  # no VAT in the table: 0%
-        ("US", "FR", "FR12345678901", "0", "export"),
+        ("FR", "US", "", "0", "export"),
+        ("GB", "US", "", "0", "export"),
+        ("US", "US", "", "0", "out_of_scope"),  # no VAT line at all
+        ("US", "FR", "FR03552081317", "0", "out_of_scope"),
     ],
 )
 def test_the_rule_table(issuer, customer, vat_id, rate, reason):

@@ -1,0 +1,558 @@
+"""European e-invoices (EN 16931) of invoices and credit notes, in the UN/CEFACT Cross
+Industry Invoice syntax (SPEC §3, §5 ``export_invoices --format facturx|xrechnung``).
+
+- ``cii_xml(document, profile="factur-x")``: the CII XML of the Factur-X / ZUGFeRD EN 16931
+  profile (guideline ``urn:cen.eu:en16931:2017``); ``profile="xrechnung"`` the same invoice
+  under the XRechnung 3.0 CIUS guideline (German B2G/B2B), with the buyer reference and the
+  seller contact it requires.
+- ``facturx_pdf(document)``: the document's PDF (fonts embedded, sRGB output intent) with the
+  XML embedded as ``factur-x.xml`` and the PDF/A-3 XMP metadata, by the ``factur-x`` library
+  (which also checks the XML against the official XSD before embedding it).
+
+Business terms follow EN 16931-1 (BT-n / BG-n in the comments); an invoice is type 380, a
+credit note type 381 referencing its invoice (BT-25, BT-26). Amounts are those stored, at the
+currency's minor unit; document totals satisfy the BR-CO rules by construction:
+BT-106 = Σ BT-131, BT-109 = BT-106 − BT-107, BT-112 = BT-109 + BT-110, BT-115 = BT-112.
+Credits applied (SPEC §6 step 7) are a document-level allowance (BG-20) at the invoice's VAT
+category and rate, so they reduce the VAT basis as they do on the PDF.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from lxml import etree
+
+from ..legal import french_b2b_mentions, issuer_identity_lines
+from ..money import format_money, round_amount
+from .models import CreditNote, Invoice, TaxReason
+from .tax import category
+
+NS = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+}
+GUIDELINES = {
+    "factur-x": "urn:cen.eu:en16931:2017",
+    "xrechnung": "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0",
+}
+# BT-23: the business process; PEPPOL's billing process is what XRechnung expects too.
+BUSINESS_PROCESS = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+INVOICE_TYPE, CREDIT_NOTE_TYPE = "380", "381"  # UNTDID 1001
+SEPA_CREDIT_TRANSFER, PAYMENT_NOT_DEFINED = "58", "1"  # UNTDID 4461
+SIREN_SCHEME = "0002"  # ISO 6523 ICD of the French SIRENE register
+
+
+def unit_code(unit: str) -> str:
+    """The UN/ECE Recommendation 20 (or 21, X-prefixed) code of a billing unit (BT-130):
+    hours (GPU-hour, GB-hour) HUR, seconds SEC, days DAY, months MON, a package XPK,
+    anything else C62 ("one": 1M tokens, a minimum true-up)."""
+    text = unit.lower()
+    for pattern, code in (
+        (r"\bpackages?\b", "XPK"),
+        (r"hours?\b|\bh\b", "HUR"),
+        (r"seconds?\b", "SEC"),
+        (r"minutes?\b", "MIN"),
+        (r"\bdays?\b", "DAY"),
+        (r"\bmonths?\b", "MON"),
+    ):
+        if re.search(pattern, text):
+            return code
+    return "C62"
+
+
+@dataclass(frozen=True)
+class Address:
+    lines: list[str]
+    postcode: str
+    city: str
+    country: str
+
+
+def split_address(text: str, country: str) -> Address:
+    """A free-text postal address as EN 16931 wants it (BG-5/BG-8: line, post code, city,
+    country): the part holding a post code is the post code and city ("75002 Paris",
+    "Springfield, OR 97403", "SW1A 1AA London"); a trailing country name is dropped."""
+    parts = [p.strip() for chunk in text.splitlines() for p in chunk.split(",") if p.strip()]
+    postcode = city = ""
+    for index in range(len(parts) - 1, -1, -1):
+        part = parts[index]
+        match = re.fullmatch(r"(\d{4,5}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})\s+(.+)", part)
+        if match:
+            postcode, city = match.group(1), match.group(2)
+            del parts[index:]
+            break
+        match = re.fullmatch(r"([A-Z]{2})\s+(\d{5}(?:-\d{4})?)", part)  # US: "OR 97403"
+        if match and index > 0:
+            postcode, city = match.group(2), f"{parts[index - 1]}, {match.group(1)}"
+            del parts[index - 1 :]
+            break
+    return Address(parts or [text.strip()], postcode, city, country)
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    address: Address
+    vat_id: str = ""
+    legal_id: str = ""  # BT-30 / BT-47
+    legal_scheme: str = ""
+    legal_info: str = ""  # BT-33
+    contact_name: str = ""
+    contact_phone: str = ""
+    contact_email: str = ""
+
+
+@dataclass(frozen=True)
+class Line:
+    line_id: str
+    name: str
+    description: str
+    quantity: Decimal
+    unit: str
+    price: Decimal
+    amount: Decimal
+    start: date | None = None
+    end: date | None = None  # inclusive
+
+
+@dataclass(frozen=True)
+class TaxBreakdown:
+    rate: Decimal
+    basis: Decimal
+    amount: Decimal
+    reason: str
+
+
+@dataclass
+class EDocument:
+    """What an e-invoice says, read from a stored invoice or credit note."""
+
+    number: str
+    type_code: str
+    issue_date: date
+    currency: str
+    seller: Party
+    buyer: Party
+    buyer_reference: str
+    contract: str
+    period_start: date
+    period_end: date  # inclusive
+    lines: list[Line]
+    subtotal: Decimal
+    allowance: Decimal
+    taxes: list[TaxBreakdown]
+    tax_total: Decimal
+    total: Decimal
+    due_date: date | None
+    payment_terms: str
+    iban: str
+    bic: str
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (subject code, text)
+    tax_currency: str = ""
+    tax_total_national: Decimal | None = None
+    preceding: tuple[str, date] | None = None
+
+
+def _parties(invoice: Invoice) -> tuple[Party, Party]:
+    details = invoice.issuer_details or {}
+    country = invoice.issuer_country
+    siren = details.get("siren", "")
+    legal_info = " ".join(
+        issuer_identity_lines(
+            name=invoice.issuer_name,
+            country=country,
+            details=details,
+            capital=_capital(details, country),
+        )
+    )
+    seller = Party(
+        name=invoice.issuer_name,
+        address=split_address(invoice.issuer_address, country),
+        vat_id=invoice.issuer_vat_id,
+        legal_id=siren or details.get("register_number", ""),
+        legal_scheme=SIREN_SCHEME if siren else "",
+        legal_info=legal_info,
+        contact_name=details.get("contact_name", ""),
+        contact_phone=details.get("contact_phone", ""),
+        contact_email=details.get("contact_email", ""),
+    )
+    buyer = Party(
+        name=invoice.customer_name,
+        address=split_address(invoice.customer_address, invoice.customer_country),
+        vat_id=invoice.customer_vat_id,
+    )
+    return seller, buyer
+
+
+def _capital(details: dict[str, str], country: str) -> str:
+    from ..legal import national_currency
+
+    capital = details.get("share_capital")
+    if not capital:
+        return ""
+    return format_money(Decimal(capital), national_currency(country))
+
+
+def _notes(invoice: Invoice, reason: str) -> list[tuple[str, str]]:
+    """BG-1 notes with UNTDID 4451 subject codes: the French mentions go in AAB (early
+    payment), PMD (penalties), PMT (fixed indemnity), as the French CTC rules expect; the
+    company-law mentions in REG."""
+    details = invoice.issuer_details or {}
+    notes: list[tuple[str, str]] = []
+    if invoice.issuer_country == "FR":
+        early, *rest = reversed(french_b2b_mentions(details))
+        indemnity = rest[0]
+        penalty = rest[1] if len(rest) > 1 else ""
+        notes += [("AAB", early), ("PMT", indemnity)]
+        if penalty:
+            notes.append(("PMD", penalty))
+    if details.get("payment_terms_text"):
+        notes.append(("AAI", details["payment_terms_text"]))
+    return notes
+
+
+def _last_day(moment: Any) -> date:
+    return (moment - timedelta(days=1)).date()
+
+
+def invoice_document(invoice: Invoice) -> EDocument:
+    """The e-invoice of a finalized invoice."""
+    seller, buyer = _parties(invoice)
+    taxes = list(invoice.taxes.all())
+    lines = []
+    for line in invoice.lines.select_related("product", "adjusts_period").order_by("position"):
+        start, end = invoice.period_start.date(), _last_day(invoice.period_end)
+        if line.adjusts_period is not None:
+            start, end = line.adjusts_period.start.date(), _last_day(line.adjusts_period.end)
+        lines.append(
+            Line(
+                line_id=str(line.position + 1),
+                name=line.product.name if line.product else LINE_NAMES.get(line.kind, "Charge"),
+                description=line.description,
+                quantity=line.quantity,
+                unit=line.unit,
+                price=line.unit_price,
+                amount=line.amount,
+                start=start,
+                end=end,
+            )
+        )
+    reason = taxes[0].reason if taxes else TaxReason.OUT_OF_SCOPE
+    return EDocument(
+        number=invoice.number,
+        type_code=INVOICE_TYPE,
+        issue_date=invoice.issue_date or invoice.created_at.date(),
+        currency=invoice.currency,
+        seller=seller,
+        buyer=buyer,
+        buyer_reference=invoice.org.slug,
+        contract=invoice.contract.key,
+        period_start=invoice.period_start.date(),
+        period_end=_last_day(invoice.period_end),
+        lines=lines,
+        subtotal=invoice.subtotal,
+        allowance=invoice.credits,
+        taxes=[TaxBreakdown(t.rate, t.basis, t.amount, t.reason) for t in taxes],
+        tax_total=invoice.tax_total,
+        total=invoice.total,
+        due_date=invoice.due_date,
+        payment_terms=f"Net {invoice.payment_terms_days} days",
+        iban=(invoice.issuer_details or {}).get("iban", ""),
+        bic=(invoice.issuer_details or {}).get("bic", ""),
+        notes=_notes(invoice, reason),
+        tax_currency=invoice.tax_currency,
+        tax_total_national=invoice.tax_total_national,
+    )
+
+
+LINE_NAMES = {"minimum_true_up": "Minimum spend true-up", "adjustment": "Prior-period adjustment"}
+
+
+def credit_note_document(note: CreditNote) -> EDocument:
+    """The e-invoice of a credit note: type 381, the invoice's parties as frozen on it, a
+    reference to the invoice (BT-25, BT-26), positive amounts (what is credited)."""
+    from .fx import credit_note_tax_national
+
+    invoice = note.invoice
+    seller, buyer = _parties(invoice)
+    taxes = list(note.taxes.all())
+    lines = [
+        Line(
+            line_id=str(line.position + 1),
+            name=line.product.name if line.product else LINE_NAMES.get(line.kind, "Charge"),
+            description=line.description,
+            quantity=line.quantity,
+            unit=line.unit,
+            price=line.unit_price,
+            amount=line.amount,
+        )
+        for line in note.lines.select_related("product").order_by("position")
+    ]
+    reason = taxes[0].reason if taxes else TaxReason.OUT_OF_SCOPE
+    return EDocument(
+        number=note.number,
+        type_code=CREDIT_NOTE_TYPE,
+        issue_date=note.issue_date,
+        currency=note.currency,
+        seller=seller,
+        buyer=buyer,
+        buyer_reference=invoice.org.slug,
+        contract=invoice.contract.key,
+        period_start=invoice.period_start.date(),
+        period_end=_last_day(invoice.period_end),
+        lines=lines,
+        subtotal=note.subtotal,
+        allowance=note.credits,
+        taxes=[TaxBreakdown(t.rate, t.basis, t.amount, t.reason) for t in taxes],
+        tax_total=note.tax_total,
+        total=note.total,
+        due_date=None,
+        payment_terms=f"Credit of invoice {invoice.number}: {note.reason}"[:300],
+        iban=(invoice.issuer_details or {}).get("iban", ""),
+        bic=(invoice.issuer_details or {}).get("bic", ""),
+        notes=_notes(invoice, reason),
+        tax_currency=invoice.tax_currency,
+        tax_total_national=credit_note_tax_national(note),
+        preceding=(invoice.number, invoice.issue_date or note.issue_date),
+    )
+
+
+def document_of(obj: Invoice | CreditNote) -> EDocument:
+    if isinstance(obj, CreditNote):
+        return credit_note_document(obj)
+    if obj.is_draft:
+        raise ValueError("A draft has no number yet: finalize it before issuing its e-invoice.")
+    return invoice_document(obj)
+
+
+# --- XML -------------------------------------------------------------------------------------
+
+
+def _el(parent: Any, name: str, text: str | None = None, **attrs: str) -> Any:
+    prefix, local = name.split(":")
+    element = etree.SubElement(parent, f"{{{NS[prefix]}}}{local}", attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _date(parent: Any, name: str, day: date, kind: str = "udt") -> None:
+    _el(_el(parent, name), f"{kind}:DateTimeString", day.strftime("%Y%m%d"), format="102")
+
+
+def _amount(value: Decimal, currency: str) -> str:
+    return f"{round_amount(value, currency):f}"
+
+
+def _number(value: Decimal) -> str:
+    text = f"{value.normalize():f}"
+    return "0" if text in ("-0", "0") else text
+
+
+def _party(parent: Any, tag: str, party: Party, *, seller: bool, xrechnung: bool) -> None:
+    node = _el(parent, tag)
+    _el(node, "ram:Name", party.name)
+    if party.legal_info:
+        _el(node, "ram:Description", party.legal_info)  # BT-33
+    if party.legal_id:
+        legal = _el(node, "ram:SpecifiedLegalOrganization")
+        if party.legal_scheme:
+            _el(legal, "ram:ID", party.legal_id, schemeID=party.legal_scheme)
+        else:
+            _el(legal, "ram:ID", party.legal_id)
+    if seller and (party.contact_name or party.contact_phone or party.contact_email):
+        contact = _el(node, "ram:DefinedTradeContact")  # BG-6
+        _el(contact, "ram:PersonName", party.contact_name or party.name)
+        if party.contact_phone:
+            phone = _el(contact, "ram:TelephoneUniversalCommunication")
+            _el(phone, "ram:CompleteNumber", party.contact_phone)
+        if party.contact_email:
+            _el(_el(contact, "ram:EmailURIUniversalCommunication"), "ram:URIID",
+                party.contact_email)  # fmt: skip
+    address = _el(node, "ram:PostalTradeAddress")
+    if party.address.postcode:
+        _el(address, "ram:PostcodeCode", party.address.postcode)
+    if party.address.lines:
+        _el(address, "ram:LineOne", party.address.lines[0])
+    if len(party.address.lines) > 1:
+        _el(address, "ram:LineTwo", ", ".join(party.address.lines[1:]))
+    if party.address.city:
+        _el(address, "ram:CityName", party.address.city)
+    _el(address, "ram:CountryID", party.address.country)
+    if seller and party.contact_email and xrechnung:
+        _el(_el(node, "ram:URIUniversalCommunication"), "ram:URIID", party.contact_email,
+            schemeID="EM")  # fmt: skip
+    if party.vat_id:
+        _el(_el(node, "ram:SpecifiedTaxRegistration"), "ram:ID", party.vat_id, schemeID="VA")
+
+
+def _trade_tax(parent: Any, reason: str, rate: Decimal) -> None:
+    code = category(reason, rate).code
+    _el(parent, "ram:TypeCode", "VAT")
+    _el(parent, "ram:CategoryCode", code)
+    if code != "O":
+        _el(parent, "ram:RateApplicablePercent", _number(rate))
+
+
+def cii_xml(document: EDocument, *, profile: str = "factur-x") -> bytes:
+    """The document as a CII XML (UTF-8 bytes) for ``profile`` ``factur-x`` (EN 16931
+    profile) or ``xrechnung``."""
+    if profile not in GUIDELINES:
+        raise ValueError(f"profile must be one of {', '.join(GUIDELINES)}")
+    xrechnung = profile == "xrechnung"
+    cur = document.currency
+    reason = document.taxes[0].reason if document.taxes else TaxReason.OUT_OF_SCOPE
+    rate = document.taxes[0].rate if document.taxes else Decimal(0)
+    out_of_scope = category(reason, rate).code == "O"
+    root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
+    context = _el(root, "rsm:ExchangedDocumentContext")
+    _el(_el(context, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID",
+        BUSINESS_PROCESS)  # fmt: skip
+    _el(_el(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID",
+        GUIDELINES[profile])  # fmt: skip
+    header = _el(root, "rsm:ExchangedDocument")
+    _el(header, "ram:ID", document.number)  # BT-1
+    _el(header, "ram:TypeCode", document.type_code)  # BT-3
+    _date(header, "ram:IssueDateTime", document.issue_date)  # BT-2
+    for subject, text in document.notes:  # BG-1
+        note = _el(header, "ram:IncludedNote")
+        _el(note, "ram:Content", text)
+        _el(note, "ram:SubjectCode", subject)
+
+    transaction = _el(root, "rsm:SupplyChainTradeTransaction")
+    for line in document.lines:  # BG-25
+        item = _el(transaction, "ram:IncludedSupplyChainTradeLineItem")
+        _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", line.line_id)
+        product = _el(item, "ram:SpecifiedTradeProduct")
+        _el(product, "ram:Name", line.name)  # BT-153
+        if line.description and line.description != line.name:
+            _el(product, "ram:Description", line.description)  # BT-154
+        quantity, price = line.quantity, line.price
+        if price < 0:  # BR-27: the net price is never negative; the quantity carries the sign
+            quantity, price = -quantity, -price
+        agreement = _el(item, "ram:SpecifiedLineTradeAgreement")
+        _el(_el(agreement, "ram:NetPriceProductTradePrice"), "ram:ChargeAmount", _number(price))
+        delivery = _el(item, "ram:SpecifiedLineTradeDelivery")
+        _el(delivery, "ram:BilledQuantity", _number(quantity), unitCode=unit_code(line.unit))
+        settlement = _el(item, "ram:SpecifiedLineTradeSettlement")
+        _trade_tax(_el(settlement, "ram:ApplicableTradeTax"), reason, rate)
+        if line.start and line.end:  # BG-26
+            period = _el(settlement, "ram:BillingSpecifiedPeriod")
+            _date(period, "ram:StartDateTime", line.start)
+            _date(period, "ram:EndDateTime", line.end)
+        summation = _el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation")
+        _el(summation, "ram:LineTotalAmount", _amount(line.amount, cur))  # BT-131
+
+    agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
+    if document.buyer_reference:
+        _el(agreement, "ram:BuyerReference", document.buyer_reference)  # BT-10
+    seller, buyer = document.seller, document.buyer
+    if out_of_scope:  # BR-O-02/03/04: no VAT ids on an invoice out of scope of VAT
+        seller = Party(**{**seller.__dict__, "vat_id": ""})
+        buyer = Party(**{**buyer.__dict__, "vat_id": ""})
+    _party(agreement, "ram:SellerTradeParty", seller, seller=True, xrechnung=xrechnung)
+    _party(agreement, "ram:BuyerTradeParty", buyer, seller=False, xrechnung=xrechnung)
+    if document.contract:
+        _el(
+            _el(agreement, "ram:ContractReferencedDocument"),
+            "ram:IssuerAssignedID",
+            document.contract,
+        )  # fmt: skip BT-12
+    _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+
+    settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
+    _el(settlement, "ram:PaymentReference", document.number)  # BT-83
+    if document.tax_currency and document.tax_total_national is not None:
+        _el(settlement, "ram:TaxCurrencyCode", document.tax_currency)  # BT-6
+    _el(settlement, "ram:InvoiceCurrencyCode", cur)  # BT-5
+    means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")  # BG-16
+    _el(means, "ram:TypeCode", SEPA_CREDIT_TRANSFER if document.iban else PAYMENT_NOT_DEFINED)
+    if document.iban:
+        account = _el(means, "ram:PayeePartyCreditorFinancialAccount")
+        _el(account, "ram:IBANID", document.iban)  # BT-84
+        if document.bic:
+            bank = _el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution")
+            _el(bank, "ram:BICID", document.bic)  # BT-86
+    for tax in document.taxes:  # BG-23
+        cat = category(tax.reason, tax.rate)
+        node = _el(settlement, "ram:ApplicableTradeTax")
+        _el(node, "ram:CalculatedAmount", _amount(tax.amount, cur))  # BT-117
+        _el(node, "ram:TypeCode", "VAT")
+        if cat.exemption_text:
+            _el(node, "ram:ExemptionReason", cat.exemption_text)  # BT-120
+        _el(node, "ram:BasisAmount", _amount(tax.basis, cur))  # BT-116
+        _el(node, "ram:CategoryCode", cat.code)  # BT-118
+        if cat.exemption_code:
+            _el(node, "ram:ExemptionReasonCode", cat.exemption_code)  # BT-121
+        if cat.code != "O":
+            _el(node, "ram:RateApplicablePercent", _number(tax.rate))  # BT-119
+    period = _el(settlement, "ram:BillingSpecifiedPeriod")  # BG-14
+    _date(period, "ram:StartDateTime", document.period_start)
+    _date(period, "ram:EndDateTime", document.period_end)
+    if document.allowance:  # BG-20: credits applied
+        allowance = _el(settlement, "ram:SpecifiedTradeAllowanceCharge")
+        _el(_el(allowance, "ram:ChargeIndicator"), "udt:Indicator", "false")
+        _el(allowance, "ram:ActualAmount", _amount(document.allowance, cur))  # BT-92
+        _el(allowance, "ram:Reason", "Credits applied")  # BT-97
+        _trade_tax(_el(allowance, "ram:CategoryTradeTax"), reason, rate)
+    terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
+    _el(terms, "ram:Description", document.payment_terms)  # BT-20
+    if document.due_date:
+        _date(terms, "ram:DueDateDateTime", document.due_date)  # BT-9
+    sums = _el(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")  # BG-22
+    _el(sums, "ram:LineTotalAmount", _amount(document.subtotal, cur))  # BT-106
+    _el(sums, "ram:ChargeTotalAmount", _amount(Decimal(0), cur))  # BT-108
+    _el(sums, "ram:AllowanceTotalAmount", _amount(document.allowance, cur))  # BT-107
+    _el(sums, "ram:TaxBasisTotalAmount", _amount(document.subtotal - document.allowance, cur))
+    if not out_of_scope:
+        _el(sums, "ram:TaxTotalAmount", _amount(document.tax_total, cur), currencyID=cur)
+    if document.tax_currency and document.tax_total_national is not None:  # BT-111
+        _el(sums, "ram:TaxTotalAmount",
+            _amount(document.tax_total_national, document.tax_currency),
+            currencyID=document.tax_currency)  # fmt: skip
+    _el(sums, "ram:GrandTotalAmount", _amount(document.total, cur))  # BT-112
+    _el(sums, "ram:DuePayableAmount", _amount(document.total, cur))  # BT-115
+    if document.preceding:  # BG-3
+        number, issued = document.preceding
+        reference = _el(settlement, "ram:InvoiceReferencedDocument")
+        _el(reference, "ram:IssuerAssignedID", number)  # BT-25
+        _date(reference, "ram:FormattedIssueDateTime", issued, kind="qdt")  # BT-26
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+def facturx_pdf(pdf: bytes, xml: bytes, *, title: str, author: str, lang: str = "en") -> bytes:
+    """``pdf`` (from ``pdf.render_*``: fonts embedded) as a Factur-X PDF/A-3: an sRGB output
+    intent, ``xml`` embedded as ``factur-x.xml`` (relationship Data), the PDF/A-3b and
+    Factur-X XMP metadata. The XML is checked against the Factur-X EN 16931 XSD first
+    (``facturx`` raises on an invalid one)."""
+    from facturx import generate_from_binary
+
+    from .pdfa import with_output_intent
+
+    return bytes(
+        generate_from_binary(
+            with_output_intent(pdf),
+            xml,
+            flavor="factur-x",
+            level="en16931",
+            check_xsd=True,
+            pdf_metadata={
+                "author": author,
+                "keywords": "Factur-X, Invoice",
+                "title": title,
+                "subject": title,
+            },
+            lang=lang,
+        )
+    )
+
+
+def einvoice_names(documents: Sequence[Invoice | CreditNote], suffix: str) -> list[str]:
+    """The file name of each document in an export directory: ``<number><suffix>``."""
+    return [f"{document.number}{suffix}" for document in documents]
