@@ -124,6 +124,7 @@ class OrgBillingDetailsApi(APIView):
         billing_address = serializers.CharField()
         country = serializers.CharField()
         vat_id = serializers.CharField(help_text="Compacted, e.g. DE811907980; empty: none.")
+        billing_email = serializers.CharField(help_text="Where invoices go (e-invoice BT-49).")
         currency = serializers.CharField()
 
     class InputSerializer(serializers.Serializer):
@@ -131,6 +132,7 @@ class OrgBillingDetailsApi(APIView):
         billing_address = serializers.CharField(required=False, allow_blank=True, max_length=1000)
         country = serializers.CharField(required=False, min_length=2, max_length=2)
         vat_id = serializers.CharField(required=False, allow_blank=True, max_length=32)
+        billing_email = serializers.CharField(required=False, allow_blank=True, max_length=254)
 
     @extend_schema(
         operation_id="org_billing_details",

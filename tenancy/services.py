@@ -28,6 +28,7 @@ def org_billing_details_update(
     billing_address: str | None = None,
     country: str | None = None,
     vat_id: str | None = None,
+    billing_email: str | None = None,
     actor: str = "api",
     user: Any = None,
 ) -> Org:
@@ -54,6 +55,14 @@ def org_billing_details_update(
             errors["vat_id"] = exc.message
     if name is not None and not name.strip():
         errors["name"] = "must not be empty"
+    if billing_email:
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        try:
+            validate_email(billing_email)
+        except ValidationError:
+            errors["billing_email"] = f"{billing_email!r} is not an email address"
     if errors:
         raise BillingDetailsError(errors)
     wanted = {
@@ -61,6 +70,7 @@ def org_billing_details_update(
         "billing_address": org.billing_address if billing_address is None else billing_address,
         "country": new_country,
         "vat_id": new_vat_id,
+        "billing_email": org.billing_email if billing_email is None else billing_email.strip(),
     }
     changed = {field: value for field, value in wanted.items() if getattr(org, field) != value}
     if changed:

@@ -61,6 +61,16 @@ class IssuerFactory(factory.django.DjangoModelFactory):
     country = "FR"
     vat_id = "FR03552081317"
     invoice_prefix = "TFR"
+    legal_form = "SAS"
+    share_capital = Decimal("50000.00")
+    siren = "552081317"
+    rcs_city = "Paris"
+    iban = "FR7630006000011234567890189"
+    bic = "AGRIFRPP"
+    late_payment_rate = "three times the French legal interest rate"
+    contact_name = "Tessera billing"
+    contact_email = "billing@tessera.example"
+    contact_phone = "+33 1 23 45 67 89"
 
 
 class ProductFactory(factory.django.DjangoModelFactory):

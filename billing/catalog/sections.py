@@ -18,8 +18,7 @@ from .loader import Context, Section, register_section, upsert
 _LEGAL_TEXT = {
     "legal_form": 64, "rcs_city": 100, "register_court": 100, "register_number": 32,
     "managing_directors": 300, "payment_terms_text": 300, "late_payment_rate": 200,
-    "early_payment_discount": 200, "contact_name": 100, "contact_email": 254,
-    "contact_phone": 32,
+    "early_payment_discount": 200, "contact_name": 100, "contact_phone": 32,
 }  # fmt: skip
 
 
@@ -34,6 +33,7 @@ def _issuer(entry: Entry, ctx: Context) -> dict[str, Any]:
         "invoice_prefix": entry.text("invoice_prefix", max_length=16),
         "rounding": entry.choice("rounding", Issuer.Rounding.values, "half_up"),
         **{name: entry.text(name, "", max_length=size) for name, size in _LEGAL_TEXT.items()},
+        "contact_email": _email(entry, "contact_email"),
         "share_capital": entry.decimal("share_capital", None),
         "siren": entry.text("siren", "", max_length=20),
         "iban": entry.text("iban", "", max_length=50),
@@ -129,9 +129,23 @@ def _org(entry: Entry, ctx: Context) -> dict[str, Any]:
         "billing_address": entry.text("billing_address", "", max_length=1000),
         "country": entry.country("country"),
         "vat_id": _vat_id(entry),
+        "billing_email": _email(entry, "billing_email"),
         "currency": entry.currency("currency"),
         "account_manager": manager,
     }
+
+
+def _email(entry: Entry, field: str) -> Any:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    value = entry.text(field, "", max_length=254)
+    if value:
+        try:
+            validate_email(value)
+        except ValidationError:
+            entry.error(field, f"{value!r} is not an email address")
+    return value
 
 
 def _vat_id(entry: Entry) -> Any:

@@ -41,8 +41,11 @@ GUIDELINES = {
     "factur-x": "urn:cen.eu:en16931:2017",
     "xrechnung": "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0",
 }
-# BT-23: the business process; PEPPOL's billing process is what XRechnung expects too.
+# BT-23: the business process; PEPPOL's billing process is what XRechnung expects. A French
+# issuer states its billing framework instead (French CTC rule BR-FR-08): S1, a services
+# invoice deposited as such.
 BUSINESS_PROCESS = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+FR_BILLING_FRAMEWORK = "S1"
 INVOICE_TYPE, CREDIT_NOTE_TYPE = "380", "381"  # UNTDID 1001
 SEPA_CREDIT_TRANSFER, PAYMENT_NOT_DEFINED = "58", "1"  # UNTDID 4461
 SIREN_SCHEME = "0002"  # ISO 6523 ICD of the French SIRENE register
@@ -106,6 +109,7 @@ class Party:
     contact_name: str = ""
     contact_phone: str = ""
     contact_email: str = ""
+    email: str = ""  # BT-34 / BT-49, electronic address (scheme EM)
 
 
 @dataclass(frozen=True)
@@ -181,11 +185,13 @@ def _parties(invoice: Invoice) -> tuple[Party, Party]:
         contact_name=details.get("contact_name", ""),
         contact_phone=details.get("contact_phone", ""),
         contact_email=details.get("contact_email", ""),
+        email=details.get("contact_email", ""),
     )
     buyer = Party(
         name=invoice.customer_name,
         address=split_address(invoice.customer_address, invoice.customer_country),
         vat_id=invoice.customer_vat_id,
+        email=invoice.customer_email,
     )
     return seller, buyer
 
@@ -355,7 +361,7 @@ def _number(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
-def _party(parent: Any, tag: str, party: Party, *, seller: bool, xrechnung: bool) -> None:
+def _party(parent: Any, tag: str, party: Party, *, seller: bool) -> None:
     node = _el(parent, tag)
     _el(node, "ram:Name", party.name)
     if party.legal_info:
@@ -385,8 +391,8 @@ def _party(parent: Any, tag: str, party: Party, *, seller: bool, xrechnung: bool
     if party.address.city:
         _el(address, "ram:CityName", party.address.city)
     _el(address, "ram:CountryID", party.address.country)
-    if seller and party.contact_email and xrechnung:
-        _el(_el(node, "ram:URIUniversalCommunication"), "ram:URIID", party.contact_email,
+    if party.email:
+        _el(_el(node, "ram:URIUniversalCommunication"), "ram:URIID", party.email,
             schemeID="EM")  # fmt: skip
     if party.vat_id:
         _el(_el(node, "ram:SpecifiedTaxRegistration"), "ram:ID", party.vat_id, schemeID="VA")
@@ -405,15 +411,15 @@ def cii_xml(document: EDocument, *, profile: str = "factur-x") -> bytes:
     profile) or ``xrechnung``."""
     if profile not in GUIDELINES:
         raise ValueError(f"profile must be one of {', '.join(GUIDELINES)}")
-    xrechnung = profile == "xrechnung"
     cur = document.currency
     reason = document.taxes[0].reason if document.taxes else TaxReason.OUT_OF_SCOPE
     rate = document.taxes[0].rate if document.taxes else Decimal(0)
     out_of_scope = category(reason, rate).code == "O"
     root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
     context = _el(root, "rsm:ExchangedDocumentContext")
+    french = document.seller.address.country == "FR" and profile == "factur-x"
     _el(_el(context, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID",
-        BUSINESS_PROCESS)  # fmt: skip
+        FR_BILLING_FRAMEWORK if french else BUSINESS_PROCESS)  # fmt: skip
     _el(_el(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID",
         GUIDELINES[profile])  # fmt: skip
     header = _el(root, "rsm:ExchangedDocument")
@@ -456,15 +462,17 @@ def cii_xml(document: EDocument, *, profile: str = "factur-x") -> bytes:
     if out_of_scope:  # BR-O-02/03/04: no VAT ids on an invoice out of scope of VAT
         seller = Party(**{**seller.__dict__, "vat_id": ""})
         buyer = Party(**{**buyer.__dict__, "vat_id": ""})
-    _party(agreement, "ram:SellerTradeParty", seller, seller=True, xrechnung=xrechnung)
-    _party(agreement, "ram:BuyerTradeParty", buyer, seller=False, xrechnung=xrechnung)
+    _party(agreement, "ram:SellerTradeParty", seller, seller=True)
+    _party(agreement, "ram:BuyerTradeParty", buyer, seller=False)
     if document.contract:
         _el(
             _el(agreement, "ram:ContractReferencedDocument"),
             "ram:IssuerAssignedID",
             document.contract,
         )  # fmt: skip BT-12
-    _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+    delivery = _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+    event = _el(delivery, "ram:ActualDeliverySupplyChainEvent")
+    _date(event, "ram:OccurrenceDateTime", document.period_end)  # BT-72: the service's last day
 
     settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
     _el(settlement, "ram:PaymentReference", document.number)  # BT-83

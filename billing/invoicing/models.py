@@ -110,6 +110,7 @@ class Invoice(models.Model):
     customer_address = models.TextField(blank=True)
     customer_country = models.CharField(max_length=2)
     customer_vat_id = models.CharField(max_length=32, blank=True)
+    customer_email = models.EmailField(blank=True, help_text="BT-49 on the e-invoice.")
     issuer_name = models.CharField(max_length=200)
     issuer_address = models.TextField(blank=True)
     issuer_country = models.CharField(max_length=2)

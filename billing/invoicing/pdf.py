@@ -1,53 +1,88 @@
-"""The invoice as a PDF a finance team would send (reportlab, pure Python).
+"""Invoices and credit notes as PDFs a finance team would send (reportlab, pure Python).
 
-Rendered on demand from the stored invoice: a finalized invoice never changes, so neither does
-its PDF. A draft is marked DRAFT on every page and has no number.
+Rendered on demand from the stored document: a finalized invoice never changes (its legal
+details and VAT conversion are frozen on it), so neither does its PDF. A draft is marked DRAFT
+on every page and has no number. Fonts are TrueType and embedded (Bitstream Vera, shipped with
+reportlab), so the same PDF becomes a PDF/A-3 Factur-X (``einvoice.facturx_pdf``).
+
+What every document carries, per the issuer's country (``billing.legal``):
+- every page's footer: the issuer's company-law identity (France: legal form and share
+  capital, SIREN, RCS city; Germany: register court and number, managing directors) and VAT id;
+- the parties with their VAT ids, number, dates, the period, lines, totals;
+- the VAT line per rate with its legal mention (reverse charge, export, OSS), none when out of
+  scope; the VAT in national currency with the ECB rate and its date when the currency differs
+  (art. 230 Directive 2006/112/EC);
+- payment: due date, terms, IBAN and BIC, the Stripe payment link when Stripe holds it; for a
+  French issuer's business customer the late-payment rate, the €40 recovery indemnity and the
+  early-payment discount statement (L441-9, D441-5 C. com.).
 """
 
 from collections import defaultdict
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import reportlab
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from ..money import minor_units
-from .models import Invoice, InvoiceLine, LineKind
+from ..legal import format_iban, french_b2b_mentions, issuer_identity_lines, national_currency
+from ..money import format_money
+from .models import CreditNote, Invoice, LineKind, TaxReason
 
 INK = colors.HexColor("#1f2937")
 MUTED = colors.HexColor("#6b7280")
 RULE = colors.HexColor("#d1d5db")
 BAND = colors.HexColor("#f3f4f6")
+FONT, BOLD = "Vera", "Vera-Bold"
+# Tax reasons whose legal mention is printed (domestic VAT is its VAT line; out of scope has
+# no VAT line and nothing to say).
+MENTIONED = (TaxReason.REVERSE_CHARGE, TaxReason.EXPORT, TaxReason.OSS)
 
-_base = getSampleStyleSheet()
+
+@cache
+def _register_fonts() -> None:
+    folder = Path(reportlab.__file__).parent / "fonts"
+    for name, file in ((FONT, "Vera.ttf"), (BOLD, "VeraBd.ttf"),
+                       ("Vera-Italic", "VeraIt.ttf"), ("Vera-BoldItalic", "VeraBI.ttf")):  # fmt: skip
+        pdfmetrics.registerFont(TTFont(name, str(folder / file)))
+    pdfmetrics.registerFontFamily(
+        FONT, normal=FONT, bold=BOLD, italic="Vera-Italic", boldItalic="Vera-BoldItalic"
+    )
+
+
+def _style(name: str, size: float, leading: float, color: Any = INK, **extra: Any) -> Any:
+    return ParagraphStyle(name, fontName=extra.pop("fontName", FONT), fontSize=size,
+                          leading=leading, textColor=color, **extra)  # fmt: skip
+
+
 STYLES = {
-    "title": ParagraphStyle("title", parent=_base["Title"], fontSize=20, alignment=TA_RIGHT,
-                            textColor=INK, spaceAfter=2),
-    "issuer": ParagraphStyle("issuer", parent=_base["Heading2"], textColor=INK, spaceAfter=2),
-    "body": ParagraphStyle("body", parent=_base["BodyText"], fontSize=9, leading=12,
-                           textColor=INK),
-    "small": ParagraphStyle("small", parent=_base["BodyText"], fontSize=7.5, leading=10,
-                            textColor=MUTED),
-    "right": ParagraphStyle("right", parent=_base["BodyText"], fontSize=9, leading=12,
-                            alignment=TA_RIGHT, textColor=INK),
-    "label": ParagraphStyle("label", parent=_base["BodyText"], fontSize=7.5, leading=10,
-                            textColor=MUTED, spaceAfter=1),
-    "cell": ParagraphStyle("cell", parent=_base["BodyText"], fontSize=8.5, leading=11),
-    "group": ParagraphStyle("group", parent=_base["BodyText"], fontSize=8.5, leading=11,
-                            fontName="Helvetica-Bold"),
-}  # fmt: skip
+    "title": _style("title", 18, 22, fontName=BOLD, alignment=TA_RIGHT, spaceAfter=2),
+    "issuer": _style("issuer", 13, 16, fontName=BOLD, spaceAfter=2),
+    "body": _style("body", 8.5, 11.5),
+    "small": _style("small", 7, 9, MUTED),
+    "right": _style("right", 8.5, 11.5, alignment=TA_RIGHT),
+    "label": _style("label", 7, 9, MUTED, spaceAfter=1),
+    "cell": _style("cell", 8, 10.5),
+    "group": _style("group", 8, 10.5, fontName=BOLD),
+    "heading": _style("heading", 8, 10.5, fontName=BOLD, spaceBefore=4, spaceAfter=1),
+}
 
 
 def amount(value: Decimal, currency: str) -> str:
-    places = minor_units(currency)
-    return f"{value:,.{places}f}"
+    """An amount at the currency's minor unit, grouped (Babel): "1,234.50", "12,345" JPY."""
+    return format_money(value, currency, symbol=False)
 
 
 def quantity(value: Decimal) -> str:
@@ -71,53 +106,274 @@ def _p(text: str, style: str = "body") -> Paragraph:
     return Paragraph(escape(text).replace("\n", "<br/>"), STYLES[style])
 
 
-def _last_day(invoice_end: Any) -> str:
-    return (invoice_end - timedelta(days=1)).date().isoformat()
+def _last_day(end: Any) -> str:
+    return (end - timedelta(days=1)).date().isoformat()
+
+
+@dataclass
+class Row:
+    group: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+
+
+@dataclass
+class Sheet:
+    """What one PDF shows, read from an invoice or a credit note."""
+
+    kind: str  # "INVOICE" | "CREDIT NOTE"
+    title: str
+    draft: bool
+    currency: str
+    issuer_name: str
+    issuer_address: str
+    issuer_country: str
+    issuer_vat_id: str
+    details: dict[str, str]
+    customer_name: str
+    customer_address: str
+    customer_country: str
+    customer_vat_id: str
+    facts: list[tuple[str, str]]
+    rows: list[Row]
+    subtotal: Decimal
+    credits: Decimal
+    taxes: list[Any]
+    total: Decimal
+    total_label: str
+    national: tuple[str, Decimal, Decimal, date] | None  # currency, VAT, rate, rate date
+    notes: list[str] = field(default_factory=list)
+    payment: list[str] = field(default_factory=list)
+
+
+def _capital(details: dict[str, str], country: str) -> str:
+    capital = details.get("share_capital")
+    currency = national_currency(country)
+    return format_money(Decimal(capital), currency) if capital and currency else ""
+
+
+def identity(name: str, country: str, details: dict[str, str]) -> list[str]:
+    return issuer_identity_lines(
+        name=name, country=country, details=details, capital=_capital(details, country)
+    )
+
+
+def _payment_lines(
+    details: dict[str, str], *, due: str, terms: str, reference: str, link: str
+) -> list[str]:
+    lines = [f"Payment terms: {terms}" + (f", due by {due}" if due else "") + "."]
+    if details.get("payment_terms_text"):
+        lines.append(details["payment_terms_text"])
+    if details.get("iban"):
+        bank = f"Bank transfer to IBAN {format_iban(details['iban'])}"
+        if details.get("bic"):
+            bank += f", BIC {details['bic']}"
+        lines.append(f"{bank}; please quote {reference}.")
+    if link:
+        lines.append(f"Pay online: {link}")
+    return lines
+
+
+def _notes(reason_mentions: list[str], country: str, b2b: bool, details: dict[str, str]) -> list:
+    notes = list(reason_mentions)
+    if country == "FR" and b2b:
+        notes += french_b2b_mentions(details)
+    return notes
+
+
+def invoice_sheet(invoice: Invoice) -> Sheet:
+    currency = invoice.currency
+    details = dict(invoice.issuer_details or {})
+    if invoice.is_draft:
+        from ..legal import details_snapshot
+
+        details = details_snapshot(invoice.issuer)
+    taxes = list(invoice.taxes.all())
+    rows = []
+    for line in invoice.lines.all().select_related("product", "adjusts_period"):
+        if line.kind == LineKind.ADJUSTMENT and line.adjusts_period is not None:
+            period = line.adjusts_period
+            group = (
+                f"Prior-period adjustments: {period.start.date().isoformat()} to "
+                f"{_last_day(period.end)}"
+            )
+        else:
+            group = line.product.name if line.product else "Contract"
+        prefix = f"{line.product.name}: " if line.product else ""
+        text = line.description.removeprefix(prefix) if prefix else line.description
+        rows.append(Row(group, text[:1].upper() + text[1:], line.quantity, line.unit,
+                        line.unit_price, line.amount))  # fmt: skip
+    national = None
+    if invoice.tax_currency and invoice.tax_total_national is not None and invoice.tax_fx_date:
+        national = (invoice.tax_currency, invoice.tax_total_national,
+                    invoice.tax_fx_rate or Decimal(0), invoice.tax_fx_date)  # fmt: skip
+    link = ""
+    sync = getattr(invoice, "stripe_sync", None) if invoice.pk else None
+    if sync is not None:
+        link = sync.hosted_invoice_url
+    reason_mentions = [t.mention for t in taxes if t.mention and t.reason in MENTIONED]
+    b2b = any(t.reason != TaxReason.OSS for t in taxes)
+    number = invoice.number or "DRAFT (numbered when finalized)"
+    return Sheet(
+        kind="INVOICE",
+        title=f"Invoice {invoice.number}" if invoice.number else f"Draft invoice #{invoice.pk}",
+        draft=invoice.is_draft,
+        currency=currency,
+        issuer_name=invoice.issuer_name,
+        issuer_address=invoice.issuer_address,
+        issuer_country=invoice.issuer_country,
+        issuer_vat_id=invoice.issuer_vat_id,
+        details=details,
+        customer_name=invoice.customer_name,
+        customer_address=invoice.customer_address,
+        customer_country=invoice.customer_country,
+        customer_vat_id=invoice.customer_vat_id,
+        facts=[
+            ("Invoice number", number),
+            ("Issue date", invoice.issue_date.isoformat() if invoice.issue_date else "—"),
+            ("Due date", invoice.due_date.isoformat() if invoice.due_date else "—"),
+            (
+                "Billing period",
+                f"{invoice.period_start.date().isoformat()} to {_last_day(invoice.period_end)}",
+            ),
+        ],  # fmt: skip
+        rows=rows,
+        subtotal=invoice.subtotal,
+        credits=invoice.credits,
+        taxes=taxes,
+        total=invoice.total,
+        total_label=f"Total due ({currency})",
+        national=national,
+        notes=_notes(reason_mentions, invoice.issuer_country, b2b, details),
+        payment=_payment_lines(
+            details,
+            due=invoice.due_date.isoformat() if invoice.due_date else "",
+            terms=f"net {invoice.payment_terms_days} days",
+            reference=invoice.number or "the invoice number",
+            link=link,
+        ),
+    )
+
+
+def credit_note_sheet(note: CreditNote) -> Sheet:
+    from .fx import credit_note_tax_national
+
+    invoice = note.invoice
+    details = dict(invoice.issuer_details or {})
+    taxes = list(note.taxes.all())
+    rows = [
+        Row(line.product.name if line.product else "Contract",
+            line.description, line.quantity, line.unit, line.unit_price, line.amount)
+        for line in note.lines.all().select_related("product")
+    ]  # fmt: skip
+    national = None
+    vat = credit_note_tax_national(note)
+    if vat is not None and invoice.tax_fx_date:
+        national = (invoice.tax_currency, vat, invoice.tax_fx_rate or Decimal(0),
+                    invoice.tax_fx_date)  # fmt: skip
+    reason_mentions = [t.mention for t in taxes if t.mention and t.reason in MENTIONED]
+    issued = invoice.issue_date.isoformat() if invoice.issue_date else ""
+    return Sheet(
+        kind="CREDIT NOTE",
+        title=f"Credit note {note.number}",
+        draft=False,
+        currency=note.currency,
+        issuer_name=invoice.issuer_name,
+        issuer_address=invoice.issuer_address,
+        issuer_country=invoice.issuer_country,
+        issuer_vat_id=invoice.issuer_vat_id,
+        details=details,
+        customer_name=invoice.customer_name,
+        customer_address=invoice.customer_address,
+        customer_country=invoice.customer_country,
+        customer_vat_id=invoice.customer_vat_id,
+        facts=[
+            ("Credit note number", note.number),
+            ("Issue date", note.issue_date.isoformat()),
+            ("Credits invoice", f"{invoice.number} of {issued}"),
+            (
+                "Billing period",
+                f"{invoice.period_start.date().isoformat()} to {_last_day(invoice.period_end)}",
+            ),
+        ],  # fmt: skip
+        rows=rows,
+        subtotal=note.subtotal,
+        credits=note.credits,
+        taxes=taxes,
+        total=note.total,
+        total_label=f"Total credited ({note.currency})",
+        national=national,
+        notes=[f"Reason: {note.reason}", *reason_mentions],
+        payment=[
+            f"This credit note reduces what is owed on invoice {invoice.number}; an amount "
+            "already paid is refunded or carried to the next invoice."
+        ],
+    )
 
 
 def render_invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice's PDF bytes."""
+    return render_sheet(invoice_sheet(invoice))
+
+
+def render_credit_note_pdf(note: CreditNote) -> bytes:
+    """The credit note's PDF bytes."""
+    return render_sheet(credit_note_sheet(note))
+
+
+def render_document_pdf(document: Invoice | CreditNote) -> bytes:
+    if isinstance(document, CreditNote):
+        return render_credit_note_pdf(document)
+    return render_invoice_pdf(document)
+
+
+def render_sheet(sheet: Sheet) -> bytes:
+    _register_fonts()
     buffer = BytesIO()
-    title = f"Invoice {invoice.number}" if invoice.number else f"Draft invoice #{invoice.pk}"
     doc = SimpleDocTemplate(
         buffer,
         pagesize=A4,
         leftMargin=18 * mm,
         rightMargin=18 * mm,
         topMargin=16 * mm,
-        bottomMargin=20 * mm,
-        title=title,
-        author=invoice.issuer_name,
+        bottomMargin=24 * mm,
+        title=sheet.title,
+        author=sheet.issuer_name,
+        subject=sheet.title,
+        creator="Tessera",
+        invariant=True,
     )
-    currency = invoice.currency
-    story: list[Any] = [_header(invoice), Spacer(1, 8 * mm), _parties(invoice), Spacer(1, 7 * mm)]
-    lines = list(invoice.lines.all().select_related("product", "adjusts_period"))
-    story.append(_lines_table(lines, currency))
+    story: list[Any] = [_header(sheet), Spacer(1, 7 * mm), _parties(sheet), Spacer(1, 6 * mm)]
+    story.append(_lines_table(sheet))
     story.append(Spacer(1, 4 * mm))
-    story.append(_totals_table(invoice))
-    story.append(Spacer(1, 6 * mm))
-    for tax in invoice.taxes.all():
-        if tax.mention and not tax.mention.startswith("VAT "):
-            story.append(_p(tax.mention, "body"))
-    terms = (
-        f"Payment terms: net {invoice.payment_terms_days} days"
-        + (f", due by {invoice.due_date.isoformat()}" if invoice.due_date else "")
-        + f". Please quote {invoice.number or 'the invoice number'} with your payment. "
-        f"Amounts in {currency}."
-    )
-    story += [Spacer(1, 2 * mm), _p(terms, "body")]
+    story.append(_totals_table(sheet))
+    story.append(Spacer(1, 5 * mm))
+    tail: list[Any] = []
+    if sheet.notes:
+        tail.append(_p("Legal mentions", "heading"))
+        tail += [_p(note, "body") for note in sheet.notes]
+    if sheet.payment:
+        tail.append(_p("Payment", "heading"))
+        tail += [_p(line, "body") for line in sheet.payment]
+    story.append(KeepTogether(tail))
+    footer = identity(sheet.issuer_name, sheet.issuer_country, sheet.details)
+    if sheet.issuer_vat_id:
+        footer[-1] += f" · VAT {sheet.issuer_vat_id}"
 
     def decorate(canvas: Any, document: Any) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 7)
+        canvas.setFont(FONT, 6.5)
         canvas.setFillColor(MUTED)
-        footer = f"{invoice.issuer_name}" + (
-            f" · VAT {invoice.issuer_vat_id}" if invoice.issuer_vat_id else ""
-        )
-        canvas.drawString(18 * mm, 10 * mm, footer)
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{title} · page {document.page}")
-        if invoice.is_draft:
-            canvas.setFont("Helvetica-Bold", 90)
+        y = 14 * mm
+        for line in footer:
+            canvas.drawString(18 * mm, y, line[:150])
+            y -= 3 * mm
+        canvas.drawRightString(A4[0] - 18 * mm, 8 * mm, f"{sheet.title} · page {document.page}")
+        if sheet.draft:
+            canvas.setFont(BOLD, 90)
             canvas.setFillColor(colors.Color(0.85, 0.1, 0.1, alpha=0.12))
             canvas.translate(A4[0] / 2, A4[1] / 2)
             canvas.rotate(35)
@@ -128,27 +384,23 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     return buffer.getvalue()
 
 
-def _header(invoice: Invoice) -> Table:
-    issuer = [_p(invoice.issuer_name, "issuer")]
-    if invoice.issuer_address:
-        issuer.append(_p(invoice.issuer_address))
-    issuer.append(_p(f"Country: {invoice.issuer_country}"))
-    if invoice.issuer_vat_id:
-        issuer.append(_p(f"VAT ID: {invoice.issuer_vat_id}"))
-    facts = [
-        ("Invoice number", invoice.number or "DRAFT (numbered when finalized)"),
-        ("Issue date", invoice.issue_date.isoformat() if invoice.issue_date else "—"),
-        ("Due date", invoice.due_date.isoformat() if invoice.due_date else "—"),
-        (
-            "Billing period",
-            f"{invoice.period_start.date().isoformat()} to {_last_day(invoice.period_end)}",
-        ),
-    ]
-    right: list[Any] = [Paragraph("INVOICE", STYLES["title"])]
+def _header(sheet: Sheet) -> Table:
+    issuer = [_p(sheet.issuer_name, "issuer")]
+    if sheet.issuer_address:
+        issuer.append(_p(sheet.issuer_address))
+    issuer.append(_p(f"Country: {sheet.issuer_country}"))
+    if sheet.issuer_vat_id:
+        issuer.append(_p(f"VAT ID: {sheet.issuer_vat_id}"))
+    contact = " · ".join(
+        v for v in (sheet.details.get("contact_email"), sheet.details.get("contact_phone")) if v
+    )
+    if contact:
+        issuer.append(_p(contact))
+    right: list[Any] = [Paragraph(sheet.kind, STYLES["title"])]
     right.append(
         Table(
-            [[_p(k, "label"), _p(v, "right")] for k, v in facts],
-            colWidths=[30 * mm, 48 * mm],
+            [[_p(k, "label"), _p(v, "right")] for k, v in sheet.facts],
+            colWidths=[28 * mm, 52 * mm],
             style=TableStyle(
                 [
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -162,20 +414,21 @@ def _header(invoice: Invoice) -> Table:
     )
     return Table(
         [[issuer, right]],
-        colWidths=[96 * mm, 78 * mm],
+        colWidths=[94 * mm, 80 * mm],
         style=TableStyle(
             [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]
         ),  # fmt: skip
     )
 
 
-def _parties(invoice: Invoice) -> Table:
-    bill_to: list[Any] = [_p("BILL TO", "label"), _p(invoice.customer_name, "group")]
-    if invoice.customer_address:
-        bill_to.append(_p(invoice.customer_address))
-    bill_to.append(_p(f"Country: {invoice.customer_country}"))
-    if invoice.customer_vat_id:
-        bill_to.append(_p(f"VAT ID: {invoice.customer_vat_id}"))
+def _parties(sheet: Sheet) -> Table:
+    label = "BILL TO" if sheet.kind == "INVOICE" else "CREDIT TO"
+    bill_to: list[Any] = [_p(label, "label"), _p(sheet.customer_name, "group")]
+    if sheet.customer_address:
+        bill_to.append(_p(sheet.customer_address))
+    bill_to.append(_p(f"Country: {sheet.customer_country}"))
+    if sheet.customer_vat_id:
+        bill_to.append(_p(f"VAT ID: {sheet.customer_vat_id}"))
     return Table(
         [[bill_to]],
         colWidths=[174 * mm],
@@ -191,88 +444,85 @@ def _parties(invoice: Invoice) -> Table:
     )
 
 
-def _lines_table(lines: list[InvoiceLine], currency: str) -> Table:
+def _lines_table(sheet: Sheet) -> Table:
     """Lines grouped by product (current period first), then adjustments by period."""
+    currency = sheet.currency
     rows: list[list[Any]] = [
         [_p("Description", "label"), _p("Quantity", "label"), _p("Unit", "label"),
          _p("Unit price", "label"), _p(f"Amount ({currency})", "label")]
     ]  # fmt: skip
     style: list[Any] = [
+        ("FONTNAME", (0, 0), (-1, -1), FONT),
         ("LINEBELOW", (0, 0), (-1, 0), 0.8, INK),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("ALIGN", (1, 0), (1, -1), "RIGHT"),
         ("ALIGN", (3, 0), (4, -1), "RIGHT"),
-        ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+        ("FONTSIZE", (0, 0), (-1, -1), 8),
     ]
-    groups: dict[str, list[InvoiceLine]] = defaultdict(list)
-    adjustments: dict[str, list[InvoiceLine]] = defaultdict(list)
-    for line in lines:
-        if line.kind == LineKind.ADJUSTMENT and line.adjusts_period is not None:
-            period = line.adjusts_period
-            key = f"{period.start.date().isoformat()} to {_last_day(period.end)}"
-            adjustments[key].append(line)
-        else:
-            groups[line.product.name if line.product else "Contract"].append(line)
-
-    def group(heading: str, members: list[InvoiceLine]) -> None:
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in sheet.rows:
+        groups[row.group].append(row)
+    # Current-period groups first, then prior-period adjustments (as drafted).
+    ordered = sorted(groups.items(), key=lambda item: item[0].startswith("Prior-period"))
+    for heading, members in ordered:
         rows.append([_p(heading, "group"), "", "", "", ""])
         style.append(("SPAN", (0, len(rows) - 1), (-1, len(rows) - 1)))
         style.append(("BACKGROUND", (0, len(rows) - 1), (-1, len(rows) - 1), BAND))
-        for line in members:
-            # Under its product's heading a line need not repeat the product's name.
-            prefix = f"{line.product.name}: " if line.product else ""
-            text = line.description.removeprefix(prefix) if prefix else line.description
-            rows.append(
-                [
-                    _p(text[:1].upper() + text[1:], "cell"),
-                    quantity(line.quantity),
-                    line.unit,
-                    price(line.unit_price),
-                    amount(line.amount, currency),
-                ]
-            )
+        for row in members:
+            rows.append([_p(row.description, "cell"), quantity(row.quantity), _p(row.unit, "cell"),
+                         price(row.unit_price), amount(row.amount, currency)])  # fmt: skip
             style.append(("LINEBELOW", (0, len(rows) - 1), (-1, len(rows) - 1), 0.25, RULE))
-
-    for heading, members in groups.items():
-        group(heading, members)
-    for heading, members in adjustments.items():
-        group(f"Prior-period adjustments: {heading}", members)
     if len(rows) == 1:
         rows.append([_p("No charges in this period.", "cell"), "", "", "", ""])
     return Table(
         rows,
-        colWidths=[80 * mm, 24 * mm, 20 * mm, 24 * mm, 26 * mm],
+        colWidths=[78 * mm, 24 * mm, 24 * mm, 22 * mm, 26 * mm],
         style=TableStyle(style),
         repeatRows=1,
     )
 
 
-def _totals_table(invoice: Invoice) -> Table:
-    currency = invoice.currency
-    rows: list[list[str]] = [["Subtotal", amount(invoice.subtotal, currency)]]
-    if invoice.credits:
-        rows.append(["Credits applied", f"-{amount(invoice.credits, currency)}"])
-    for tax in invoice.taxes.all():
-        label = {
-            "reverse_charge": "VAT 0% (reverse charge)",
-            "export": "VAT 0% (export)",
-        }.get(tax.reason, f"VAT {tax.rate.normalize():f}%")
-        rows.append([f"{label} on {amount(tax.basis, currency)}", amount(tax.amount, currency)])
-    rows.append([f"Total due ({currency})", amount(invoice.total, currency)])
+def tax_label(tax: Any, currency: str) -> str:
+    """ "VAT 20% on 13,092.75"; reverse charge and export say so."""
+    label = {
+        TaxReason.REVERSE_CHARGE: "VAT 0% (reverse charge)",
+        TaxReason.EXPORT: "VAT 0% (export)",
+        TaxReason.OSS: f"VAT {tax.rate.normalize():f}% (OSS)",
+    }.get(tax.reason, f"VAT {tax.rate.normalize():f}%")
+    return f"{label} on {amount(tax.basis, currency)}"
+
+
+def _totals_table(sheet: Sheet) -> Table:
+    currency = sheet.currency
+    rows: list[list[str]] = [["Subtotal", amount(sheet.subtotal, currency)]]
+    if sheet.credits:
+        rows.append(["Credits applied", f"-{amount(sheet.credits, currency)}"])
+    for tax in sheet.taxes:
+        if tax.reason == TaxReason.OUT_OF_SCOPE:
+            continue  # out of scope of VAT: no VAT line (SPEC §6 step 8)
+        rows.append([tax_label(tax, currency), amount(tax.amount, currency)])
+    rows.append([sheet.total_label, amount(sheet.total, currency)])
     last = len(rows) - 1
+    if sheet.national:
+        national, vat, rate, day = sheet.national
+        rows.append([f"VAT in {national}", f"{amount(vat, national)} {national}"])
+        rows.append([f"at 1 {national} = {rate.normalize():f} {currency}", f"ECB, {day}"])
     return Table(
         rows,
-        colWidths=[60 * mm, 30 * mm],
+        colWidths=[66 * mm, 34 * mm],
         hAlign="RIGHT",
         style=TableStyle(
             [
+                ("FONTNAME", (0, 0), (-1, -1), FONT),
                 ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-                ("FONTSIZE", (0, 0), (-1, -1), 9),
+                ("FONTSIZE", (0, 0), (-1, -1), 8.5),
                 ("TEXTCOLOR", (0, 0), (-1, -1), INK),
                 ("LINEABOVE", (0, last), (-1, last), 0.8, INK),
-                ("FONTNAME", (0, last), (-1, last), "Helvetica-Bold"),
-                ("FONTSIZE", (0, last), (-1, last), 10.5),
+                ("FONTNAME", (0, last), (-1, last), BOLD),
+                ("FONTSIZE", (0, last), (-1, last), 10),
                 ("TOPPADDING", (0, last), (-1, last), 5),
+                ("TEXTCOLOR", (0, last + 1), (-1, -1), MUTED),
+                ("FONTSIZE", (0, last + 1), (-1, -1), 7.5),
             ]
         ),
     )

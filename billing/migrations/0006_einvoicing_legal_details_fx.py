@@ -14,6 +14,7 @@ _0004 = __import__("billing.migrations.0004_invoice_immutability", fromlist=["_s
 MUTABLE_COLUMNS = _0004.MUTABLE_COLUMNS
 INVOICE_FROZEN_COLUMNS = (
     *_0004.INVOICE_FROZEN_COLUMNS,
+    "customer_email",
     "issuer_details", "tax_currency", "tax_fx_rate", "tax_fx_date", "tax_total_national",
 )  # fmt: skip
 INVOICE_TRIGGERS = [f"billing_invoice_guard_{op}" for op in ("update", "status", "delete")]
@@ -49,10 +50,17 @@ def _recreate(columns):
 class Migration(migrations.Migration):
     dependencies = [
         ("billing", "0005_merge_0004_deals_0004_invoice_immutability"),
-        ("tenancy", "0001_initial"),
+        ("tenancy", "0002_org_billing_email"),
     ]
 
     operations = [
+        migrations.AddField(
+            model_name="invoice",
+            name="customer_email",
+            field=models.EmailField(
+                blank=True, help_text="BT-49 on the e-invoice.", max_length=254
+            ),
+        ),
         migrations.AddField(
             model_name="invoice",
             name="issuer_details",
