@@ -54,8 +54,9 @@ MENTIONED = (TaxReason.REVERSE_CHARGE, TaxReason.EXPORT, TaxReason.OSS)
 @cache
 def _register_fonts() -> None:
     folder = Path(reportlab.__file__).parent / "fonts"
-    for name, file in ((FONT, "Vera.ttf"), (BOLD, "VeraBd.ttf"),
-                       ("Vera-Italic", "VeraIt.ttf"), ("Vera-BoldItalic", "VeraBI.ttf")):  # fmt: skip
+    faces = {FONT: "Vera.ttf", BOLD: "VeraBd.ttf", "Vera-Italic": "VeraIt.ttf",
+             "Vera-BoldItalic": "VeraBI.ttf"}  # fmt: skip
+    for name, file in faces.items():
         pdfmetrics.registerFont(TTFont(name, str(folder / file)))
     pdfmetrics.registerFontFamily(
         FONT, normal=FONT, bold=BOLD, italic="Vera-Italic", boldItalic="Vera-BoldItalic"
