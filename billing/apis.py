@@ -1,4 +1,6 @@
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,6 +12,7 @@ from tenancy.models import Membership, StaffRole
 from tenancy.services import BillingDetailsError, org_billing_details_update
 
 from .models import Product
+from .money import money_text
 from .selectors import org_summary, products_list
 
 
@@ -30,6 +33,28 @@ class ProductListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(products_list(), many=True).data)
+
+
+class MoneyField(serializers.Field):
+    """An amount as a decimal string at its currency's minor unit (Babel): "1.297" KWD,
+    "1.30" USD, "1235" JPY. The currency is the object's own, else the summary's."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance: Any) -> Any:
+        value = super().get_attribute(instance)
+        root = getattr(self.root, "instance", None)
+        currency = getattr(instance, "currency", None) or getattr(root, "currency", "USD")
+        return (value, currency)
+
+    def to_representation(self, value: Any) -> Any:
+        amount, currency = value
+        return None if amount is None else money_text(amount, currency)
+
+
+extend_schema_field({"type": "string", "format": "decimal", "example": "1.297"})(MoneyField)
 
 
 class _ReservedHourSerializer(serializers.Serializer):
@@ -55,7 +80,7 @@ class OrgSummaryApi(APIView):
             name = serializers.CharField()
             unit = serializers.CharField()
             usage = serializers.DecimalField(max_digits=30, decimal_places=6)
-            amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+            amount = MoneyField()
 
         @extend_schema_serializer(component_name="SummaryCharge")
         class ChargeSerializer(serializers.Serializer):
@@ -64,7 +89,7 @@ class OrgSummaryApi(APIView):
             description = serializers.CharField()
             quantity = serializers.DecimalField(max_digits=30, decimal_places=6)
             unit_price = serializers.DecimalField(max_digits=28, decimal_places=12)
-            amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+            amount = MoneyField()
 
         @extend_schema_serializer(component_name="SummaryReservation")
         class ReservationSerializer(serializers.Serializer):
@@ -83,11 +108,11 @@ class OrgSummaryApi(APIView):
         @extend_schema_serializer(component_name="SummaryCredit")
         class CreditSerializer(serializers.Serializer):
             key = serializers.CharField()
-            amount = serializers.DecimalField(max_digits=20, decimal_places=2)
-            balance = serializers.DecimalField(max_digits=20, decimal_places=2)
+            amount = MoneyField()
+            balance = MoneyField()
             currency = serializers.CharField()
             expires = serializers.DateField(allow_null=True)
-            applied_this_period = serializers.DecimalField(max_digits=20, decimal_places=2)
+            applied_this_period = MoneyField()
 
         org = serializers.CharField()
         currency = serializers.CharField()
@@ -95,11 +120,11 @@ class OrgSummaryApi(APIView):
         rated_as_of = serializers.DateTimeField(allow_null=True)
         products = ProductSerializer(many=True)
         charges = ChargeSerializer(many=True)
-        cost_so_far = serializers.DecimalField(max_digits=20, decimal_places=2)
-        credits_applied = serializers.DecimalField(max_digits=20, decimal_places=2)
+        cost_so_far = MoneyField()
+        credits_applied = MoneyField()
         reservations = ReservationSerializer(many=True)
         credits = CreditSerializer(many=True)
-        forecast = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+        forecast = MoneyField(allow_null=True)
         forecast_method = serializers.CharField()
 
     @extend_schema(

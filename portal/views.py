@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from billing.invoicing.selectors import org_documents
 from billing.models import BillingPeriod
+from billing.money import format_money
 from billing.selectors import org_summary
 from tenancy.models import ApiKey, Membership, Org
 from tenancy.services import api_key_create, api_key_revoke
@@ -43,8 +44,9 @@ def _period(request: HttpRequest, org: Org) -> BillingPeriod | None:
     return org_summary(org=org).period
 
 
-def _money(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value:,.2f}"
+def _money(value: Decimal | None, currency: str) -> str:
+    """At the currency's minor unit (Babel): 1.297 KWD → 1.297, not 1.30."""
+    return "—" if value is None else format_money(value, currency, symbol=False)
 
 
 @login_required_403
@@ -59,9 +61,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "period": period,
         "periods": selectors.org_periods(org=org),
         "summary": summary,
-        "cost_so_far": _money(summary.cost_so_far),
-        "forecast": _money(summary.forecast),
-        "credits_left": _money(sum((c.balance for c in summary.credits), Decimal(0))),
+        "cost_so_far": _money(summary.cost_so_far, summary.currency),
+        "forecast": _money(summary.forecast, summary.currency),
+        "credits_left": _money(
+            sum((c.balance for c in summary.credits), Decimal(0)), summary.currency
+        ),
     }
     if period is not None:
         days = selectors.days_of(period.start, period.end)

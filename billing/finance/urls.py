@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -10,6 +10,11 @@ urlpatterns = [
     path("invoices/finalize/", views.finalize_selected, name="finalize-selected"),
     path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice"),
     path("invoices/<int:invoice_id>/pdf", views.invoice_pdf, name="invoice-pdf"),
+    re_path(
+        r"^(?P<kind>invoices|credit-notes)/(?P<document_id>[0-9]+)/(?P<fmt>pdf|facturx|xrechnung)$",
+        views.document_download,
+        name="document",
+    ),
     path("invoices/<int:invoice_id>/<slug:action>/", views.invoice_action, name="invoice-action"),
     path("export/", views.export_download, name="export"),
     path("stripe/", views.stripe_status, name="stripe"),

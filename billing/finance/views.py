@@ -17,7 +17,8 @@ from tenancy.models import Org, StaffRole
 from web.access import role_required
 
 from ..invoicing import export
-from ..invoicing.models import Invoice, StripeInvoiceSync
+from ..invoicing.einvoice import document_file
+from ..invoicing.models import CreditNote, Invoice, StripeInvoiceSync
 from ..invoicing.pdf import render_invoice_pdf
 from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
 from ..invoicing.services import (
@@ -171,6 +172,29 @@ def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
     return response
 
 
+@finance_only
+def document_download(request: HttpRequest, kind: str, document_id: int, fmt: str) -> HttpResponse:
+    """An invoice's e-invoice (``facturx``, ``xrechnung``) or a credit note's ``pdf``,
+    ``facturx`` or ``xrechnung``."""
+    document: Invoice | CreditNote
+    if kind == "credit-notes":
+        found = credit_notes_for(orgs=ALL()).filter(pk=document_id).first()
+        if found is None:
+            raise Http404("No such credit note.")
+        document = found
+    else:
+        document = _invoice(document_id)
+    try:
+        name, content, media_type = document_file(document, fmt)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(f"/finance/invoices/{document_id}/")
+    response = HttpResponse(content, content_type=media_type)
+    disposition = "inline" if fmt == "pdf" else "attachment"
+    response["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    return response
+
+
 @require_POST
 @finance_only
 def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpResponse:
@@ -230,13 +254,15 @@ def export_download(request: HttpRequest) -> HttpResponse:
     fmt = request.GET.get("format", "json")
     invoices = invoices_for(orgs=ALL(), period=month, issuer=issuer, include_drafts=False)
     stem = f"invoices-{month[0]:04d}-{month[1]:02d}" + (f"-{issuer}" if issuer else "")
-    if fmt == "zip":
+    if fmt in ("zip", "facturx", "xrechnung"):
+        kind = "pdf" if fmt == "zip" else fmt
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for invoice in invoices.iterator(chunk_size=200):
-                archive.writestr(f"{invoice.number}.pdf", render_invoice_pdf(invoice))
+                name, content, _ = document_file(invoice, kind)
+                archive.writestr(name, content)
         response = HttpResponse(buffer.getvalue(), content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="{stem}-pdf.zip"'
+        response["Content-Disposition"] = f'attachment; filename="{stem}-{kind}.zip"'
         return response
     out = io.StringIO()
     if fmt == "csv":

@@ -26,6 +26,7 @@ from tenancy.access import caller, has_role, org_for_read
 from tenancy.models import Org, StaffRole
 
 from ..stripe.webhooks import BadSignature, webhook_receive
+from .einvoice import FORMATS, document_file
 from .export import credit_note_dict, documents, invoice_dict, write_csv, write_json
 from .models import Invoice
 from .pdf import render_invoice_pdf
@@ -169,6 +170,48 @@ class InvoicePdfApi(APIView):
         response = HttpResponse(render_invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
         return response
+
+
+def _file_response(document: Any, fmt: str) -> HttpResponse:
+    try:
+        name, content, media_type = document_file(document, fmt)
+    except ValueError as exc:
+        raise ApiError(code="invoice_draft", message=str(exc), status_code=409) from None
+    response = HttpResponse(content, content_type=media_type)
+    disposition = "inline" if fmt == "pdf" else "attachment"
+    response["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    return response
+
+
+E_INVOICE_RESPONSES = {
+    (200, "application/pdf"): OpenApiTypes.BINARY,
+    (200, "application/xml"): OpenApiTypes.BINARY,
+    **error_responses(400, 404, 409),
+}
+
+
+class InvoiceEInvoiceApi(APIView):
+    """The invoice as a European e-invoice (EN 16931): ``facturx`` (PDF/A-3 with
+    ``factur-x.xml``) or ``xrechnung`` (CII XML). A draft has none yet (409)."""
+
+    @extend_schema(operation_id="invoices_einvoice", responses=E_INVOICE_RESPONSES)
+    def get(self, request: Request, invoice_id: int, fmt: str) -> HttpResponse:
+        return _file_response(_visible_invoice(request, invoice_id), fmt)
+
+
+class CreditNoteFileApi(APIView):
+    """A credit note as ``pdf``, ``facturx`` or ``xrechnung`` (EN 16931 type 381, referencing
+    its invoice). Customers read their own org's; another org's is a 404."""
+
+    @extend_schema(operation_id="credit_notes_file", responses=E_INVOICE_RESPONSES)
+    def get(self, request: Request, note_id: int, fmt: str) -> HttpResponse:
+        if fmt not in FORMATS:
+            raise NotFound("No such format.")
+        orgs, _ = readable_orgs(request, request.query_params.get("org"))
+        note = credit_notes_for(orgs=orgs).filter(pk=note_id).first()
+        if note is None:
+            raise NotFound("No such credit note.")
+        return _file_response(note, fmt)
 
 
 class InvoiceFinalizeApi(APIView):

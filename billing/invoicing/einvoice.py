@@ -18,7 +18,6 @@ category and rate, so they reduce the VAT basis as they do on the PDF.
 """
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -561,6 +560,32 @@ def facturx_pdf(pdf: bytes, xml: bytes, *, title: str, author: str, lang: str = 
     )
 
 
-def einvoice_names(documents: Sequence[Invoice | CreditNote], suffix: str) -> list[str]:
-    """The file name of each document in an export directory: ``<number><suffix>``."""
-    return [f"{document.number}{suffix}" for document in documents]
+FORMATS = {
+    "pdf": (".pdf", "application/pdf"),
+    "facturx": (".pdf", "application/pdf"),
+    "xrechnung": (".xml", "application/xml"),
+}
+
+
+def document_file(document: Invoice | CreditNote, fmt: str) -> tuple[str, bytes, str]:
+    """(file name, bytes, media type) of ``document`` as ``fmt``: ``pdf`` (the printable
+    PDF), ``facturx`` (``<number>.pdf``, PDF/A-3 with ``factur-x.xml``) or ``xrechnung``
+    (``<number>.xml``, CII). Raises ValueError for a draft's e-invoice (no number yet)."""
+    from .pdf import render_document_pdf
+
+    suffix, media_type = FORMATS[fmt]
+    name = document.number or f"draft-{document.pk}"
+    if fmt == "pdf":
+        return f"{name}{suffix}", render_document_pdf(document), media_type
+    edoc = document_of(document)
+    if fmt == "xrechnung":
+        return f"{name}{suffix}", cii_xml(edoc, profile="xrechnung"), media_type
+    xml = cii_xml(edoc, profile="factur-x")
+    kind = "Credit note" if isinstance(document, CreditNote) else "Invoice"
+    pdf = facturx_pdf(
+        render_document_pdf(document),
+        xml,
+        title=f"{kind} {document.number}",
+        author=edoc.seller.name,
+    )
+    return f"{name}{suffix}", pdf, media_type

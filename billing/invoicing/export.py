@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Any
 
 from django.db.models import QuerySet
@@ -128,6 +129,29 @@ def documents(query: QuerySet[Invoice] | QuerySet[CreditNote]) -> Iterator[dict[
             yield invoice_dict(document)
         else:
             yield credit_note_dict(document)
+
+
+def write_einvoices(
+    query: QuerySet[Invoice] | QuerySet[CreditNote], directory: Path, fmt: str
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """One file per document in ``directory``: ``facturx`` → ``<number>.pdf`` (PDF/A-3 with
+    ``factur-x.xml``), ``xrechnung`` → ``<number>.xml``. A document that cannot be written
+    is skipped and reported (number, why); the others are written. Returns (file names
+    written, failures)."""
+    from .einvoice import document_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    failures: list[tuple[str, str]] = []
+    for document in query.iterator(chunk_size=CHUNK):
+        try:
+            name, content, _ = document_file(document, fmt)
+        except Exception as exc:  # noqa: BLE001 - one bad document must not stop the rest
+            failures.append((document.number or f"draft-{document.pk}", f"{exc}"))
+            continue
+        (directory / name).write_bytes(content)
+        written.append(name)
+    return written, failures
 
 
 def write_json(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:

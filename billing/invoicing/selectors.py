@@ -76,7 +76,9 @@ class OrgDocument:
     status: str
     total: Decimal
     currency: str
-    pdf_url: str | None
+    pdf_url: str
+    facturx_url: str
+    xrechnung_url: str
 
 
 def org_documents(*, org: Org) -> list[OrgDocument]:
@@ -91,6 +93,8 @@ def org_documents(*, org: Org) -> list[OrgDocument]:
             total=i.total,
             currency=i.currency,
             pdf_url=f"/api/v1/invoices/{i.pk}/pdf",
+            facturx_url=f"/api/v1/invoices/{i.pk}/facturx",
+            xrechnung_url=f"/api/v1/invoices/{i.pk}/xrechnung",
         )
         for i in invoices.order_by("-period_start", "-pk")
     ]
@@ -105,7 +109,9 @@ def org_documents(*, org: Org) -> list[OrgDocument]:
             status="issued",
             total=-n.total,
             currency=n.currency,
-            pdf_url=None,
+            pdf_url=f"/api/v1/credit-notes/{n.pk}/pdf",
+            facturx_url=f"/api/v1/credit-notes/{n.pk}/facturx",
+            xrechnung_url=f"/api/v1/credit-notes/{n.pk}/xrechnung",
         )
         for n in notes
     ]

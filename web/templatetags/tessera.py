@@ -18,9 +18,16 @@ def plain(value: Any) -> str:
 
 
 @register.filter
-def money(value: Any) -> str:
-    """Two decimals with thousands separators: 1507334.4 → 1,507,334.40."""
+def money(value: Any, currency: str = "") -> str:
+    """An amount with thousands separators at its currency's minor unit (Babel):
+    ``{{ x|money:"KWD" }}`` 1.297 → 1.297, JPY 1235 → 1,235; with no currency, two
+    decimals: 1507334.4 → 1,507,334.40."""
+    from billing.money import format_money
+
     try:
-        return f"{Decimal(str(value)):,.2f}"
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
+    if currency:
+        return format_money(number, str(currency), symbol=False)
+    return f"{number:,.2f}"

@@ -1,9 +1,10 @@
+from pathlib import Path
 from typing import IO, Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
-from billing.invoicing.export import documents, write_csv, write_json
+from billing.invoicing.export import documents, write_csv, write_einvoices, write_json
 from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.selectors import credit_notes_for, invoices_for
 from billing.invoicing.services import month_of
@@ -23,14 +24,22 @@ class _Raw:
 
 class Command(BaseCommand):
     help = (
-        "Export the invoices (or credit notes) of a month as JSON or CSV (SPEC §5). Invoices "
+        "Export the invoices (or credit notes) of a month as JSON or CSV, or as EN 16931 "
+        "e-invoices: --format facturx writes <number>.pdf (PDF/A-3 with factur-x.xml) and "
+        "--format xrechnung <number>.xml (CII) into the --output directory (SPEC §5). Invoices "
         "are those whose period starts in --period; drafts only with --status draft."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--period", required=True, help="YYYY-MM")
-        parser.add_argument("--format", choices=["json", "csv"], default="json")
-        parser.add_argument("--output", help="File to write; default standard output.")
+        parser.add_argument(
+            "--format", choices=["json", "csv", "facturx", "xrechnung"], default="json"
+        )
+        parser.add_argument(
+            "--output",
+            help="File to write (json, csv; default standard output) or directory (facturx, "
+            "xrechnung; required).",
+        )
         parser.add_argument("--issuer", help="Only this issuer (key).")
         parser.add_argument(
             "--status",
@@ -59,6 +68,16 @@ class Command(BaseCommand):
                 include_drafts=bool(statuses and "draft" in statuses),
             )  # fmt: skip
         output = options["output"]
+        if options["format"] in ("facturx", "xrechnung"):
+            if not output:
+                raise CommandError(f"--format {options['format']} needs --output DIRECTORY")
+            written, failures = write_einvoices(query, Path(str(output)), str(options["format"]))
+            for number, reason in failures:
+                self.stderr.write(f"  {number}: {reason}")
+            self.stderr.write(f"{len(written)} document(s) written to {output}.")
+            if failures:
+                raise CommandError(f"{len(failures)} document(s) could not be written.")
+            return
         out: IO[str] = (
             open(str(output), "w", encoding="utf-8", newline="")
             if output
