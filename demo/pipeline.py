@@ -268,6 +268,20 @@ def pdfs_render(*, span: Span, workdir: Path) -> list[Path]:
     return written
 
 
+def einvoices_write(*, span: Span, workdir: Path) -> list[Path]:
+    """The months' invoices as EN 16931 e-invoices, as finance exports them:
+    ``einvoices/facturx/<number>.pdf`` and ``einvoices/xrechnung/<number>.xml``."""
+    log = workdir / "logs" / "commands.log"
+    written: list[Path] = []
+    for fmt in ("facturx", "xrechnung"):
+        target = workdir / "einvoices" / fmt
+        for month in span.months:
+            quiet("export_invoices", period=f"{month:%Y-%m}", format=fmt, output=str(target),
+                  log=log)  # fmt: skip
+        written += sorted(target.iterdir())
+    return written
+
+
 def stripe_sync(*, span: Span, workdir: Path) -> str:
     """Push what finalization did not (finalizing already asks for each invoice's sync)."""
     if not stripe_enabled():

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 CATALOG = Path(__file__).resolve().parent.parent / "examples" / "demo-catalog.yaml"
+FX_RATES = Path(__file__).resolve().parent.parent / "examples" / "eurofxref-hist.csv"
 CATALOG_MONTH = date(2026, 10, 1)  # the month the example catalog is written to be billed for
 
 EU_NODE = "eu-north-gpu-1"
@@ -101,6 +102,27 @@ def shifted_catalog(span: Span) -> dict[str, Any]:
 
     document: dict[str, Any] = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
     return shift(document) if span.shift_months else document
+
+
+def shifted_fx_rates(span: Span) -> str:
+    """``examples/eurofxref-hist.csv`` (ECB reference rates in the ECB's published shape, for
+    the months around the example catalog's) with its dates moved like the catalog's."""
+    lines = FX_RATES.read_text(encoding="utf-8").splitlines()
+    if not span.shift_months:
+        return "\n".join(lines) + "\n"
+    moved = [lines[0]]
+    for line in lines[1:]:
+        day, _, rest = line.partition(",")
+        moved.append(f"{add_months(date.fromisoformat(day), span.shift_months)},{rest}")
+    # Moving by months can land two dates on one (31 Oct → 30 Nov): keep the first, as the
+    # ECB file lists one line per date.
+    seen: set[str] = set()
+    unique = [moved[0]]
+    for line in moved[1:]:
+        if line[:10] not in seen:
+            seen.add(line[:10])
+            unique.append(line)
+    return "\n".join(unique) + "\n"
 
 
 # The fleet: one simulated node per region (the GPU collector's --simulate file).

@@ -125,9 +125,12 @@ def finalize_selected(request: HttpRequest) -> HttpResponse:
         .order_by("org_id", "period_start", "pk")
         .values_list("pk", flat=True)
     )
-    finalized = invoices_finalize_many(invoice_ids=drafts, user=request.user)
-    numbers = [invoice.number for invoice in finalized]
+    problems: dict[int, str] = {}
+    finalized = invoices_finalize_many(invoice_ids=drafts, user=request.user, problems=problems)
+    numbers = [invoice.number for invoice in finalized if invoice.number]
     messages.success(request, f"Finalized {len(numbers)}: {', '.join(numbers)}")
+    for invoice_id, reason in problems.items():
+        messages.error(request, f"Draft #{invoice_id} left as a draft: {reason}")
     return HttpResponseRedirect(request.POST.get("next") or "/finance/invoices/?status=draft")
 
 

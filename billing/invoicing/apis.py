@@ -79,7 +79,8 @@ def _period(value: str | None) -> tuple[int, int] | None:
 
 
 def _domain_error(exc: InvoicingError) -> ApiError:
-    status = 409 if exc.code in {"invoice_status", "already_credited", "invoice_draft"} else 400
+    status = 409 if exc.code in {"invoice_status", "already_credited", "invoice_draft",
+                                  "fx_rate_missing"} else 400  # fmt: skip
     return ApiError(code=exc.code, message=exc.message, status_code=status)
 
 
@@ -224,7 +225,10 @@ class InvoiceFinalizeApi(APIView):
         require_finance(request)
         if not Invoice.objects.filter(pk=invoice_id).exists():
             raise NotFound("No such invoice.")
-        invoice = invoice_finalize(invoice_id=invoice_id)
+        try:
+            invoice = invoice_finalize(invoice_id=invoice_id)
+        except InvoicingError as exc:
+            raise _domain_error(exc) from None
         return Response(_invoice_out(invoice_get(orgs=Org.objects.all(), invoice_id=invoice.pk)))
 
 

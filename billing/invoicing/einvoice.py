@@ -109,6 +109,7 @@ class Party:
     contact_phone: str = ""
     contact_email: str = ""
     email: str = ""  # BT-34 / BT-49, electronic address (scheme EM)
+    party_id: str = ""  # BT-29 / BT-46: our key for the party
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def _parties(invoice: Invoice) -> tuple[Party, Party]:
         contact_phone=details.get("contact_phone", ""),
         contact_email=details.get("contact_email", ""),
         email=details.get("contact_email", ""),
+        party_id=invoice.issuer.key,
     )
     buyer = Party(
         name=invoice.customer_name,
@@ -362,6 +364,8 @@ def _number(value: Decimal) -> str:
 
 def _party(parent: Any, tag: str, party: Party, *, seller: bool) -> None:
     node = _el(parent, tag)
+    if party.party_id and not (party.vat_id or party.legal_id):
+        _el(node, "ram:ID", party.party_id)  # BR-CO-26: some identifier of the seller
     _el(node, "ram:Name", party.name)
     if party.legal_info:
         _el(node, "ram:Description", party.legal_info)  # BT-33

@@ -346,6 +346,7 @@ def render_sheet(sheet: Sheet) -> bytes:
         subject=sheet.title,
         creator="Tessera",
         invariant=True,
+        initialFontName=FONT,  # else the canvas lists Helvetica, a font PDF/A cannot embed
     )
     story: list[Any] = [_header(sheet), Spacer(1, 7 * mm), _parties(sheet), Spacer(1, 6 * mm)]
     story.append(_lines_table(sheet))
@@ -404,6 +405,7 @@ def _header(sheet: Sheet) -> Table:
             colWidths=[28 * mm, 52 * mm],
             style=TableStyle(
                 [
+                    ("FONTNAME", (0, 0), (-1, -1), FONT),
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
                     ("LEFTPADDING", (0, 0), (-1, -1), 0),
                     ("RIGHTPADDING", (0, 0), (-1, -1), 0),
@@ -417,7 +419,11 @@ def _header(sheet: Sheet) -> Table:
         [[issuer, right]],
         colWidths=[94 * mm, 80 * mm],
         style=TableStyle(
-            [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]
+            [
+                ("FONTNAME", (0, 0), (-1, -1), FONT),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+            ]
         ),  # fmt: skip
     )
 
@@ -435,6 +441,7 @@ def _parties(sheet: Sheet) -> Table:
         colWidths=[174 * mm],
         style=TableStyle(
             [
+                ("FONTNAME", (0, 0), (-1, -1), FONT),
                 ("BACKGROUND", (0, 0), (-1, -1), BAND),
                 ("BOX", (0, 0), (-1, -1), 0.5, RULE),
                 ("LEFTPADDING", (0, 0), (-1, -1), 8),

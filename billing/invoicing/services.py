@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from tenancy.models import Org
 
+from ..legal import details_snapshot
 from ..models import BillingPeriod, Contract, CreditDraw, Issuer, RatedCharge
 from ..money import round_amount
 from .adjustments import (
@@ -29,6 +30,7 @@ from .adjustments import (
     periods_with_late_usage,
     rerate,
 )
+from .fx import FxRateMissing, national_vat
 from .models import (
     CreditNote,
     CreditNoteLine,
@@ -293,21 +295,23 @@ def _new_invoice(period: BillingPeriod, contract: Contract) -> Invoice:
 
 def _legal_snapshot_fields() -> list[str]:
     return [
-        *(f"customer_{name}" for name in ("name", "address", "country", "vat_id")),
-        *(f"issuer_{name}" for name in ("name", "address", "country", "vat_id")),
+        *(f"customer_{name}" for name in ("name", "address", "country", "vat_id", "email")),
+        *(f"issuer_{name}" for name in ("name", "address", "country", "vat_id", "details")),
     ]
 
 
-def _legal_snapshot(org: Org, issuer: Issuer) -> dict[str, str]:
+def _legal_snapshot(org: Org, issuer: Issuer) -> dict[str, Any]:
     return {
         "customer_name": org.name,
         "customer_address": org.billing_address,
         "customer_country": org.country.upper(),
         "customer_vat_id": org.vat_id,
+        "customer_email": org.billing_email,
         "issuer_name": issuer.legal_name,
         "issuer_address": issuer.address,
         "issuer_country": issuer.country.upper(),
         "issuer_vat_id": issuer.vat_id,
+        "issuer_details": details_snapshot(issuer),
     }
 
 
@@ -419,12 +423,24 @@ def invoice_finalize(
     *, invoice_id: int, as_of: datetime | None = None, user: Any = None
 ) -> Invoice:
     """Number the invoice (gapless per issuer and year), freeze the org's and issuer's legal
-    details, set issue and due dates. Idempotent: a finalized invoice is returned as is."""
-    return invoices_finalize_many(invoice_ids=[invoice_id], as_of=as_of, user=user)[0]
+    details and the VAT in national currency, set issue and due dates. Idempotent: a
+    finalized invoice is returned as is. Raises ``InvoicingError("fx_rate_missing")`` when
+    its VAT must be stated in national currency and no recent ECB rate is loaded."""
+    problems: dict[int, str] = {}
+    invoice = invoices_finalize_many(
+        invoice_ids=[invoice_id], as_of=as_of, user=user, problems=problems
+    )[0]
+    if invoice_id in problems:
+        raise InvoicingError("fx_rate_missing", problems[invoice_id])
+    return invoice
 
 
 def invoices_finalize_many(
-    *, invoice_ids: Sequence[int], as_of: datetime | None = None, user: Any = None
+    *,
+    invoice_ids: Sequence[int],
+    as_of: datetime | None = None,
+    user: Any = None,
+    problems: dict[int, str] | None = None,
 ) -> list[Invoice]:
     """``invoice_finalize`` for each of ``invoice_ids``, in one transaction and a handful of
     queries; returns the invoices in ``invoice_ids`` order. The drafts among them are numbered
@@ -442,12 +458,45 @@ def invoices_finalize_many(
             raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
         drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
         if drafts:
-            _finalize_drafts(drafts, as_of=as_of, user=user)
+            _finalize_drafts(drafts, as_of=as_of, user=user, problems=problems)
     return [invoices[pk] for pk in invoice_ids]
+
+
+def _freeze_national_vat(
+    drafts: list[Invoice], *, issue_date: date, problems: dict[int, str] | None
+) -> list[Invoice]:
+    """Set each draft's VAT in its issuer's national currency at the ECB rate of
+    ``issue_date`` (art. 230 Directive 2006/112/EC; ``fx.national_vat``). A draft with no
+    recent enough rate stays a draft, reported in ``problems``; the others go on."""
+    kept = []
+    for invoice in drafts:
+        issuer = invoice.issuer
+        try:
+            vat = national_vat(
+                issuer_country=issuer.country,
+                currency=invoice.currency,
+                tax_total=invoice.tax_total,
+                issue_date=issue_date,
+                rounding=issuer.rounding,
+            )
+        except FxRateMissing as exc:
+            if problems is not None:
+                problems[invoice.pk] = exc.message
+            continue
+        invoice.tax_currency = vat.currency if vat else ""
+        invoice.tax_fx_rate = vat.rate if vat else None
+        invoice.tax_fx_date = vat.day if vat else None
+        invoice.tax_total_national = vat.amount if vat else None
+        kept.append(invoice)
+    return kept
 
 
 FINALIZED_FIELDS = [
     *_legal_snapshot_fields(),
+    "tax_currency",
+    "tax_fx_rate",
+    "tax_fx_date",
+    "tax_total_national",
     "subtotal",
     "credits",
     "tax_total",
@@ -462,7 +511,13 @@ FINALIZED_FIELDS = [
 ]
 
 
-def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -> None:
+def _finalize_drafts(
+    drafts: Sequence[Invoice],
+    *,
+    as_of: datetime,
+    user: Any,
+    problems: dict[int, str] | None = None,
+) -> None:
     """Finalize ``drafts`` (locked, in numbering order) inside the caller's transaction."""
     org_ids = {invoice.org_id for invoice in drafts}
     orgs = Org.objects.in_bulk(org_ids)
@@ -494,6 +549,9 @@ def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -
         ).delete()
         InvoiceTax.objects.bulk_create(retaxed)
     issue_date = as_of.date()
+    drafts = _freeze_national_vat(list(drafts), issue_date=issue_date, problems=problems)
+    if not drafts:
+        return
     year, kind = issue_date.year, DocumentCounter.Kind.INVOICE
     blocks = Counter((invoice.issuer_id, year) for invoice in drafts)
     sequences = reserve_numbers(blocks=blocks, kind=kind)

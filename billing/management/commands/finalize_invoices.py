@@ -36,9 +36,14 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
         done = 0
+        problems: dict[int, str] = {}
         for chunk in chunks(ids, services.CHUNK):
-            finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
-            numbers = [invoice.number for invoice in finalized]
+            finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of, problems=problems)
+            numbers = [invoice.number for invoice in finalized if invoice.number]
             done += len(chunk)
-            self.stdout.write(f"  {done}/{len(ids)} (last: {numbers[-1]})")
-        self.stdout.write(self.style.SUCCESS(f"{len(ids)} invoice(s) finalized."))
+            self.stdout.write(f"  {done}/{len(ids)} (last: {numbers[-1] if numbers else '-'})")
+        for invoice_id, reason in problems.items():
+            self.stderr.write(f"  draft #{invoice_id} left as a draft: {reason}")
+        self.stdout.write(self.style.SUCCESS(f"{len(ids) - len(problems)} invoice(s) finalized."))
+        if problems:
+            raise CommandError(f"{len(problems)} draft(s) could not be finalized.")

@@ -69,6 +69,9 @@ class Command(BaseCommand):
             encoding="utf-8",
         )
         pipeline.quiet("load_catalog", str(catalog), log=workdir / "logs" / "commands.log")
+        rates = workdir / "eurofxref-hist.csv"
+        rates.write_text(scenario.shifted_fx_rates(span), encoding="utf-8")
+        pipeline.quiet("load_fx_rates", str(rates), log=workdir / "logs" / "commands.log")
         logins.insert(0, customer_login_ensure(org=Org.objects.get(slug="acme")))
         self.say(
             f"  {Org.objects.count()} orgs; billing {span.first_month:%B %Y} and "
@@ -114,6 +117,11 @@ class Command(BaseCommand):
         self.step("PDFs, JSON export, Stripe")
         pdfs = pipeline.pdfs_render(span=span, workdir=workdir)
         self.say(f"  {len(pdfs)} PDFs in {pdfs[0].parent if pdfs else workdir}")
+        einvoices = pipeline.einvoices_write(span=span, workdir=workdir)
+        self.say(
+            f"  {len(einvoices)} e-invoices (Factur-X PDF/A-3 and XRechnung XML) in "
+            f"{workdir / 'einvoices'}"
+        )
         for path in exports:
             self.say(f"  export: {path}")
         self.say("  " + pipeline.stripe_sync(span=span, workdir=workdir))

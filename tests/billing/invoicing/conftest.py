@@ -1,12 +1,13 @@
 """A worked month for invoicing tests: rated periods built as the rating engine leaves them."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from billing.fx.models import FxRate
 from billing.models import CreditDraw, CreditGrant, RatedCharge
 
 from ...factories import (
@@ -33,8 +34,21 @@ class World:
     llama: Any
 
 
+def ecb_rates(start: date = date(2026, 10, 1), days: int = 120) -> None:
+    """ECB reference rates for every day from ``start`` (1 EUR = 1.0850 USD), so that a USD
+    invoice of the French issuer can state its VAT in EUR when it is finalized."""
+    FxRate.objects.bulk_create(
+        [
+            FxRate(date=start + timedelta(days=i), currency="USD", rate=Decimal("1.0850"))
+            for i in range(days)
+        ],
+        ignore_conflicts=True,
+    )
+
+
 @pytest.fixture
 def world(db: None) -> World:
+    ecb_rates()
     meter = MeterFactory(key="gpu_time")
     tokens = MeterFactory(key="llm_input_tokens", event_type="llm.tokens")
     return World(
@@ -68,6 +82,7 @@ def rated_period(
     """A closing period rated through its end. ``charges``: (product, kind, line, quantity,
     unit price, amount)."""
     org: Any = OrgFactory(slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
+                     billing_email=f"ap@{slug}.example",
                      billing_address="1 avenue de l'Opéra\n75001 Paris")  # fmt: skip
     contract = contract or ContractFactory(
         org=org, key=f"{slug}-2026", issuer=issuer or world.issuer, start=date(2026, 1, 1)
