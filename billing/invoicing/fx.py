@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from ..fx.selectors import FxRateMissing, conversion_on
+from ..fx.selectors import Conversion, FxRateMissing, conversion_on
 from ..legal import national_currency
 from ..money import round_amount
 from .models import CreditNote, Invoice
@@ -33,20 +33,32 @@ class NationalVat:
 
 
 def national_vat(
-    *, issuer_country: str, currency: str, tax_total: Decimal, issue_date: date, rounding: str
+    *,
+    issuer_country: str,
+    currency: str,
+    tax_total: Decimal,
+    issue_date: date,
+    rounding: str,
+    cache: dict[tuple[str, str, date], Conversion] | None = None,
 ) -> NationalVat | None:
     """The VAT restated for an invoice issued on ``issue_date``, or None when the invoice is
-    in the national currency or the issuer's country has none known, or the invoice carries
-    no VAT line at all. Raises ``FxRateMissing`` when no recent enough ECB rate is loaded."""
+    in its issuer's national currency (or the country's is unknown). Raises
+    ``FxRateMissing`` when no recent enough ECB rate is loaded. ``cache`` keeps the
+    conversions a batch has looked up, so a chunk reads each rate once."""
     national = national_currency(issuer_country)
     if not national or national == currency.upper():
         return None
-    conversion = conversion_on(
-        from_currency=currency,
-        to_currency=national,
-        day=issue_date,
-        max_age_days=settings.TESSERA_FX_MAX_AGE_DAYS,
-    )
+    key = (currency.upper(), national, issue_date)
+    conversion = cache.get(key) if cache is not None else None
+    if conversion is None:
+        conversion = conversion_on(
+            from_currency=currency,
+            to_currency=national,
+            day=issue_date,
+            max_age_days=settings.TESSERA_FX_MAX_AGE_DAYS,
+        )
+        if cache is not None:
+            cache[key] = conversion
     amount = round_amount(conversion.convert(tax_total), national, rounding)
     return NationalVat(national, conversion.rate, conversion.day, amount)
 

@@ -469,6 +469,7 @@ def _freeze_national_vat(
     ``issue_date`` (art. 230 Directive 2006/112/EC; ``fx.national_vat``). A draft with no
     recent enough rate stays a draft, reported in ``problems``; the others go on."""
     kept = []
+    cache: dict[Any, Any] = {}
     for invoice in drafts:
         issuer = invoice.issuer
         try:
@@ -478,6 +479,7 @@ def _freeze_national_vat(
                 tax_total=invoice.tax_total,
                 issue_date=issue_date,
                 rounding=issuer.rounding,
+                cache=cache,
             )
         except FxRateMissing as exc:
             if problems is not None:
