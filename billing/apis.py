@@ -177,7 +177,7 @@ class OrgBillingDetailsApi(APIView):
         target = org_for_read(request, org)
         user, api_key = caller(request)
         owner = Membership.objects.filter(
-            org=target, user_id=getattr(user, "pk", None), role=Membership.Role.OWNER
+            org=target, user_id=getattr(user, "pk", 0) or 0, role=Membership.Role.OWNER
         ).exists()
         if api_key is not None or not (owner or has_role(user, StaffRole.FINANCE)):
             raise PermissionDenied("Only the org's owners and finance may change billing details.")

@@ -24,7 +24,6 @@ from decimal import Decimal
 
 from tenancy.vat_ids import EU_COUNTRIES, vat_id_is_valid
 
-from ..money import round_amount
 from .models import TaxReason
 
 # Standard rates, percent, in force on 2026-01-01.
@@ -81,15 +80,6 @@ class TaxRule:
     rate: Decimal  # percent
     reason: str  # TaxReason
     mention: str
-
-    def amount(self, basis: Decimal, currency: str, rounding: str) -> Decimal:
-        """The tax on ``basis``, rounded once (SPEC §7)."""
-        return round_amount(basis * self.rate / Decimal(100), currency, rounding)
-
-    @property
-    def prints_vat_line(self) -> bool:
-        """Out of scope of VAT: the documents show no VAT line at all (SPEC §6 step 8)."""
-        return self.reason != TaxReason.OUT_OF_SCOPE
 
 
 def domestic_rate(country: str) -> Decimal:

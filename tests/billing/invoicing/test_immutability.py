@@ -5,20 +5,18 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from billing.invoicing.credit_notes import credit_note_issue
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceTax
-from billing.invoicing.services import (
-    credit_note_issue,
-    invoice_finalize,
-    invoice_status_advance,
-    periods_close,
-)
+from billing.invoicing.status import invoice_status_advance
 
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 # The latest migration's list of frozen columns (SQLite) must cover every column but the
 # status ones.
 migration = __import__(
-    "billing.migrations.0006_einvoicing_legal_details_fx", fromlist=["INVOICE_FROZEN_COLUMNS"]
+    "billing.migrations.0007_einvoicing_legal_details_fx", fromlist=["INVOICE_FROZEN_COLUMNS"]
 )
 
 

@@ -27,9 +27,7 @@ def _sqlite_invoice_triggers(columns):
         "CREATE TRIGGER billing_invoice_guard_update BEFORE UPDATE ON billing_invoice "
         f"WHEN OLD.status <> 'draft' AND ({changed}) "
         + abort.format("a finalized invoice never changes"),
-        "CREATE TRIGGER billing_invoice_guard_status BEFORE UPDATE OF status ON billing_invoice "
-        f"WHEN NOT ({_0004.STATUS_MOVES_FORWARD}) "
-        + abort.format("an invoice status only moves forward"),
+        _0004.SQLITE_STATUS_GUARD,
         "CREATE TRIGGER billing_invoice_guard_delete BEFORE DELETE ON billing_invoice "
         "WHEN OLD.status <> 'draft' " + abort.format("a finalized invoice cannot be deleted"),
     ]
@@ -49,7 +47,7 @@ def _recreate(columns):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0005_merge_0004_deals_0004_invoice_immutability"),
+        ("billing", "0006_invoice_status_graph"),
         ("tenancy", "0002_org_billing_email"),
     ]
 
