@@ -20,6 +20,7 @@ from tenancy.models import Org
 
 from ..models import Issuer
 from ..money import round_amount
+from ..stripe.tasks import credit_note_sync_on_commit
 from .errors import InvoicingError
 from .lock_objects import lock_invoice
 from .models import (
@@ -158,6 +159,7 @@ def credit_note_issue(
             actor="finance",
             org=Org.objects.get(pk=invoice.org_id),
         )
+        credit_note_sync_on_commit(credit_note_id=note.pk)
     return note
 
 

@@ -22,7 +22,14 @@ from stripe.params import CustomerCreateParams, CustomerCreateParamsAddress
 
 from tenancy.models import Org
 
-from ..invoicing.models import Invoice, InvoiceLine, InvoiceTax, StripeInvoiceSync
+from ..invoicing.models import (
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    InvoiceTax,
+    StripeCreditNoteSync,
+    StripeInvoiceSync,
+)
 from ..money import minor_units
 from .client import stripe_client
 
@@ -162,13 +169,15 @@ def _run(client: stripe.StripeClient, invoice: Invoice, sync: StripeInvoiceSync)
         sync.items[item.key] = str(created_item.id)
         sync.save(update_fields=["items", "updated_at"])
     if not sync.stripe_finalized:
-        client.v1.invoices.finalize_invoice(
+        finalized = client.v1.invoices.finalize_invoice(
             sync.stripe_invoice_id,
             params={"auto_advance": False},
             options=_key(invoice, "finalize"),
         )
         sync.stripe_finalized = True
-        sync.save(update_fields=["stripe_finalized", "updated_at"])
+        # The payment link the invoice PDF prints ("Pay online").
+        sync.hosted_invoice_url = str(getattr(finalized, "hosted_invoice_url", None) or "")
+        sync.save(update_fields=["stripe_finalized", "hosted_invoice_url", "updated_at"])
     if invoice.status in PUSHED_STATUSES and sync.pushed_status != invoice.status:
         if invoice.status == Invoice.Status.VOID:
             client.v1.invoices.void_invoice(sync.stripe_invoice_id, options=_key(invoice, "void"))
@@ -216,3 +225,91 @@ def invoices_to_sync() -> list[int]:
         status_to_push.values_list("pk", flat=True)
     )
     return sorted(ids)
+
+
+# --- credit notes ---------------------------------------------------------------------------
+
+
+class InvoiceNotInStripe(Exception):
+    """The credit note's invoice is not finalized in Stripe yet: retry after its sync."""
+
+
+def credit_note_sync(
+    *, credit_note_id: int, client: stripe.StripeClient | None = None
+) -> StripeCreditNoteSync:
+    """Make Stripe hold this credit note: one Stripe credit note on the invoice's Stripe
+    invoice, for exactly the note's total (one line naming our number and reason), so that
+    Stripe's amount due follows Tessera's. A note on an invoice already paid is recorded
+    ``out_of_band`` (Tessera's ledger refunds it or carries it to the next invoice).
+    Idempotent (key from the note's id) and resumable like ``invoice_sync``; raises
+    ``InvoiceNotInStripe`` while the invoice has not reached Stripe, and the Stripe error
+    after saving it on the sync row. Call it outside any transaction."""
+    note = CreditNote.objects.select_related("invoice").get(pk=credit_note_id)
+    invoice = note.invoice
+    client = client or stripe_client()
+    sync, _ = StripeCreditNoteSync.objects.get_or_create(
+        credit_note=note, defaults={"org_id": note.org_id}
+    )
+    now = timezone.now()
+    claimed = StripeCreditNoteSync.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now), pk=sync.pk
+    ).update(locked_until=now + LEASE)
+    if not claimed:
+        raise SyncBusy(f"credit note {note.pk} is being synced by another worker")
+    sync.refresh_from_db()
+    try:
+        if not sync.stripe_credit_note_id:
+            invoice_sync_row = StripeInvoiceSync.objects.filter(
+                invoice=invoice, stripe_finalized=True
+            ).first()
+            if invoice_sync_row is None or not invoice_sync_row.stripe_invoice_id:
+                raise InvoiceNotInStripe(f"invoice {invoice.number} is not in Stripe yet")
+            amount = to_minor(note.total, note.currency)
+            params: dict[str, object] = {
+                "invoice": invoice_sync_row.stripe_invoice_id,
+                "lines": [
+                    {
+                        "type": "custom_line_item",
+                        "description": f"Credit note {note.number}: {note.reason}"[:500],
+                        "quantity": 1,
+                        "unit_amount": amount,
+                    }
+                ],
+                "memo": note.reason[:5000],
+                "metadata": {"tessera_credit_note_id": str(note.pk),
+                             "tessera_number": note.number},
+            }  # fmt: skip
+            if invoice.status == Invoice.Status.PAID:
+                params["out_of_band_amount"] = amount
+            created = client.v1.credit_notes.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"tessera-credit-note-{note.pk}-create"},
+            )
+            sync.stripe_credit_note_id = str(created.id)
+    except stripe.StripeError as exc:
+        sync.state = State.FAILED
+        sync.attempts += 1
+        sync.last_error = f"{type(exc).__name__}: {exc.user_message or exc}"[:2000]
+        sync.locked_until = None
+        sync.save(update_fields=["state", "attempts", "last_error", "locked_until", "updated_at"])
+        raise
+    except InvoiceNotInStripe:
+        sync.locked_until = None
+        sync.save(update_fields=["locked_until", "updated_at"])
+        raise
+    sync.state = State.DONE
+    sync.last_error = ""
+    sync.locked_until = None
+    sync.save(
+        update_fields=["state", "stripe_credit_note_id", "last_error", "locked_until", "updated_at"]
+    )
+    return sync
+
+
+def credit_notes_to_sync() -> list[int]:
+    """Credit notes Stripe does not hold yet (failed, waiting for their invoice, never sent)."""
+    return list(
+        CreditNote.objects.filter(Q(stripe_sync__isnull=True) | ~Q(stripe_sync__state=State.DONE))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

@@ -374,6 +374,7 @@ class FakeStripe:
         invoice["lines"]["data"] = items
         invoice["total"] = invoice["amount_due"] = sum(i["amount"] for i in items)
         invoice["status"] = "open"
+        invoice["hosted_invoice_url"] = f"https://invoice.stripe.com/i/fake/{id}"
         if not invoice["number"]:
             invoice["number"] = f"FAKE-{len(self.invoices):04d}"
         self._event("invoice.finalized", invoice)

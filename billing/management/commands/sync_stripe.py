@@ -2,13 +2,21 @@ import stripe
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.stripe.client import stripe_enabled
-from billing.stripe.services import SyncBusy, invoice_sync, invoices_to_sync
+from billing.stripe.services import (
+    InvoiceNotInStripe,
+    SyncBusy,
+    credit_note_sync,
+    credit_notes_to_sync,
+    invoice_sync,
+    invoices_to_sync,
+)
 
 
 class Command(BaseCommand):
     help = (
         "Push every finalized invoice that Stripe does not fully hold yet (customer, items, "
-        "invoice, finalization, void / uncollectible). Resumable and idempotent."
+        "invoice, finalization, void / uncollectible), then every credit note. Resumable and "
+        "idempotent."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,7 +38,19 @@ class Command(BaseCommand):
             except stripe.StripeError as exc:
                 failed += 1
                 self.stderr.write(f"  {done}/{len(ids)} invoice {invoice_id}: {exc}")
-        message = f"{len(ids) - failed} invoice(s) in sync, {failed} failed (run again)."
+        notes = [] if options["invoice"] else credit_notes_to_sync()
+        for note_id in notes:
+            try:
+                note_sync = credit_note_sync(credit_note_id=note_id)
+                self.stdout.write(f"  credit note {note_id}: {note_sync.stripe_credit_note_id}")
+            except SyncBusy:
+                self.stdout.write(f"  credit note {note_id}: busy elsewhere")
+            except (stripe.StripeError, InvoiceNotInStripe) as exc:
+                failed += 1
+                self.stderr.write(f"  credit note {note_id}: {exc}")
+        message = (
+            f"{len(ids) + len(notes) - failed} document(s) in sync, {failed} failed (run again)."
+        )
         if failed:
             raise CommandError(message)
         self.stdout.write(self.style.SUCCESS(message))
