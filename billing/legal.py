@@ -103,12 +103,13 @@ def format_iban(iban: str) -> str:
 
 
 def issuer_identity_lines(
-    *, name: str, country: str, details: Mapping[str, str], capital: str = ""
+    *, name: str, country: str, details: Mapping[str, str], capital: str = "", seat: str = ""
 ) -> list[str]:
     """The company-law mentions of an issuer, one line each, for the footer of every page:
     "Tessera Cloud SAS, SAS au capital de 50 000,00 € · SIREN 552 081 317 · RCS Paris"
     (France); "Tessera Cloud GmbH · Sitz Berlin · Amtsgericht Charlottenburg, HRB 123456 B ·
-    Geschäftsführer: ..." (Germany). ``capital`` is the share capital already formatted."""
+    Geschäftsführer: ..." (Germany). ``capital`` is the share capital already formatted,
+    ``seat`` the registered office's city."""
     country = country.upper()
     form = details.get("legal_form", "")
     parts = [name]
@@ -124,6 +125,8 @@ def issuer_identity_lines(
     elif country == "DE":
         if form and form not in name:
             parts.append(form)
+        if seat:
+            parts.append(f"Sitz {seat}")
         if capital:
             parts.append(f"Stammkapital {capital}")
         register = ", ".join(

@@ -156,9 +156,15 @@ def _capital(details: dict[str, str], country: str) -> str:
     return format_money(Decimal(capital), currency) if capital and currency else ""
 
 
-def identity(name: str, country: str, details: dict[str, str]) -> list[str]:
+def identity(name: str, country: str, details: dict[str, str], address: str = "") -> list[str]:
+    from .einvoice import split_address
+
     return issuer_identity_lines(
-        name=name, country=country, details=details, capital=_capital(details, country)
+        name=name,
+        country=country,
+        details=details,
+        capital=_capital(details, country),
+        seat=split_address(address, country).city if address else "",
     )
 
 
@@ -185,6 +191,13 @@ def _notes(reason_mentions: list[str], country: str, b2b: bool, details: dict[st
     return notes
 
 
+def _without_product(description: str, product: Any) -> str:
+    """Under its product's heading a line need not repeat the product's name."""
+    prefix = f"{product.name}: " if product else ""
+    text = description.removeprefix(prefix) if prefix else description
+    return text[:1].upper() + text[1:]
+
+
 def invoice_sheet(invoice: Invoice) -> Sheet:
     currency = invoice.currency
     details = dict(invoice.issuer_details or {})
@@ -203,10 +216,8 @@ def invoice_sheet(invoice: Invoice) -> Sheet:
             )
         else:
             group = line.product.name if line.product else "Contract"
-        prefix = f"{line.product.name}: " if line.product else ""
-        text = line.description.removeprefix(prefix) if prefix else line.description
-        rows.append(Row(group, text[:1].upper() + text[1:], line.quantity, line.unit,
-                        line.unit_price, line.amount))  # fmt: skip
+        rows.append(Row(group, _without_product(line.description, line.product), line.quantity,
+                        line.unit, line.unit_price, line.amount))  # fmt: skip
     national = None
     if invoice.tax_currency and invoice.tax_total_national is not None and invoice.tax_fx_date:
         national = (invoice.tax_currency, invoice.tax_total_national,
@@ -267,7 +278,8 @@ def credit_note_sheet(note: CreditNote) -> Sheet:
     taxes = list(note.taxes.all())
     rows = [
         Row(line.product.name if line.product else "Contract",
-            line.description, line.quantity, line.unit, line.unit_price, line.amount)
+            _without_product(line.description, line.product), line.quantity, line.unit,
+            line.unit_price, line.amount)
         for line in note.lines.all().select_related("product")
     ]  # fmt: skip
     national = None
@@ -361,17 +373,19 @@ def render_sheet(sheet: Sheet) -> bytes:
         tail.append(_p("Payment", "heading"))
         tail += [_p(line, "body") for line in sheet.payment]
     story.append(KeepTogether(tail))
-    footer = identity(sheet.issuer_name, sheet.issuer_country, sheet.details)
-    if sheet.issuer_vat_id:
-        footer[-1] += f" · VAT {sheet.issuer_vat_id}"
+    parts = " · ".join(
+        identity(sheet.issuer_name, sheet.issuer_country, sheet.details, sheet.issuer_address)
+    )
+    parts += f" · VAT {sheet.issuer_vat_id}" if sheet.issuer_vat_id else ""
+    footer = _wrap(parts.split(" · "), width=A4[0] - 36 * mm, size=6.5)
 
     def decorate(canvas: Any, document: Any) -> None:
         canvas.saveState()
         canvas.setFont(FONT, 6.5)
         canvas.setFillColor(MUTED)
-        y = 14 * mm
+        y = 11 * mm + 3 * mm * len(footer)
         for line in footer:
-            canvas.drawString(18 * mm, y, line[:150])
+            canvas.drawString(18 * mm, y, line)
             y -= 3 * mm
         canvas.drawRightString(A4[0] - 18 * mm, 8 * mm, f"{sheet.title} · page {document.page}")
         if sheet.draft:
@@ -384,6 +398,18 @@ def render_sheet(sheet: Sheet) -> bytes:
 
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buffer.getvalue()
+
+
+def _wrap(parts: list[str], *, width: float, size: float) -> list[str]:
+    """``parts`` joined with " · " into as few lines as fit ``width`` points."""
+    lines: list[str] = []
+    for part in parts:
+        candidate = f"{lines[-1]} · {part}" if lines else part
+        if lines and pdfmetrics.stringWidth(candidate, FONT, size) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(part)
+    return lines
 
 
 def _header(sheet: Sheet) -> Table:
@@ -504,7 +530,8 @@ def _totals_table(sheet: Sheet) -> Table:
     currency = sheet.currency
     rows: list[list[str]] = [["Subtotal", amount(sheet.subtotal, currency)]]
     if sheet.credits:
-        rows.append(["Credits applied", f"-{amount(sheet.credits, currency)}"])
+        label = "Credits applied" if sheet.kind == "INVOICE" else "Invoice credits given back"
+        rows.append([label, f"-{amount(sheet.credits, currency)}"])
     for tax in sheet.taxes:
         if tax.reason == TaxReason.OUT_OF_SCOPE:
             continue  # out of scope of VAT: no VAT line (SPEC §6 step 8)

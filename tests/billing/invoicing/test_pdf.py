@@ -10,6 +10,7 @@ from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.pdf import render_invoice_pdf
 
+from ...factories import IssuerFactory
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 
@@ -54,3 +55,62 @@ def test_a_draft_pdf_says_draft(world):
     text = _text(render_invoice_pdf(draft))
 
     assert "DRAFT" in text
+
+
+def test_a_french_b2b_invoice_carries_the_mandatory_mentions_and_vat_in_eur(world):
+    rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
+    draft = periods_close(as_of=AFTER_GRACE).drafted[0]
+    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+
+    text = " ".join(_text(render_invoice_pdf(invoice)).split())
+
+    for mention in (
+        "SAS au capital de €50,000.00",  # legal form and share capital (R123-237 C. com.)
+        "SIREN 552 081 317",
+        "RCS Paris",
+        "Late-payment penalties (pénalités de retard): three times the French legal interest",
+        "€40 (art. L441-10 and D441-5 C. com.)",
+        "No discount for early payment.",
+        "IBAN FR76 3000 6000 0112 3456 7890 189, BIC AGRIFRPP",
+        "VAT in EUR 2,413.41 EUR",  # art. 230: 2,618.55 USD at 1 EUR = 1.085 USD
+        "at 1 EUR = 1.085 USD ECB, 2026-11-04",
+    ):
+        assert mention in text, mention
+
+
+def test_a_german_invoice_carries_register_court_number_and_directors(world):
+    de = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+                       vat_id="DE811907980", invoice_prefix="TDE", siren="", rcs_city="",
+                       legal_form="GmbH", share_capital=Decimal("25000.00"),
+                       register_court="Amtsgericht Charlottenburg",
+                       register_number="HRB 234567 B", managing_directors="Anna Schmidt",
+                       iban="DE89370400440532013000", bic="COBADEFFXXX", late_payment_rate="",
+                       address="Friedrichstrasse 68\n10117 Berlin")  # fmt: skip
+    rated_period(world, country="DE", vat_id="DE136695976", issuer=de,
+                 charges=worked_charges(world))  # fmt: skip
+    draft = periods_close(as_of=AFTER_GRACE).drafted[0]
+    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+
+    text = " ".join(_text(render_invoice_pdf(invoice)).split())
+
+    for mention in ("Tessera Cloud GmbH · Sitz Berlin", "Stammkapital €25,000.00",
+                    "Registergericht Amtsgericht Charlottenburg, HRB 234567 B",
+                    "Geschäftsführer: Anna Schmidt", "VAT 19% on 13,592.75",
+                    "IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX"):  # fmt: skip
+        assert mention in text, mention
+    assert "pénalités" not in text
+
+
+def test_us_to_us_has_no_vat_line(world):
+    us = IssuerFactory(key="tessera-us", legal_name="Tessera Cloud, Inc.", country="US",
+                       vat_id="", invoice_prefix="TUS", siren="", rcs_city="",
+                       legal_form="", share_capital=None, late_payment_rate="")  # fmt: skip
+    rated_period(world, country="US", vat_id="", issuer=us, charges=worked_charges(world))
+    draft = periods_close(as_of=AFTER_GRACE).drafted[0]
+    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+
+    text = _text(render_invoice_pdf(invoice))
+
+    assert "VAT" not in text
+    assert "13,592.75" in text
+    assert invoice.taxes.get().reason == "out_of_scope"
