@@ -7,6 +7,7 @@ invoiced period (SPEC §6 step 5) is drafted on its own, after the periods befor
 written, so it sees exactly what drafting one by one in that order would see.
 """
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -313,7 +314,7 @@ def _charge_lines(invoice: Invoice, charges: list[RatedCharge]) -> list[InvoiceL
             product=charge.product,
             description=_describe(charge.product.name if charge.product else "", charge),
             quantity=charge.quantity,
-            unit=charge.product.unit if charge.product else "",
+            unit=_unit(charge),
             unit_price=charge.unit_price,
             amount=charge.amount,
         )
@@ -321,12 +322,51 @@ def _charge_lines(invoice: Invoice, charges: list[RatedCharge]) -> list[InvoiceL
     ]
 
 
+def _unit(charge: RatedCharge) -> str:
+    package = _package(charge)
+    if package is not None:
+        return package[1][:50]
+    return charge.product.unit if charge.product else ""
+
+
 def _describe(product_name: str, charge: RatedCharge) -> str:
     label = LineKind(charge.kind).label
     parts = [f"{product_name}: {label.lower()}" if product_name else label]
-    if charge.description:
+    package = _package(charge)
+    if package is not None:
+        parts.append(f"({package[0]})")
+    elif charge.description:
         parts.append(f"({charge.description})")
     return " ".join(parts)[:300]
+
+
+# How pricing describes a package line: "7 × 10 (61.78 used)" (blocks × size, quantity used).
+_PACKAGE = re.compile(r"^(\d+) × ([\d.]+) \(([\d.]+) used\)$")
+_SIZED_UNIT = re.compile(r"^(\d+(?:\.\d+)?)([kKMGT]?)\s+(.+)$")
+
+
+def _package(charge: RatedCharge) -> tuple[str, str] | None:
+    """For a package line: ("7 packages of 10M tokens (61.78M used)", "package of 10M
+    tokens"), the package being the line's unit (quantity 7 × the package's price = the
+    amount); None for any other line."""
+    match = _PACKAGE.match(charge.description or "")
+    if match is None or charge.product is None:
+        return None
+    blocks, size, used = int(match.group(1)), Decimal(match.group(2)), Decimal(match.group(3))
+    unit = charge.product.unit
+    sized = _SIZED_UNIT.match(unit)
+
+    def amount_of(quantity: Decimal) -> str:
+        if sized is None:
+            return f"{quantity.normalize():f} {unit}"
+        scaled = (quantity * Decimal(sized.group(1))).normalize()
+        return f"{scaled:f}{sized.group(2)}" + ("" if sized.group(2) else f" {sized.group(3)}")
+
+    of_size = amount_of(size)
+    if sized is not None and sized.group(2):
+        of_size = f"{of_size} {sized.group(3)}"
+    noun = "package" if blocks == 1 else "packages"
+    return f"{blocks} {noun} of {of_size} ({amount_of(used)} used)", f"package of {of_size}"
 
 
 def _adjustment_lines(

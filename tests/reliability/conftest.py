@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing.catalog import load_catalog
 from billing.deals.services import LineInput, deal_create
+from billing.fx.models import FxRate
 from billing.invoicing.credit_notes import credit_note_issue
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import invoices_finalize
@@ -69,6 +70,12 @@ def build_world(orgs: int | list[str]) -> World:
                            "end": (start + timedelta(days=2)).date().isoformat()}
                           for s in slugs],
         }
+    )  # fmt: skip
+    # The French issuer's USD invoices state their VAT in EUR: ECB rates up to today.
+    FxRate.objects.bulk_create(
+        [FxRate(date=(today - timedelta(days=d)).date(), currency="USD", rate=Decimal("1.0850"))
+         for d in range(10)],
+        ignore_conflicts=True,
     )  # fmt: skip
     key = api_key_create(name="collector").api_key
     events = [
