@@ -161,7 +161,7 @@ class OrgBillingDetailsApi(APIView):
 
     @extend_schema(
         operation_id="org_billing_details",
-        responses={200: OutputSerializer, **error_responses(403)},
+        responses={200: OutputSerializer, **error_responses(403, 404)},
     )
     def get(self, request: Request, org: str) -> Response:
         return Response(self.OutputSerializer(org_for_read(request, org)).data)
@@ -169,7 +169,7 @@ class OrgBillingDetailsApi(APIView):
     @extend_schema(
         operation_id="org_billing_details_update",
         request=InputSerializer,
-        responses={200: OutputSerializer, **error_responses(400, 403)},
+        responses={200: OutputSerializer, **error_responses(400, 403, 404)},
     )
     def patch(self, request: Request, org: str) -> Response:
         from rest_framework.exceptions import PermissionDenied, ValidationError

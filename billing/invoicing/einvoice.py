@@ -435,7 +435,11 @@ def cii_xml(document: EDocument, *, profile: str = "factur-x") -> bytes:
         _el(note, "ram:SubjectCode", subject)
 
     transaction = _el(root, "rsm:SupplyChainTradeTransaction")
-    for line in document.lines:  # BG-25
+    # EN 16931 needs at least one line (BG-25): a period without charges says so at zero.
+    lines = document.lines or [
+        Line("1", "No charges in this period", "", Decimal(0), "", Decimal(0), Decimal(0))
+    ]
+    for line in lines:  # BG-25
         item = _el(transaction, "ram:IncludedSupplyChainTradeLineItem")
         _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", line.line_id)
         product = _el(item, "ram:SpecifiedTradeProduct")

@@ -4,7 +4,8 @@ reasons, the Stripe payment link and credit-note sync (issue 14).
 
 PostgreSQL's immutability trigger (0004) compares whole rows, so the new invoice columns are
 frozen at finalization with no change. SQLite lists the columns, and adding a column remakes
-the table, dropping its triggers: they are created again here with the longer list.
+the table: its triggers (and those of the tables that read it) are dropped first and created
+again after, the invoice's with the longer list.
 """
 
 import django.db.models.deletion
@@ -17,30 +18,37 @@ INVOICE_FROZEN_COLUMNS = (
     "customer_email",
     "issuer_details", "tax_currency", "tax_fx_rate", "tax_fx_date", "tax_total_national",
 )  # fmt: skip
-INVOICE_TRIGGERS = [f"billing_invoice_guard_{op}" for op in ("update", "status", "delete")]
 
 
-def _sqlite_invoice_triggers(columns):
+def _sqlite_statements(columns):
+    """0004's SQLite triggers, with the invoice's update guard listing ``columns``."""
     changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in columns)
-    abort = "BEGIN SELECT RAISE(ABORT, '{}'); END"
-    return [
+    update_guard = (
         "CREATE TRIGGER billing_invoice_guard_update BEFORE UPDATE ON billing_invoice "
         f"WHEN OLD.status <> 'draft' AND ({changed}) "
-        + abort.format("a finalized invoice never changes"),
-        _0004.SQLITE_STATUS_GUARD,
-        "CREATE TRIGGER billing_invoice_guard_delete BEFORE DELETE ON billing_invoice "
-        "WHEN OLD.status <> 'draft' " + abort.format("a finalized invoice cannot be deleted"),
-    ]
+        "BEGIN SELECT RAISE(ABORT, 'a finalized invoice never changes'); END"
+    )
+    return [
+        update_guard if statement.startswith("CREATE TRIGGER billing_invoice_guard_update ")
+        else statement
+        for statement in _0004._sqlite_statements()
+    ]  # fmt: skip
 
 
-def _recreate(columns):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "sqlite":
-            return
-        for name in INVOICE_TRIGGERS:
+def _drop_sqlite_triggers(apps, schema_editor):
+    """SQLite remakes a table to add a column; triggers of other tables that read
+    billing_invoice would break the remake's rename, so all go first and come back after."""
+    if schema_editor.connection.vendor == "sqlite":
+        for name in _0004._sqlite_trigger_names():
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
-        for statement in _sqlite_invoice_triggers(columns):
-            schema_editor.execute(statement)
+
+
+def _create_sqlite_triggers(columns):
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor == "sqlite":
+            _drop_sqlite_triggers(apps, schema_editor)
+            for statement in _sqlite_statements(columns):
+                schema_editor.execute(statement)
 
     return run
 
@@ -52,6 +60,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(
+            _drop_sqlite_triggers,
+            _create_sqlite_triggers(_0004.INVOICE_FROZEN_COLUMNS),
+            elidable=False,
+        ),
         migrations.AddField(
             model_name="invoice",
             name="customer_email",
@@ -262,9 +275,7 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(
-            _recreate(INVOICE_FROZEN_COLUMNS),
-            _recreate(_0004.INVOICE_FROZEN_COLUMNS),
-            elidable=False,
+            _create_sqlite_triggers(INVOICE_FROZEN_COLUMNS), _drop_sqlite_triggers, elidable=False
         ),
         migrations.CreateModel(
             name="StripeCreditNoteSync",
