@@ -20,7 +20,7 @@ category and rate, so they reduce the VAT basis as they do on the PDF.
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from lxml import etree
@@ -357,6 +357,22 @@ def _amount(value: Decimal, currency: str) -> str:
     return f"{round_amount(value, currency):f}"
 
 
+# Quantities are stated to 4 decimals and prices to 6 (the French CTC rules BR-FR-DEC-02/03;
+# EN 16931 itself sets no limit). The line amount (BT-131) is always the amount billed, as
+# rounded once when rating; a price with more decimals (a token's) is stated per a base
+# quantity (BT-149) of 1,000, 1,000,000, ... units instead.
+QUANTITY_PLACES = Decimal("0.0001")
+PRICE_PLACES = Decimal("0.000001")
+
+
+def _price_per_base(price: Decimal) -> tuple[Decimal, Decimal]:
+    """(price of ``base`` units, ``base``): the unit price itself when 6 decimals hold it."""
+    base = Decimal(1)
+    while price * base != (price * base).quantize(PRICE_PLACES) and base < Decimal("1e12"):
+        base *= 1000
+    return (price * base).quantize(PRICE_PLACES, rounding=ROUND_HALF_UP), base
+
+
 def _number(value: Decimal) -> str:
     text = f"{value.normalize():f}"
     return "0" if text in ("-0", "0") else text
@@ -449,10 +465,20 @@ def cii_xml(document: EDocument, *, profile: str = "factur-x") -> bytes:
         quantity, price = line.quantity, line.price
         if price < 0:  # BR-27: the net price is never negative; the quantity carries the sign
             quantity, price = -quantity, -price
+        code = unit_code(line.unit)
+        net_price, base = _price_per_base(price)
         agreement = _el(item, "ram:SpecifiedLineTradeAgreement")
-        _el(_el(agreement, "ram:NetPriceProductTradePrice"), "ram:ChargeAmount", _number(price))
+        net = _el(agreement, "ram:NetPriceProductTradePrice")
+        _el(net, "ram:ChargeAmount", _number(net_price))  # BT-146
+        if base != 1:
+            _el(net, "ram:BasisQuantity", _number(base), unitCode=code)  # BT-149
         delivery = _el(item, "ram:SpecifiedLineTradeDelivery")
-        _el(delivery, "ram:BilledQuantity", _number(quantity), unitCode=unit_code(line.unit))
+        _el(
+            delivery,
+            "ram:BilledQuantity",
+            _number(quantity.quantize(QUANTITY_PLACES, rounding=ROUND_HALF_UP)),
+            unitCode=code,
+        )  # fmt: skip BT-129
         settlement = _el(item, "ram:SpecifiedLineTradeSettlement")
         _trade_tax(_el(settlement, "ram:ApplicableTradeTax"), reason, rate)
         if line.start and line.end:  # BG-26

@@ -23,6 +23,7 @@ from django.db import connection
 
 from billing.invoicing.models import Invoice, StripeInvoiceSync
 from metering.models import Allocation
+from tests.support.einvoice import fatal, schematron_failures, xsd_errors
 
 pytestmark = [
     pytest.mark.postgres,
@@ -309,3 +310,32 @@ def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker,
             ) == (subtotal, applied, tax, total), (doc["org"], month)  # fmt: skip
             checked += 1
     assert checked == 10
+
+    # and every invoice is a valid EN 16931 e-invoice as the demo wrote it (Factur-X PDF/A-3
+    # and XRechnung), and so is a credit note of each: XSD, EN 16931 schematron, and the
+    # French CTC rules for the French issuer's business customers
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from billing.invoicing.credit_notes import credit_note_issue
+    from billing.invoicing.einvoice import cii_xml, document_of
+
+    def check(xml: bytes, invoice: Invoice) -> None:
+        assert xsd_errors(xml) == [], invoice.number
+        assert fatal(schematron_failures(xml)) == [], invoice.number
+        if invoice.issuer_country == "FR" and invoice.taxes.get().reason != "oss":
+            assert fatal(schematron_failures(xml, "fr-ctc")) == [], invoice.number
+
+    facturx = workdir / "einvoices" / "facturx"
+    assert sorted(p.stem for p in facturx.iterdir()) == sorted(i.number for i in invoices)
+    assert len(list((workdir / "einvoices" / "xrechnung").iterdir())) == 10
+    notes = 0
+    for invoice in invoices:
+        pdf = PdfReader(BytesIO((facturx / f"{invoice.number}.pdf").read_bytes()))
+        check(pdf.attachments["factur-x.xml"][0], invoice)
+        if invoice.total > 0:
+            note = credit_note_issue(invoice_id=invoice.pk, reason="demo check")
+            check(cii_xml(document_of(note)), invoice)
+            notes += 1
+    assert notes == sum(1 for invoice in invoices if invoice.total > 0) >= 5
