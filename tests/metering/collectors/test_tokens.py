@@ -63,9 +63,10 @@ def test_gateway_records_become_events_keyed_by_request_id(tmp_path, spool):
     assert event["time"] == iso(T0)
     assert event["data"] == {
         "model": "llama-3.1-70b",
-        "input_tokens": 100,
-        "output_tokens": 20,
-        "cached_tokens": 64,
+        "input_tokens": "100",
+        "cached_tokens": "64",
+        "uncached_input_tokens": "36",
+        "output_tokens": "20",
         "batch": False,
         "endpoint": "shared-eu",
     }
@@ -128,8 +129,8 @@ def expose(tmp_path, prompt, generation):
 def totals(spool):
     events = spooled(spool)
     return (
-        sum(e["data"]["input_tokens"] for e in events),
-        sum(e["data"]["output_tokens"] for e in events),
+        sum(int(e["data"]["input_tokens"]) for e in events),
+        sum(int(e["data"]["output_tokens"]) for e in events),
     )
 
 
@@ -155,10 +156,10 @@ def test_counter_resets_and_failed_scrapes_neither_invent_nor_lose_tokens(tmp_pa
 
     events = {e["data"]["window_start"]: e["data"] for e in spooled(spool)}
     assert sorted(events) == [iso(T0), iso(T0 + 60)]  # the window of T0+120 is still open
-    assert (events[iso(T0)]["input_tokens"], events[iso(T0)]["output_tokens"]) == (1500, 260)
+    assert (events[iso(T0)]["input_tokens"], events[iso(T0)]["output_tokens"]) == ("1500", "260")
     assert (events[iso(T0 + 60)]["input_tokens"], events[iso(T0 + 60)]["output_tokens"]) == (
-        300 + 40,
-        40 + 7,
+        str(300 + 40),
+        str(40 + 7),
     )
     assert spooled(spool)[0]["id"] == f"dedicated-1/llama-3.1-70b/{iso(T0)}"
     scraper(tmp_path, spool).flush(T0 + 180)
@@ -183,7 +184,7 @@ def test_metric_names_and_labels_are_configurable(tmp_path, spool):
     s.flush(T0 + 60)
 
     [event] = spooled(spool)
-    assert (event["data"]["model"], event["data"]["input_tokens"]) == ("qwen", 70)
+    assert (event["data"]["model"], event["data"]["input_tokens"]) == ("qwen", "70")
 
 
 def test_replaying_recorded_scrapes_twice_adds_nothing_the_second_time(tmp_path, spool):
