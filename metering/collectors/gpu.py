@@ -174,9 +174,10 @@ class GpuCollector:
     def tick(self, now: float) -> bool:
         """Observe the allocation source, close what has ended by ``now``, then take one
         sample at ``now``. False when the devices could not be read."""
+        opened = self.ensure_open()  # first: a source naming GPUs by index needs the devices
         self.observe(now)
         self.close_ended(now)
-        if not self.ensure_open():
+        if not opened:
             return False
         try:
             readings = self.nvml.read_all(self.devices, now)
