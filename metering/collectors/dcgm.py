@@ -64,7 +64,8 @@ def parse_scrape(text: str) -> tuple[dict[str, _Row], dict[str, dict[str, float]
     parents: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            kind = FIELDS.get(sample.name)
+            # The parser names a counter's samples NAME_total, whatever the exporter wrote.
+            kind = FIELDS.get(sample.name) or FIELDS.get(sample.name.removesuffix("_total"))
             labels = sample.labels
             gpu_uuid = labels.get("UUID") or labels.get("uuid")
             if kind is None or not gpu_uuid:

@@ -353,7 +353,12 @@ def parse_counters(text: str, endpoint: Endpoint) -> Counters:
     found: Counters = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            kind = wanted.get(sample.name)
+            name = sample.name  # the parser adds _total to a counter's samples
+            kind = (
+                wanted.get(name)
+                or wanted.get(name.removesuffix("_total"))
+                or wanted.get(name + "_total")
+            )
             if kind is None:
                 continue
             model = sample.labels.get(endpoint.model_label)
