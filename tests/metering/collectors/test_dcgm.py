@@ -3,8 +3,8 @@ dcgm-exporter (8 H100s, one in MIG mode, Kubernetes pod labels) served over HTTP
 
 import json
 import threading
-from fractions import Fraction
 from collections.abc import Iterator
+from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import yaml
 
 from metering.collectors import gpu
 from metering.collectors.allocations import MappingFile, ObservedAllocations
-from metering.collectors.common import SimulatedClock, iso
+from metering.collectors.common import iso
 from metering.collectors.dcgm import DcgmExporter, parse_scrape
 from metering.collectors.kubernetes import NamespaceOrgs
 from metering.collectors.spool import Spool
