@@ -160,3 +160,42 @@ def test_token_metric_names_and_sources_by_flag_or_environment(tmp_path):
     logs, endpoints = tokens.sources_from(cfg)
     assert [(e.name, e.org) for e in endpoints] == [("a", "acme"), ("b", "globex")]
     assert logs == [{"path": "/var/log/gw/usage.jsonl"}]
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.mark.parametrize("name", ["gpu-kubernetes.yaml", "gpu-slurm.yaml", "gpu-dcgm.yaml"])
+def test_the_example_gpu_configs_are_valid(name):
+    args = gpu.build_collector_parser().parse_args(
+        ["--config", str(EXAMPLES / "collectors" / name)]
+    )
+    cfg = resolve_settings(args, gpu.SETTINGS, {})
+    for key in ("namespace_orgs_file", "slurm_accounts_file"):
+        if cfg[key]:
+            mapping = yaml.safe_load(Path(cfg[key]).read_text())
+            assert mapping
+            assert all(isinstance(v, str) for v in mapping.values())
+
+
+def test_the_example_daemonset_mounts_what_the_example_config_reads():
+    documents = list(
+        yaml.safe_load_all((EXAMPLES / "collectors" / "gpu-collector-daemonset.yaml").read_text())
+    )
+    daemonset = next(d for d in documents if d["kind"] == "DaemonSet")
+    container = daemonset["spec"]["template"]["spec"]["containers"][0]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    config = yaml.safe_load((EXAMPLES / "collectors" / "gpu-kubernetes.yaml").read_text())
+    assert str(Path(config["kubelet_socket"]).parent) in mounts
+    assert str(Path(config["spool"]).parent) in mounts
+    assert {e["name"] for e in container["env"]} >= {
+        "TESSERA_COLLECTOR_NODE",
+        "TESSERA_COLLECTOR_API_KEY",
+    }
+
+
+def test_the_example_token_config_is_valid():
+    args = tokens.build_token_parser().parse_args(["--config", str(EXAMPLES / "tokens.yaml")])
+    logs, endpoints = tokens.sources_from(resolve_settings(args, tokens.SETTINGS, {}))
+    assert logs == [{"path": "/var/log/gateway/usage.jsonl", "source": "gateway-eu-1"}]
+    assert [e.name for e in endpoints] == ["acme-llama-70b", "globex-qwen-sglang"]
