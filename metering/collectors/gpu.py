@@ -1,16 +1,20 @@
-"""GPU collector: NVML samples → windows → one ``gpu.usage`` event per (org, device, window).
+"""GPU collector: device samples → windows → one ``gpu.usage`` event per (org, device, window).
 
 Run ``python -m metering.collectors.gpu --help``. How it works (docs/collectors.md has more):
 
-- Every ``sample_seconds`` (paced by the monotonic clock) it reads every GPU and MIG instance.
+- Every ``sample_seconds`` (paced by the monotonic clock) it reads every GPU and MIG instance,
+  through NVML or a DCGM exporter (``devices.DeviceReader``).
   Each sample lands in the window of its wall-clock time; windows (default 60 s) start on
   multiples of their length, so a window never straddles a UTC hour.
 - The open window's running totals are saved with every sample; a window closes when the clock
-  passes its end. Closing writes a summary; attributing it to orgs (from the allocation file or
-  API) turns it into events in the spool, in the same transaction that deletes the summary.
-- Billed GPU-seconds = seconds the allocation overlaps the window × the device's share of its
-  GPU (1, or slices/7 for MIG), rounded half-even to 6 places. A device unhealthy at any sample
-  of the window (lost, XID, retired pages pending, reset required) bills 0 with the reason.
+  passes its end. Closing writes a summary; attributing it to orgs (from Tessera's allocations
+  API, a file, the kubelet, Slurm or the DCGM exporter: ``allocations``) turns it into events in
+  the spool, in the same transaction that deletes the summary.
+- Billed GPU-seconds = seconds the org holds the device in the window, never more than the
+  window in all (``allocations.divide``: overlapping claims are refused and reported), × the
+  device's share of its GPU (1, or slices/7 for MIG), rounded half-even to 6 places. A device
+  unhealthy at any sample of the window (lost, XID, retired pages pending, reset required)
+  bills 0 with the reason.
 - A window the collector did not observe is not invented: the gap is logged, counted and shown
   on /healthz.
 """

@@ -182,13 +182,24 @@ def test_cached_input_is_priced_apart_from_gateway_log_to_rated_charges(live_ser
             }
         )
         + "\n"
+        # a gateway that leaves cached_tokens out when it is zero: accepted, not rejected
+        + json.dumps(
+            {
+                "id": "chatcmpl-plain-1",
+                "org": "tokenco",
+                "model": "llama-3.1-8b",
+                "created": int(now.timestamp()) - 30,
+                "usage": {"prompt_tokens": 500, "completion_tokens": 20},
+            }
+        )
+        + "\n"
     )
     key = api_key_create(name="gateway-collector").raw_key
     telemetry = Telemetry("tokens")
     spool = Spool(tmp_path / "spool.sqlite3")
 
     # when the token collector reads it and sends it to the real API, and the org is rated
-    assert LogTailer(path=str(log), source="gw", spool=spool, telemetry=telemetry).poll() == 1
+    assert LogTailer(path=str(log), source="gw", spool=spool, telemetry=telemetry).poll() == 2
     assert Sender(spool=spool, api_url=live_server.url, api_key=key, telemetry=telemetry).drain(60)
     assert spool.rejected_count() == 0
     rollup_pending()
