@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, error_body, error_responses
+from config.errors import error_body, error_responses
 from tenancy.access import has_role, org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
@@ -27,7 +27,7 @@ from tenancy.throttling import IngestThrottle, ReadThrottle
 from .ingestion import Ingestor
 from .models import Allocation, Meter
 from .selectors import allocations_for_node, meters_list, usage_series
-from .services import AllocationConflict, allocation_create, allocation_end
+from .services import allocation_create, allocation_end
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -368,16 +368,13 @@ class AllocationListCreateApi(APIView):
         org = Org.objects.filter(slug=values["org"]).first()
         if org is None:
             raise ValidationError({"org": [f"No org {values['org']!r}."]})
-        try:
-            allocation = allocation_create(
-                org=org,
-                node=values["node"],
-                device_uuid=values["device_uuid"],
-                start=values["start"],
-                end=values.get("end"),
-            )
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_create(
+            org=org,
+            node=values["node"],
+            device_uuid=values["device_uuid"],
+            start=values["start"],
+            end=values.get("end"),
+        )
         return Response(_allocation_out(allocation), status=status.HTTP_201_CREATED)
 
 
@@ -400,8 +397,5 @@ class AllocationEndApi(APIView):
         )
         if allocation is None:
             raise NotFound(f"No allocation {allocation_id}.")
-        try:
-            allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
         return Response(_allocation_out(allocation))

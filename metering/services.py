@@ -3,13 +3,23 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
+from core.errors import DomainError, ErrorCode, ErrorKind
 from tenancy.models import Org
 
 from .models import Allocation, Device
 
 
-class AllocationConflict(ValueError):
-    pass
+class AllocationConflict(DomainError, ValueError):
+    """The allocation overlaps another of the same device, or ends before it starts."""
+
+    codes = {
+        "allocation_conflict": ErrorCode(
+            ErrorKind.CONFLICT, "The allocation overlaps another of the device, or ends early."
+        )
+    }
+
+    def __init__(self, message: str) -> None:
+        super().__init__("allocation_conflict", message)
 
 
 def lock_device(*, node: str, uuid: str) -> Device:

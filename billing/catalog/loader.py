@@ -7,14 +7,22 @@ from typing import Any
 import yaml
 from django.db import transaction
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
 from .entries import Entry
 
 
-class CatalogError(Exception):
+class CatalogError(DomainError):
     """The file is invalid; ``errors`` names each entry and field. Nothing was written."""
 
+    codes = {
+        "catalog_invalid": ErrorCode(
+            ErrorKind.INVALID, "The catalog is invalid; each entry and field is named."
+        )
+    }
+
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
+        super().__init__("catalog_invalid", "\n".join(errors), {"catalog": errors})
         self.errors = errors
 
 

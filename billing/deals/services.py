@@ -20,6 +20,7 @@ from ..models import Contract, Issuer, Product, RateCard
 from . import access
 from .capacity import deal_fit, pool_of
 from .economics import EconomicsError, deal_economics, line_end
+from .errors import DealError
 from .models import Deal, DealEvent, DealLine
 from .schedule import add_months
 
@@ -27,33 +28,14 @@ Status = Deal.Status
 Action = DealEvent.Action
 
 
-class DealError(Exception):
-    """A refused deal operation: ``code`` is stable, ``fields`` names what is wrong."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        status: int = 400,
-        fields: dict[str, list[str]] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.fields = fields or {}
-
-
 def _forbidden(message: str) -> DealError:
-    return DealError("permission_denied", message, status=403)
+    return DealError("permission_denied", message)
 
 
 def _state(deal: Deal, action: str) -> DealError:
     return DealError(
         "invalid_transition",
         f"A deal that is {deal.get_status_display().lower()} cannot be {action}.",
-        status=409,
     )
 
 

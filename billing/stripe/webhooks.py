@@ -13,6 +13,8 @@ import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
 from ..invoicing.models import Invoice, StripeEvent, StripeInvoiceSync
 from ..invoicing.status import invoice_status_advance
 from .client import webhook_secret
@@ -25,8 +27,13 @@ STATUS_FOR_EVENT = {
 }
 
 
-class BadSignature(Exception):
-    pass
+class BadSignature(DomainError):
+    """The body does not carry Stripe's valid signature (or is not a Stripe event)."""
+
+    codes = {"bad_signature": ErrorCode(ErrorKind.INVALID, "The Stripe signature check failed.")}
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("bad_signature", f"Signature check failed: {reason}")
 
 
 @dataclass(frozen=True)
