@@ -1,5 +1,5 @@
 import json
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_body, error_responses
+from core.timeparse import NaiveTime, parse_instant
 from tenancy.access import has_role, org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
@@ -146,14 +147,9 @@ class EventsIngestApi(APIView):
 def parse_moment(raw: str, field: str) -> datetime:
     """An ISO date (midnight UTC) or an ISO datetime with a timezone, on an hour boundary."""
     try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError({field: [f"{raw!r} is not an ISO 8601 date or datetime."]}) from None
-    if moment.tzinfo is None:
-        raise ValidationError({field: [f"{raw!r} has no timezone; add 'Z' or an offset."]})
-    moment = moment.astimezone(UTC)
+        moment = parse_instant(raw)
+    except ValueError as exc:
+        raise ValidationError({field: [f"{exc}."]}) from None
     if moment.minute or moment.second or moment.microsecond:
         raise ValidationError({field: ["Usage is kept per hour: give a whole UTC hour."]})
     return moment
@@ -289,11 +285,11 @@ class AwareDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value: Any) -> datetime:
         if isinstance(value, str):
             try:
-                parsed = datetime.fromisoformat(value)
+                return parse_instant(value, allow_date=False)
+            except NaiveTime:
+                self.fail("naive")
             except ValueError:
                 self.fail("invalid", format="ISO 8601 with a timezone")
-            if parsed.tzinfo is None:
-                self.fail("naive")
         return super().to_internal_value(value).astimezone(UTC)
 
 

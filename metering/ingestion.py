@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.timeparse import parse_instant
 from tenancy.models import ApiKey, Org
 
 from . import metrics
@@ -87,12 +88,9 @@ def _parse_time(raw: object) -> tuple[datetime | None, str | None]:
     if not isinstance(raw, str):
         return None, "time must be an RFC 3339 string"
     try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return None, f"time {raw!r} is not an RFC 3339 timestamp"
-    if parsed.tzinfo is None:
-        return None, f"time {raw!r} has no timezone; add 'Z' or an offset"
-    return parsed.astimezone(UTC), None
+        return parse_instant(raw, allow_date=False), None
+    except ValueError as exc:
+        return None, f"time {exc}"
 
 
 def _number_problem(value: object, where: str) -> str | None:

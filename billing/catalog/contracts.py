@@ -13,6 +13,7 @@ from django.db.models import F
 
 from tenancy.models import Org
 
+from ..lock_objects import lock_credit_grant
 from ..models import (
     Contract,
     ContractPrice,
@@ -406,7 +407,7 @@ def _apply_contract(v: dict[str, Any]) -> str:
 
 
 def _apply_credit(org: Org, contract: Contract, c: dict[str, Any]) -> bool:
-    grant = CreditGrant.objects.select_for_update().filter(org=org, key=c["key"]).first()
+    grant = lock_credit_grant(org_id=org.pk, key=c["key"])
     values = {k: c[k] for k in ("currency", "effective", "expires", "priority")}
     if grant is None:
         CreditGrant.objects.create(

@@ -2,7 +2,6 @@
 selectors. Account managers and finance only; every other caller gets 403."""
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from django.utils import timezone
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
+from core.timeparse import month_start
 
 from ..models import Issuer, Product
 from . import access, selectors, services
@@ -374,7 +374,7 @@ class CapacityApi(APIView):
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("from")
         try:
-            start = date.fromisoformat(f"{raw}-01") if raw else timezone.now().date()
+            start = month_start(raw) if raw else timezone.now().date()
         except ValueError:
             raise serializers.ValidationError({"from": ["Use YYYY-MM."]}) from None
         months = serializers.IntegerField(min_value=1, max_value=60).run_validation(

@@ -21,6 +21,7 @@ from . import access
 from .capacity import deal_fit, pool_of
 from .economics import EconomicsError, deal_economics, line_end
 from .errors import DealError
+from .lock_objects import lock_deal
 from .models import Deal, DealEvent, DealLine
 from .schedule import add_months
 
@@ -48,11 +49,6 @@ class LineInput:
     unit_price: Decimal
     burst_unit_price: Decimal | None = None
     ramp: list[dict[str, Any]] = field(default_factory=list)  # [{"from": date, "quantity": int}]
-
-
-def lock_deal(*, deal_id: int) -> Deal:
-    """The deal's row, locked: transitions of one deal run one at a time."""
-    return Deal.objects.select_for_update().select_related("org", "issuer").get(pk=deal_id)
 
 
 def _snapshot(deal: Deal, lines: list[DealLine]) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 """The deal desk pages (``/deals/``): account managers draft, finance approves; both sign.
 Customers and operators get 403 on every page (``role_required``)."""
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.errors import ErrorKind
+from core.timeparse import month_start
 from tenancy.models import StaffRole
 from web.access import role_required
 from web.charts import lines as line_chart
@@ -260,7 +260,7 @@ def capacity(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("from")
     if raw:
         try:
-            start = date.fromisoformat(f"{raw}-01")
+            start = month_start(raw)
         except ValueError:
             messages.error(request, f"{raw!r} is not a month (YYYY-MM).")
     pools = selectors.capacity_for(user=request.user, start=start, months=24)

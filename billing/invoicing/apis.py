@@ -29,7 +29,7 @@ from tenancy.models import Org, StaffRole
 from ..stripe.webhooks import webhook_receive
 from .credit_notes import CreditRequest, credit_note_issue
 from .export import credit_note_dict, documents, invoice_dict, write_csv, write_json
-from .finalization import invoice_finalize
+from .finalization import invoices_finalize
 from .models import Invoice
 from .pdf import render_invoice_pdf
 from .selectors import credit_notes_for, invoice_get, invoices_for
@@ -171,8 +171,8 @@ class InvoiceFinalizeApi(APIView):
         require_finance(request)
         if not Invoice.objects.filter(pk=invoice_id).exists():
             raise NotFound("No such invoice.")
-        invoice = invoice_finalize(invoice_id=invoice_id)
-        return Response(_invoice_out(invoice_get(orgs=Org.objects.all(), invoice_id=invoice.pk)))
+        invoices_finalize(invoice_ids=[invoice_id])
+        return Response(_invoice_out(invoice_get(orgs=Org.objects.all(), invoice_id=invoice_id)))
 
 
 class _ReasonInput(serializers.Serializer):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from core.errors import DomainError, ErrorCode, ErrorKind
 
+from ..invoicing.lock_objects import lock_stripe_event
 from ..invoicing.models import Invoice, StripeEvent, StripeInvoiceSync
 from ..invoicing.status import invoice_status_advance
 from .client import webhook_secret
@@ -61,7 +62,7 @@ def webhook_receive(*, payload: bytes, signature: str | None) -> Received:
     except IntegrityError:
         event, created = StripeEvent.objects.get(event_id=event_id), False
     with transaction.atomic():
-        event = StripeEvent.objects.select_for_update().get(pk=event.pk)
+        event = lock_stripe_event(event_pk=event.pk)
         if event.applied_at is not None:
             return Received(event, duplicate=True)
         event.result = _apply(event)[:200]

@@ -22,7 +22,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize, invoices_finalize
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice, StripeInvoiceSync
 from billing.models import BillingPeriod, RatedCharge
 from billing.rating.engine import compute_period
@@ -31,6 +31,7 @@ from billing.services import period_rate
 from billing.stripe import tasks as stripe_tasks
 
 from ..metering.test_celery_worker import ROOT, Workers, wait_for
+from ..support.invoicing import finalize
 from .conftest import build_world
 from .stripe_server import StripeServer
 
@@ -231,7 +232,7 @@ def test_an_enqueue_lost_after_commit_is_run_by_the_beat_sweep(db, workers, sett
     monkeypatch.setattr(stripe_tasks.sync_invoice, "delay", broker_down)
     rate_all_in_process()
     drafts = periods_close(as_of=timezone.now()).drafted
-    invoices = [invoice_finalize(invoice_id=d.pk) for d in drafts]  # robust on_commit: logged
+    invoices = [finalize(d.pk) for d in drafts]  # robust on_commit: logged
     assert not StripeInvoiceSync.objects.exists()
 
     with StripeServer() as stripe:

@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import InvoiceLine
 from billing.models import BillingPeriod
 
+from ...support.invoicing import finalize
 from . import stub_rating
 from .conftest import AFTER_GRACE, DEC, NOV, Kind, rated_period
 from .stub_rating import StubCharge
@@ -33,7 +33,7 @@ def _stub_rating(settings):
 def _october_invoiced(world, charges):
     october = rated_period(world, charges=charges)
     invoice = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice_finalize(invoice_id=invoice.pk, as_of=AFTER_GRACE)
+    finalize(invoice.pk, as_of=AFTER_GRACE)
     return october
 
 
@@ -63,7 +63,7 @@ def test_a_late_event_after_finalization_appears_as_an_adjustment_next_period(wo
     assert adjustment.description.startswith("Adjustment 2026-10-01 to 2026-10-31")
     assert invoice.subtotal == D("36.25")  # 25.00 this period + 11.25 for October
     out = io.StringIO()
-    invoice_finalize(invoice_id=invoice.pk, as_of=DEC + timedelta(days=2))
+    finalize(invoice.pk, as_of=DEC + timedelta(days=2))
     call_command("export_invoices", "--period", "2026-11", stdout=out)
     exported = json.loads(out.getvalue())[0]["lines"][-1]
     assert (exported["kind"], exported["amount"], exported["period"]) == (

@@ -13,15 +13,14 @@ from audit.models import AuditEntry
 from billing.invoicing import drafting, finalization
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import (
-    invoice_finalize,
     invoices_finalize,
-    invoices_finalize_many,
     invoices_to_finalize,
 )
 from billing.invoicing.models import DocumentCounter, Invoice, InvoiceLine
 from billing.models import BillingPeriod
 
 from ...factories import IssuerFactory
+from ...support.invoicing import finalize
 from . import stub_rating
 from .conftest import AFTER_GRACE, DEC, NOV, Kind, rated_period, worked_charges
 from .stub_rating import StubCharge
@@ -69,7 +68,7 @@ def _one_by_one_then_rolled_back() -> tuple[dict[str, tuple[str, str]], list[tup
     try:
         with transaction.atomic():
             for pk in invoices_to_finalize():
-                invoice_finalize(invoice_id=pk, as_of=AS_OF)
+                finalize(pk, as_of=AS_OF)
             result = _numbers(), _finalized()
             raise Rollback
     except Rollback:
@@ -79,7 +78,7 @@ def _one_by_one_then_rolled_back() -> tuple[dict[str, tuple[str, str]], list[tup
 def test_a_chunk_mixing_issuers_gets_the_numbers_one_by_one_finalization_gives(world, monkeypatch):
     # given drafts of two issuers, the French counter already at 1 from an earlier invoice
     rated_period(world, slug="early", charges=worked_charges(world))
-    invoice_finalize(invoice_id=periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
+    finalize(periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
     _mixed_drafts(world, 8)
     monkeypatch.setattr(finalization, "CHUNK", 3)
     one_by_one, as_finalized = _one_by_one_then_rolled_back()
@@ -191,7 +190,7 @@ def test_a_chunk_with_late_usage_adjusts_only_that_org_and_keeps_the_drafting_or
     # given acme's October invoiced, then a late event for it, and November for acme and two others
     charges = [(world.h100, Kind.ON_DEMAND, 0, "100", "2.50", "250.00")]
     october = rated_period(world, charges=charges)
-    invoice_finalize(invoice_id=periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
+    finalize(periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
     stub_rating.RERATED[october.pk] = [
         StubCharge(world.h100, Kind.ON_DEMAND, 0, D("104.5"), D("2.50"), D("261.25"))
     ]
@@ -221,12 +220,13 @@ def test_finalizing_many_returns_them_in_order_and_leaves_finalized_ones_as_they
     for slug in ("a", "b", "c"):
         rated_period(world, slug=slug, charges=worked_charges(world))
     a, b, c = periods_close(as_of=AFTER_GRACE).drafted
-    invoice_finalize(invoice_id=b.pk, as_of=AS_OF)
+    finalize(b.pk, as_of=AS_OF)
 
-    invoices = invoices_finalize_many(invoice_ids=[c.pk, b.pk, a.pk], as_of=AS_OF + timedelta(1))
+    ids = invoices_finalize(invoice_ids=[c.pk, b.pk, a.pk], as_of=AS_OF + timedelta(1))
 
-    assert [(i.pk, i.number, i.issue_date.day) for i in invoices] == [
+    invoices = Invoice.objects.in_bulk(ids)
+    assert [(i.pk, i.number, i.issue_date.day) for i in map(invoices.get, ids)] == [
         (c.pk, "TFR-2026-000002", 5), (b.pk, "TFR-2026-000001", 4), (a.pk, "TFR-2026-000003", 5),
     ]  # fmt: skip
     with pytest.raises(Invoice.DoesNotExist):
-        invoices_finalize_many(invoice_ids=[a.pk, 10**9], as_of=AS_OF)
+        invoices_finalize(invoice_ids=[a.pk, 10**9], as_of=AS_OF)
