@@ -4,7 +4,7 @@ from django.utils import timezone
 from core.timeparse import parse_instant
 from metering import metrics
 
-from .rating.triggers import periods_due
+from .rating.due import periods_due
 from .services import period_rate, periods_ensure_all
 
 

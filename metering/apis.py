@@ -21,7 +21,8 @@ from rest_framework.views import APIView
 
 from config.errors import error_body, error_responses
 from core.timeparse import NaiveTime, parse_instant
-from tenancy.access import has_role, org_for_read
+from tenancy.access import has_role
+from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
 
@@ -29,6 +30,7 @@ from .ingestion import Ingestor
 from .models import Allocation, Meter
 from .selectors import allocations_for_node, meters_list, usage_series
 from .services import allocation_create, allocation_end
+from .tasks import schedule_rollup
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -138,8 +140,6 @@ class EventsIngestApi(APIView):
                 f"A batch holds at most {maximum} events; this one has {len(events)}."
             )
         result = Ingestor(api_key=api_key).ingest(events)
-        from .tasks import schedule_rollup
-
         schedule_rollup()
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import grimp
+
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ("tenancy", "metering", "billing", "audit", "portal", "web", "demo", "core", "config")
 
@@ -28,3 +30,15 @@ def test_iso_times_are_parsed_only_by_the_one_parser():
     )
     # The collectors run on bare nodes and import nothing from the rest of Tessera.
     assert parsing == ["core/timeparse.py", "metering/collectors/common.py"]
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle between modules, function-level imports included (``lint-imports``
+    checks the layers; this checks what no layer contract states)."""
+    graph = grimp.build_graph(*APPS, cache_dir=None)
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if graph.chain_exists(importer=imported, imported=module):
+                cycles.append((module, imported))
+    assert cycles == []

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from tenancy.models import Org
 
 from ..catalog import CatalogError, load_catalog
@@ -88,8 +89,6 @@ def _record(
     changes: dict[str, Any] | None = None,
     comment: str = "",
 ) -> DealEvent:
-    from audit.services import audit_record
-
     audit_record(
         action=f"deal.{action}",
         object_type="deal",

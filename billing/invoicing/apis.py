@@ -23,7 +23,8 @@ from rest_framework.views import APIView
 
 from config.errors import error_responses
 from core.timeparse import month_of
-from tenancy.access import caller, has_role, org_for_read
+from tenancy.access import caller, has_role
+from tenancy.api_access import org_for_read
 from tenancy.models import Org, StaffRole
 
 from ..stripe.webhooks import webhook_receive

@@ -46,6 +46,7 @@ from .common import (
 )
 from .nvml import DeviceInfo, Nvml, NvmlUnavailable, Reading
 from .sender import Sender
+from .simnvml import SimulatedNVML
 from .spool import Spool, Transaction
 from .telemetry import Telemetry
 
@@ -523,8 +524,6 @@ def main(argv: list[str] | None = None) -> int:
     node = cfg.get("node") or fleet.get("node") or socket.gethostname()
     region = str(cfg.get("region") or fleet.get("region") or "default")
     if cfg.get("simulate"):
-        from .simnvml import SimulatedNVML
-
         nvml = Nvml(SimulatedNVML(fleet, clock.wall, node=node))
     else:
         nvml = Nvml()

@@ -25,8 +25,8 @@ from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice, StripeInvoiceSync
 from billing.models import BillingPeriod, RatedCharge
+from billing.rating.due import periods_due
 from billing.rating.engine import compute_period
-from billing.rating.triggers import periods_due
 from billing.services import period_rate
 from billing.stripe import tasks as stripe_tasks
 

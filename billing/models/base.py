@@ -466,7 +466,3 @@ class CreditDraw(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant_id} {self.period_id} {self.amount}"
-
-
-from .deals.models import *  # noqa: E402,F403
-from .invoicing.models import *  # noqa: E402,F403
