@@ -101,7 +101,6 @@ def build_world(orgs: int | list[str]) -> World:
 def _no_rate_on_rollup(settings: Any) -> None:
     """The tests say when rating runs (in process, or on the worker)."""
     settings.TESSERA_RATE_ON_ROLLUP = False
-    settings.TESSERA_STRIPE_FAKE = False
     settings.STRIPE_API_KEY = ""
 
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from billing.invoicing.drafting import periods_close
-from billing.stripe.testing import FakeStripe
+from testing.stripe_fake import FakeStripe
 
 from ...support.invoicing import finalize
 from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401

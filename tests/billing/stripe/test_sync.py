@@ -98,7 +98,7 @@ def test_a_local_void_is_pushed_to_stripe(fake, finalized):
 def test_sync_stripe_command_and_drafts_are_not_sent(fake, finalized, settings, monkeypatch):
     from billing.stripe import services
 
-    settings.TESSERA_STRIPE_FAKE = True
+    settings.STRIPE_API_KEY = "sk_test_tessera"
     monkeypatch.setattr(services, "stripe_client", lambda: fake.client())
     Invoice.objects.filter(pk=finalized.pk)  # finalized; a draft would not be listed
     assert invoices_to_sync() == [finalized.pk]
@@ -117,7 +117,7 @@ def test_finalizing_enqueues_the_sync_when_stripe_is_on(
 
     from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges
 
-    settings.TESSERA_STRIPE_FAKE = True
+    settings.STRIPE_API_KEY = "sk_test_tessera"
     monkeypatch.setattr(services, "stripe_client", lambda: fake.client())
     rated_period(world, charges=worked_charges(world))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
