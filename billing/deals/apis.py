@@ -25,6 +25,7 @@ from . import access, selectors, services
 from .capacity import PoolCapacity
 from .models import Deal
 from .simulation import MAX_MONTHS, simulate
+from .terms import LineInput
 
 
 class DeskStaff(permissions.BasePermission):
@@ -74,7 +75,7 @@ def _terms(data: dict[str, Any]) -> dict[str, Any]:
         "rate_card_key": data["rate_card"],
         "issuer": data["issuer"],
         "lines": [
-            services.LineInput(
+            LineInput(
                 product=line["product"],
                 quantity=line["quantity"],
                 start=line["start"],
