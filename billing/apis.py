@@ -7,13 +7,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
-from tenancy.access import caller, has_role, org_for_read
+from tenancy.access import caller, has_role
+from tenancy.api_access import org_for_read
 from tenancy.models import Membership, StaffRole
-from tenancy.services import BillingDetailsError, org_billing_details_update
 
 from .models import Product
 from .money import money_text
 from .selectors import org_summary, products_list
+from .services import org_billing_details_update
 
 
 class ProductListApi(APIView):
@@ -172,7 +173,7 @@ class OrgBillingDetailsApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 403, 404)},
     )
     def patch(self, request: Request, org: str) -> Response:
-        from rest_framework.exceptions import PermissionDenied, ValidationError
+        from rest_framework.exceptions import PermissionDenied
 
         target = org_for_read(request, org)
         user, api_key = caller(request)
@@ -183,10 +184,5 @@ class OrgBillingDetailsApi(APIView):
             raise PermissionDenied("Only the org's owners and finance may change billing details.")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            updated = org_billing_details_update(org=target, user=user, **data.validated_data)
-        except BillingDetailsError as exc:
-            raise ValidationError(
-                {name: [message] for name, message in exc.fields.items()}
-            ) from None
+        updated = org_billing_details_update(org=target, user=user, **data.validated_data)
         return Response(self.OutputSerializer(updated).data)

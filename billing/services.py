@@ -1,11 +1,13 @@
 """Billing writes. Reads are in ``selectors``; the arithmetic of rating in ``rating``."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import DomainError, ErrorCode, ErrorKind
 from tenancy.models import Org
 
 from .lock_objects import lock_period
@@ -103,3 +105,81 @@ def periods_ensure_all(*, now: datetime) -> int:
     for contract in Contract.objects.filter(contracts_in_force(at=now)).exclude(pk__in=current):
         created += periods_ensure(contract=contract, through=now)
     return created
+
+
+class BillingDetailsError(DomainError):
+    """Billing details refused; ``fields`` names each offending field (VAT id, country...)."""
+
+    codes = {"invalid_billing_details": ErrorCode(ErrorKind.INVALID, "Invalid billing details.")}
+
+
+@transaction.atomic
+def org_billing_details_update(
+    *,
+    org: Org,
+    name: str | None = None,
+    billing_address: str | None = None,
+    country: str | None = None,
+    vat_id: str | None = None,
+    billing_email: str | None = None,
+    actor: str = "api",
+    user: Any = None,
+) -> Org:
+    """Change what the org's next invoices print and how they are taxed (SPEC §3, §6 step 8);
+    a ``None`` field is left as it is. Finalized invoices keep their snapshot.
+
+    The VAT id is checked for format and check digits against the (new) country and stored
+    compacted (``tenancy.vat_ids``). Raises ``BillingDetailsError`` naming each field;
+    nothing is written then. Audited.
+    """
+    from audit.services import audit_record
+    from tenancy.vat_ids import VatIdError, vat_id_clean
+
+    errors: dict[str, str] = {}
+    new_country = org.country if country is None else country.strip().upper()
+    if country is not None and not (len(new_country) == 2 and new_country.isalpha()):
+        errors["country"] = f"{country!r} must be an ISO 3166 two-letter code"
+    new_vat_id = org.vat_id if vat_id is None else vat_id
+    if "country" not in errors:
+        try:
+            new_vat_id = vat_id_clean(country=new_country, vat_id=new_vat_id)
+        except VatIdError as exc:
+            errors["vat_id"] = exc.message
+    if name is not None and not name.strip():
+        errors["name"] = "must not be empty"
+    if billing_email:
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        try:
+            validate_email(billing_email)
+        except ValidationError:
+            errors["billing_email"] = f"{billing_email!r} is not an email address"
+    if errors:
+        raise BillingDetailsError(
+            "invalid_billing_details",
+            "; ".join(f"{name}: {message}" for name, message in errors.items()),
+            fields={name: [message] for name, message in errors.items()},
+        )
+    wanted = {
+        "name": org.name if name is None else name.strip(),
+        "billing_address": org.billing_address if billing_address is None else billing_address,
+        "country": new_country,
+        "vat_id": new_vat_id,
+        "billing_email": org.billing_email if billing_email is None else billing_email.strip(),
+    }
+    changed = {field: value for field, value in wanted.items() if getattr(org, field) != value}
+    if changed:
+        for field, value in changed.items():
+            setattr(org, field, value)
+        org.save(update_fields=list(changed))
+        audit_record(
+            action="org.billing_details",
+            object_type="org",
+            object_key=org.slug,
+            changes=changed,
+            user=user,
+            actor=actor,
+            org=org,
+        )
+    return org

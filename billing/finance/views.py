@@ -22,7 +22,7 @@ from ..invoicing.credit_notes import CreditRequest, credit_note_issue
 from ..invoicing.drafting import periods_close, periods_to_close, stale_reason
 from ..invoicing.einvoice import document_file
 from ..invoicing.errors import InvoicingError
-from ..invoicing.finalization import invoice_finalize, invoices_finalize_many
+from ..invoicing.finalization import invoices_finalize
 from ..invoicing.models import CreditNote, Invoice, StripeInvoiceSync
 from ..invoicing.pdf import render_invoice_pdf
 from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
@@ -119,8 +119,9 @@ def finalize_selected(request: HttpRequest) -> HttpResponse:
         .values_list("pk", flat=True)
     )
     problems: dict[int, str] = {}
-    finalized = invoices_finalize_many(invoice_ids=drafts, user=request.user, problems=problems)
-    numbers = [invoice.number for invoice in finalized if invoice.number]
+    invoices_finalize(invoice_ids=drafts, user=request.user, problems=problems)
+    numbers = [invoice.number for invoice in Invoice.objects.filter(pk__in=drafts).order_by(
+        "org_id", "period_start", "pk") if invoice.number]  # fmt: skip
     messages.success(request, f"Finalized {len(numbers)}: {', '.join(numbers)}")
     for invoice_id, reason in problems.items():
         messages.error(request, f"Draft #{invoice_id} left as a draft: {reason}")
@@ -197,8 +198,9 @@ def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpRe
     reason = (request.POST.get("reason") or "").strip()
     try:
         if action == "finalize":
-            invoice = invoice_finalize(invoice_id=invoice_id, user=request.user)
-            messages.success(request, f"Finalized as {invoice.number}.")
+            invoices_finalize(invoice_ids=[invoice_id], user=request.user)
+            number = Invoice.objects.values_list("number", flat=True).get(pk=invoice_id)
+            messages.success(request, f"Finalized as {number}.")
         elif action == "void":
             invoice_void(invoice_id=invoice_id, reason=reason, user=request.user)
             messages.success(request, "Voided.")

@@ -1,5 +1,6 @@
 from collections.abc import Iterable
 
+import stripe
 from celery import Task, shared_task
 from django.db import transaction
 
@@ -27,8 +28,6 @@ from .services import (
 def sync_invoice(self: Task, invoice_id: int) -> None:
     """Push one finalized invoice to Stripe; retried with backoff. Resumable: a retry skips
     the steps already saved."""
-    import stripe
-
     try:
         invoice_sync(invoice_id=invoice_id)
     except SyncBusy:

@@ -47,7 +47,7 @@ def test_an_invalid_vat_id_is_a_400_naming_the_field_and_changes_nothing(hooli):
 
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "validation_error"
+    assert body["code"] == "invalid_billing_details"
     assert list(body["fields"]) == ["vat_id"]
     assert "check digit" in body["fields"]["vat_id"][0]
     assert Org.objects.get(slug="hooli").vat_id == ""

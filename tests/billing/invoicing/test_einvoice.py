@@ -16,7 +16,7 @@ from billing.fx.models import FxRate
 from billing.invoicing.credit_notes import credit_note_issue
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.einvoice import NS, cii_xml, document_file, document_of, split_address
-from billing.invoicing.finalization import invoice_finalize
+from tests.support.invoicing import finalize
 
 from ...factories import IssuerFactory
 from ...support.einvoice import fatal, schematron_failures, xsd_errors
@@ -28,7 +28,7 @@ ISSUED = datetime(2026, 11, 4, tzinfo=UTC)
 def _finalized(world, **org):
     rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"), **org)
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    return invoice_finalize(invoice_id=draft.pk, as_of=ISSUED)
+    return finalize(draft.pk, as_of=ISSUED)
 
 
 @pytest.fixture

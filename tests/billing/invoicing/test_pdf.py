@@ -7,10 +7,10 @@ from decimal import Decimal
 from pypdf import PdfReader
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.pdf import render_invoice_pdf
 
 from ...factories import IssuerFactory
+from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 
@@ -22,7 +22,7 @@ def test_pdf_has_number_total_and_reverse_charge_mention(world):
     rated_period(world, country="DE", vat_id="DE811907980", charges=worked_charges(world),
                  credits=Decimal("500.00"))  # fmt: skip
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
 
     pdf = render_invoice_pdf(invoice)
 
@@ -39,7 +39,7 @@ def test_pdf_has_number_total_and_reverse_charge_mention(world):
 def test_pdf_of_a_domestic_invoice_shows_the_vat_line(world):
     rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
 
     text = _text(render_invoice_pdf(invoice))
 
@@ -60,7 +60,7 @@ def test_a_draft_pdf_says_draft(world):
 def test_a_french_b2b_invoice_carries_the_mandatory_mentions_and_vat_in_eur(world):
     rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
 
     text = " ".join(_text(render_invoice_pdf(invoice)).split())
 
@@ -89,7 +89,7 @@ def test_a_german_invoice_carries_register_court_number_and_directors(world):
     rated_period(world, country="DE", vat_id="DE136695976", issuer=de,
                  charges=worked_charges(world))  # fmt: skip
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
 
     text = " ".join(_text(render_invoice_pdf(invoice)).split())
 
@@ -107,7 +107,7 @@ def test_us_to_us_has_no_vat_line(world):
                        legal_form="", share_capital=None, late_payment_rate="")  # fmt: skip
     rated_period(world, country="US", vat_id="", issuer=us, charges=worked_charges(world))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
 
     text = _text(render_invoice_pdf(invoice))
 

@@ -65,7 +65,7 @@ class Issuer(models.Model):
         ids are stored compacted (``billing.legal.legal_ids_clean``)."""
         from django.core.exceptions import ValidationError
 
-        from .legal import legal_ids_clean
+        from ..legal import legal_ids_clean
 
         values, errors = legal_ids_clean(
             country=self.country, vat_id=self.vat_id, siren=self.siren, iban=self.iban,
@@ -329,7 +329,7 @@ class SpendCommitment(models.Model):
 class CreditGrant(models.Model):
     """Prepaid or promotional credit. ``balance`` = amount − net draws; the check constraint
     keeps it within [0, amount] and every change to it goes with a ``CreditDraw`` row, under a
-    row lock taken by ``billing.rating.credits.lock_grants``."""
+    row lock taken by ``billing.lock_objects.lock_credit_grants``."""
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(
@@ -513,8 +513,3 @@ class CreditDraw(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant_id} {self.period_id} {self.amount}"
-
-
-from .deals.models import *  # noqa: E402,F403
-from .fx.models import *  # noqa: E402,F403
-from .invoicing.models import *  # noqa: E402,F403
