@@ -13,7 +13,9 @@ Identifiers are checked with python-stdnum (SIREN Luhn digit, IBAN mod 97, BIC s
 check digits via ``tenancy.vat_ids``) and stored compacted.
 """
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -157,3 +159,32 @@ def french_b2b_mentions(details: Mapping[str, str]) -> list[str]:
     )
     lines.append(details.get("early_payment_discount") or DEFAULT_EARLY_PAYMENT)
     return lines
+
+
+@dataclass(frozen=True)
+class Address:
+    lines: list[str]
+    postcode: str
+    city: str
+    country: str
+
+
+def split_address(text: str, country: str) -> Address:
+    """A free-text postal address as EN 16931 wants it (BG-5/BG-8: line, post code, city,
+    country): the part holding a post code is the post code and city ("75002 Paris",
+    "Springfield, OR 97403", "SW1A 1AA London"); a trailing country name is dropped."""
+    parts = [p.strip() for chunk in text.splitlines() for p in chunk.split(",") if p.strip()]
+    postcode = city = ""
+    for index in range(len(parts) - 1, -1, -1):
+        part = parts[index]
+        match = re.fullmatch(r"(\d{4,5}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})\s+(.+)", part)
+        if match:
+            postcode, city = match.group(1), match.group(2)
+            del parts[index:]
+            break
+        match = re.fullmatch(r"([A-Z]{2})\s+(\d{5}(?:-\d{4})?)", part)  # US: "OR 97403"
+        if match and index > 0:
+            postcode, city = match.group(2), f"{parts[index - 1]}, {match.group(1)}"
+            del parts[index - 1 :]
+            break
+    return Address(parts or [text.strip()], postcode, city, country)

@@ -25,7 +25,7 @@ from typing import Any
 
 from lxml import etree
 
-from ..legal import french_b2b_mentions, issuer_identity_lines
+from ..legal import Address, french_b2b_mentions, issuer_identity_lines, split_address
 from ..money import format_money, round_amount
 from .models import CreditNote, Invoice, TaxReason
 from .tax import category
@@ -66,35 +66,6 @@ def unit_code(unit: str) -> str:
         if re.search(pattern, text):
             return code
     return "C62"
-
-
-@dataclass(frozen=True)
-class Address:
-    lines: list[str]
-    postcode: str
-    city: str
-    country: str
-
-
-def split_address(text: str, country: str) -> Address:
-    """A free-text postal address as EN 16931 wants it (BG-5/BG-8: line, post code, city,
-    country): the part holding a post code is the post code and city ("75002 Paris",
-    "Springfield, OR 97403", "SW1A 1AA London"); a trailing country name is dropped."""
-    parts = [p.strip() for chunk in text.splitlines() for p in chunk.split(",") if p.strip()]
-    postcode = city = ""
-    for index in range(len(parts) - 1, -1, -1):
-        part = parts[index]
-        match = re.fullmatch(r"(\d{4,5}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})\s+(.+)", part)
-        if match:
-            postcode, city = match.group(1), match.group(2)
-            del parts[index:]
-            break
-        match = re.fullmatch(r"([A-Z]{2})\s+(\d{5}(?:-\d{4})?)", part)  # US: "OR 97403"
-        if match and index > 0:
-            postcode, city = match.group(2), f"{parts[index - 1]}, {match.group(1)}"
-            del parts[index - 1 :]
-            break
-    return Address(parts or [text.strip()], postcode, city, country)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,13 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from ..legal import format_iban, french_b2b_mentions, issuer_identity_lines, national_currency
+from ..legal import (
+    format_iban,
+    french_b2b_mentions,
+    issuer_identity_lines,
+    national_currency,
+    split_address,
+)
 from ..money import format_money
 from .models import CreditNote, Invoice, LineKind, TaxReason
 
@@ -157,8 +163,6 @@ def _capital(details: dict[str, str], country: str) -> str:
 
 
 def identity(name: str, country: str, details: dict[str, str], address: str = "") -> list[str]:
-    from .einvoice import split_address
-
     return issuer_identity_lines(
         name=name,
         country=country,

@@ -1,13 +1,12 @@
 """A worked month for invoicing tests: rated periods built as the rating engine leaves them."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from billing.fx.models import FxRate
 from billing.models import CreditDraw, CreditGrant, RatedCharge
 
 from ...factories import (
@@ -19,6 +18,7 @@ from ...factories import (
     ProductFactory,
     RatedChargeFactory,
 )
+from ..conftest import ecb_rates
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
@@ -32,18 +32,6 @@ class World:
     issuer: Any
     h100: Any
     llama: Any
-
-
-def ecb_rates(start: date = date(2026, 10, 1), days: int = 120) -> None:
-    """ECB reference rates for every day from ``start`` (1 EUR = 1.0850 USD), so that a USD
-    invoice of the French issuer can state its VAT in EUR when it is finalized."""
-    FxRate.objects.bulk_create(
-        [
-            FxRate(date=start + timedelta(days=i), currency="USD", rate=Decimal("1.0850"))
-            for i in range(days)
-        ],
-        ignore_conflicts=True,
-    )
 
 
 @pytest.fixture

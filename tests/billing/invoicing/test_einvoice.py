@@ -15,7 +15,8 @@ from pypdf import PdfReader
 from billing.fx.models import FxRate
 from billing.invoicing.credit_notes import credit_note_issue
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.einvoice import NS, cii_xml, document_file, document_of, split_address
+from billing.invoicing.einvoice import NS, cii_xml, document_file, document_of
+from billing.legal import split_address
 from tests.support.invoicing import finalize
 
 from ...factories import IssuerFactory
