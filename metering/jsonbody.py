@@ -5,9 +5,10 @@ UTF-8 only; no ``NaN``/``Infinity``; no duplicate keys; every number read as an 
 
 Nesting: Python's parser recurses, so a body nesting about a thousand levels deep would fail
 as a whole. When that happens the body is scanned once more without recursion and each
-top-level element of a batch that nests deeper than ``MAX_DEPTH`` is read as ``TOO_DEEP``
+top-level element of a batch that nests deeper than ``PARSE_DEPTH`` is read as ``TOO_DEEP``
 (a body that is one object becomes ``TOO_DEEP`` itself): ingestion then refuses that event
-alone, with its index, and keeps the others.
+alone, with its index, and keeps the others. Shallower events are parsed as usual, and
+validation refuses those deeper than ``MAX_DEPTH`` with the path where they are too deep.
 """
 
 import json
@@ -15,6 +16,9 @@ import re
 from typing import Any
 
 from .validation import MAX_DEPTH, TOO_DEEP, json_number
+
+# Deep enough for every event validation could accept, shallow enough for the recursive parser.
+PARSE_DEPTH = 8 * MAX_DEPTH
 
 
 class MalformedJson(ValueError):
@@ -90,7 +94,7 @@ def _without_deep_elements(text: str) -> tuple[str, set[int] | None]:
                 start, deepest = token.start(), 2
             deepest = max(deepest, depth)
         elif char in "]}":
-            if depth == 2 and deepest - 1 > MAX_DEPTH:
+            if depth == 2 and deepest - 1 > PARSE_DEPTH:
                 spans.append((start, token.end()))
                 deep.add(index)
             depth -= 1
