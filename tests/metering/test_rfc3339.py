@@ -54,3 +54,12 @@ def test_a_date_is_midnight_utc_and_a_bad_one_is_refused():
     assert parse_date_or_rfc3339("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
     with pytest.raises(TimeFormatError):
         parse_date_or_rfc3339("2026-02-30")
+
+
+@pytest.mark.parametrize("command", ["rate", "close_periods"])
+def test_commands_read_as_of_through_the_same_parser(db, command):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="outside the years 1 to 9999"):
+        call_command(command, "--as-of", "0001-01-01T00:00:00+01:00")

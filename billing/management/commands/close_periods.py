@@ -1,16 +1,17 @@
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from billing.invoicing.services import periods_close
+from metering.rfc3339 import parse_date_or_rfc3339
 from tenancy.models import Org
 
 
 def parse_moment(value: str) -> datetime:
-    """An ISO date or datetime; naive means UTC."""
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """A date (midnight UTC) or an RFC 3339 timestamp, through the one shared parser;
+    raises ValueError (TimeFormatError) naming what is wrong."""
+    return parse_date_or_rfc3339(value)
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--as-of", help="ISO date or datetime (UTC); default now.")
+        parser.add_argument("--as-of", help="Date (midnight UTC) or RFC 3339 time; default now.")
         parser.add_argument("--org", help="Only this org (slug).")
 
     def handle(self, *args: object, **options: str | None) -> None:

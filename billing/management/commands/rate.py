@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -6,19 +6,16 @@ from django.utils import timezone
 from billing.models import Contract
 from billing.rating.engine import RatingError
 from billing.services import org_rate
+from metering.rfc3339 import TimeFormatError, parse_date_or_rfc3339
 from tenancy.models import Org
 
 
 def parse_as_of(raw: str) -> datetime:
+    """A date (midnight UTC) or an RFC 3339 timestamp, through the one shared parser."""
     try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise CommandError(f"--as-of {raw!r} is not an ISO 8601 date or datetime") from None
-    if moment.tzinfo is None:
-        raise CommandError(f"--as-of {raw!r} has no timezone; add 'Z' or an offset")
-    return moment.astimezone(UTC)
+        return parse_date_or_rfc3339(raw)
+    except TimeFormatError as exc:
+        raise CommandError(f"--as-of {exc}") from None
 
 
 class Command(BaseCommand):
