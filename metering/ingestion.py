@@ -18,14 +18,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from json.encoder import encode_basestring
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tenancy.models import ApiKey
+from tenancy.models import ApiKey, Org
 
 from . import metrics
 from .models import Meter, UsageEvent
@@ -41,6 +40,7 @@ from .validation import (
     Problem,
     encode,
     quantity,
+    show,
     stored_text,
     string_problem,
 )
@@ -102,11 +102,6 @@ def _echo(event_id: Any) -> str | None:
     if not isinstance(event_id, str):
         return None
     return event_id[:1000].encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 @dataclass
@@ -209,8 +204,6 @@ class Ingestor:
         if self.api_key.kind == ApiKey.Kind.ORG:
             org = self.api_key.org
             return {org.slug: org.pk} if org and org.slug in slugs else {}
-        from tenancy.models import Org
-
         return dict(Org.objects.filter(slug__in=slugs).values_list("slug", "pk"))
 
     def _validate(
@@ -221,16 +214,9 @@ class Ingestor:
         if not isinstance(event, dict):
             return None, [Problem("event", "invalid_type", "event must be a JSON object")]
         scanned: list[Problem] = []
-        texts: dict[str, str] = {}
-        for name in sorted(event, key=str):
-            if not isinstance(name, str):
-                scanned.append(Problem(str(name), "invalid_type", "attribute names are strings"))
-                continue
-            problem = string_problem(name, f"attribute {_show(name)}")
-            if problem:
-                scanned.append(problem)
-                continue
-            texts[name] = encode(event[name], name, scanned, depth=2)
+        attributes = {name: value for name, value in event.items() if name != "data"}
+        attributes_text = encode(attributes, "", scanned)
+        data_text = encode(event["data"], "data", scanned, depth=2) if "data" in event else ""
         dirty = {p.field for p in scanned}
         missing = [name for name in REQUIRED if name not in event]
         problems = [Problem(name, "required", f"{name} is required") for name in missing]
@@ -241,7 +227,7 @@ class Ingestor:
                 Problem(
                     "specversion",
                     "invalid_specversion",
-                    f"specversion must be '1.0', not {_show(spec)}",
+                    f"specversion must be '1.0', not {show(spec)}",
                 )
             )
         for name, limit in _LIMITS.items():
@@ -281,7 +267,7 @@ class Ingestor:
                     Problem(
                         "type",
                         "unknown_type",
-                        f"type {_show(event_type)} is not measured by any meter",
+                        f"type {show(event_type)} is not measured by any meter",
                     )
                 )
             elif isinstance(data, dict):
@@ -296,21 +282,18 @@ class Ingestor:
                     Problem(
                         "subject",
                         "forbidden_subject",
-                        f"this key may only report usage for org {own!r}, not {_show(subject)}",
+                        f"this key may only report usage for org {own!r}, not {show(subject)}",
                     )
                 )
             else:
                 problems.append(
                     Problem(
-                        "subject", "unknown_subject", f"subject {_show(subject)} is not a known org"
+                        "subject", "unknown_subject", f"subject {show(subject)} is not a known org"
                     )
                 )
         if problems or org_id is None or time is None:
             return None, problems
-        attributes = ",".join(
-            f"{encode_basestring(k)}:{texts[k]}" for k in sorted(texts) if k != "data"
-        )
-        fingerprint = f"{{{attributes}}}\n{texts['data']}"
+        fingerprint = f"{attributes_text}\n{data_text}"
         return (
             _Valid(
                 index=index,
@@ -320,7 +303,7 @@ class Ingestor:
                 event_id=event["id"],
                 type=event_type,  # type: ignore[arg-type]
                 time=time,
-                data_json=texts["data"],
+                data_json=data_text,
                 content_hash=hashlib.sha256(fingerprint.encode()).hexdigest(),
             ),
             [],
@@ -373,7 +356,7 @@ class Ingestor:
                         Problem(
                             "id",
                             "id_conflict",
-                            f"id {_show(row.event_id)} from source {_show(row.source)} was "
+                            f"id {show(row.event_id)} from source {show(row.source)} was "
                             "already accepted with other content; the stored event is unchanged",
                         )
                     ],

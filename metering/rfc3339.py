@@ -23,6 +23,10 @@ _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 _NO_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?", re.ASCII)
 
 
+def _quote(raw: str) -> str:
+    return repr(raw) if len(raw) <= 64 else f"{raw[:61]!r}..."
+
+
 class TimeFormatError(ValueError):
     """The text is not an RFC 3339 timestamp (or not a representable one); says why."""
 
@@ -31,31 +35,33 @@ def parse_rfc3339(raw: str) -> datetime:
     """``raw`` as an aware UTC datetime; raises TimeFormatError naming the problem."""
     match = _DATE_TIME.fullmatch(raw)
     if match is None and _NO_OFFSET.fullmatch(raw):
-        raise TimeFormatError(f"{raw!r} has no UTC offset; add 'Z' or an offset such as +01:00")
+        raise TimeFormatError(
+            f"{_quote(raw)} has no UTC offset; add 'Z' or an offset such as +01:00"
+        )
     if match is None:
         raise TimeFormatError(
-            f"{raw!r} is not an RFC 3339 timestamp (e.g. 2026-11-29T05:10:00Z or "
+            f"{_quote(raw)} is not an RFC 3339 timestamp (e.g. 2026-11-29T05:10:00Z or "
             "2026-11-29T06:10:00+01:00)"
         )
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction, offset = match.group(7), match.group(8)
     if second == 60:
-        raise TimeFormatError(f"{raw!r} is a leap second, which cannot be stored")
+        raise TimeFormatError(f"{_quote(raw)} is a leap second, which cannot be stored")
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     tz = UTC
     if offset not in ("Z", "z"):
         sign = -1 if offset[0] == "-" else 1
         hours, minutes = int(offset[1:3]), int(offset[4:6])
         if hours > 23 or minutes > 59:
-            raise TimeFormatError(f"{raw!r} has an invalid UTC offset {offset!r}")
+            raise TimeFormatError(f"{_quote(raw)} has an invalid UTC offset {offset!r}")
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
     try:
         local = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
         return local.astimezone(UTC)
     except ValueError as exc:
-        raise TimeFormatError(f"{raw!r} is not a valid date and time: {exc}") from None
+        raise TimeFormatError(f"{_quote(raw)} is not a valid date and time: {exc}") from None
     except OverflowError:
-        raise TimeFormatError(f"{raw!r} is outside the years 1 to 9999 in UTC") from None
+        raise TimeFormatError(f"{_quote(raw)} is outside the years 1 to 9999 in UTC") from None
 
 
 def parse_date_or_rfc3339(raw: str) -> datetime:
@@ -66,4 +72,4 @@ def parse_date_or_rfc3339(raw: str) -> datetime:
     try:
         return datetime.combine(date(*(int(g) for g in match.groups())), time(0), tzinfo=UTC)
     except ValueError as exc:
-        raise TimeFormatError(f"{raw!r} is not a valid date: {exc}") from None
+        raise TimeFormatError(f"{_quote(raw)} is not a valid date: {exc}") from None
