@@ -3,7 +3,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from billing.invoicing.services import periods_close
+from billing.invoicing.drafting import periods_close
 from metering.rfc3339 import parse_date_or_rfc3339
 from tenancy.models import Org
 
