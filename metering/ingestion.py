@@ -424,14 +424,7 @@ def _same_as_stored(rows: list[_Valid]) -> set[tuple[str, str, str]]:
                 "%b::text[]) AS k(n, s, i, t, tm, d) "
                 "ON e.namespace = k.n AND e.source = k.s AND e.event_id = k.i "
                 "WHERE e.type = k.t AND e.time = k.tm AND e.data = k.d::jsonb",
-                [
-                    [r.namespace for r in rows],
-                    [r.source for r in rows],
-                    [r.event_id for r in rows],
-                    [r.type for r in rows],
-                    [r.time for r in rows],
-                    [r.data_json for r in rows],
-                ],
+                _arrays(rows, "namespace", "source", "event_id", "type", "time", "data_json"),
             )
             return {(n, s, i) for n, s, i in cursor.fetchall()}
     wanted = {r.key: r.content for r in rows}
@@ -454,6 +447,13 @@ def _hour(moment: datetime) -> datetime:
 
 
 _COLUMNS = "(org_id, namespace, source, event_id, type, time, data, content_hash, received_at)"
+# The _Valid fields behind the columns (without received_at), in the same order.
+_FIELDS = ("org_id", "namespace", "source", "event_id", "type", "time", "data_json", "content_hash")
+
+
+def _arrays(rows: list[_Valid], *fields: str) -> list[list[Any]]:
+    """One array per field, for ``unnest``: columns travel as binary arrays."""
+    return [[getattr(row, name) for row in rows] for name in fields]
 
 
 def _insert(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
@@ -508,17 +508,7 @@ def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[str, str,
             "%b::text[], %b::text[]) AS u(o, n, s, i, t, tm, d, h) "
             "ON CONFLICT (namespace, source, event_id) DO NOTHING "
             "RETURNING namespace, source, event_id",
-            [
-                now,
-                [r.org_id for r in rows],
-                [r.namespace for r in rows],
-                [r.source for r in rows],
-                [r.event_id for r in rows],
-                [r.type for r in rows],
-                [r.time for r in rows],
-                [r.data_json for r in rows],
-                [r.content_hash for r in rows],
-            ],
+            [now, *_arrays(rows, *_FIELDS)],
         )
         return {(n, s, e) for n, s, e in cursor.fetchall()}
 
