@@ -19,17 +19,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, error_body, error_responses
-from tenancy.access import has_role, org_for_read
+from config.errors import error_body, error_responses
+from core.timeparse import parse_instant
+from tenancy.access import has_role
+from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
 
 from .ingestion import Ingestor
 from .jsonbody import parse_json
 from .models import Allocation, Meter
-from .rfc3339 import TimeFormatError, parse_date_or_rfc3339, parse_rfc3339
 from .selectors import allocations_for_node, meters_list, usage_series
-from .services import AllocationConflict, allocation_create, allocation_end
+from .services import allocation_create, allocation_end
+from .tasks import schedule_rollup
 from .validation import CODES, MAX_DEPTH
 
 SINGLE = "application/cloudevents+json"
@@ -185,8 +187,6 @@ class EventsIngestApi(APIView):
                 f"A batch holds at most {maximum} events; this one has {len(events)}."
             )
         result = Ingestor(api_key=api_key).ingest(events)
-        from .tasks import schedule_rollup
-
         schedule_rollup()
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
@@ -194,8 +194,8 @@ class EventsIngestApi(APIView):
 def parse_moment(raw: str, field: str) -> datetime:
     """A date ``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 timestamp, on a UTC hour boundary."""
     try:
-        moment = parse_date_or_rfc3339(raw)
-    except TimeFormatError as exc:
+        moment = parse_instant(raw)
+    except ValueError as exc:
         raise ValidationError({field: [f"{exc}; give a date or an RFC 3339 time."]}) from None
     if moment.minute or moment.second or moment.microsecond:
         raise ValidationError({field: ["Usage is kept per hour: give a whole UTC hour."]})
@@ -340,8 +340,8 @@ class AwareDateTimeField(serializers.DateTimeField):
         if not isinstance(value, str):
             self.fail("invalid", format="RFC 3339 with an offset")
         try:
-            return parse_rfc3339(value)
-        except TimeFormatError as exc:
+            return parse_instant(value, allow_date=False)
+        except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
 
@@ -416,16 +416,13 @@ class AllocationListCreateApi(APIView):
         org = Org.objects.filter(slug=values["org"]).first()
         if org is None:
             raise ValidationError({"org": [f"No org {values['org']!r}."]})
-        try:
-            allocation = allocation_create(
-                org=org,
-                node=values["node"],
-                device_uuid=values["device_uuid"],
-                start=values["start"],
-                end=values.get("end"),
-            )
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_create(
+            org=org,
+            node=values["node"],
+            device_uuid=values["device_uuid"],
+            start=values["start"],
+            end=values.get("end"),
+        )
         return Response(_allocation_out(allocation), status=status.HTTP_201_CREATED)
 
 
@@ -448,8 +445,5 @@ class AllocationEndApi(APIView):
         )
         if allocation is None:
             raise NotFound(f"No allocation {allocation_id}.")
-        try:
-            allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
         return Response(_allocation_out(allocation))
