@@ -199,9 +199,9 @@ class ContractPrice(models.Model):
     discount) or a discount, in force over ``[valid_from, valid_until)``.
 
     Precedence in each hour: the product's custom price > the product's discount > the
-    contract-wide discount (SPEC §6 step 3). Terms of one kind for one product never overlap
-    (checked by the catalog and the deal desk); a later amendment ends nothing, it adds terms
-    from its date.
+    contract-wide discount (SPEC §6 step 3). The catalog refuses two terms of one kind for
+    one product on the same day; an amendment may add one over an earlier term, and from its
+    date the term that started last holds (the earlier one is never rewritten).
     """
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")

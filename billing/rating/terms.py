@@ -3,8 +3,10 @@ prices a product on each day of a period, and the spans of days over which that 
 
 A contract's terms (``ContractPrice``) hold over ``[valid_from, valid_until)``, dates at
 00:00 UTC. On each day the product's custom price wins (it takes no discount), else the
-product's discount, else the contract-wide discount, else the list price. Terms only change at
-midnight, so a period is cut into whole days.
+product's discount, else the contract-wide discount, else the list price. Where an amendment
+added a term of a kind that already held, the one that started last holds from its date (the
+earlier one is not rewritten). Terms only change at midnight, so a period is cut into whole
+days.
 """
 
 from collections.abc import Iterable
@@ -60,17 +62,18 @@ class Term:
 
 
 def term_on(rows: Iterable[ContractPrice], product_id: int, day: date) -> Term:
+    """The term of ``day``; of two rows of one kind in force, the one that started last."""
     custom = own = overall = None
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r.valid_from, r.pk or 0)):
         if not in_force(row, day):
             continue
         if row.product_id is None:
-            overall = overall or row
+            overall = row
         elif row.product_id == product_id:
             if row.unit_price is not None:
-                custom = custom or row
+                custom = row
             else:
-                own = own or row
+                own = row
     return Term(custom, own or overall)
 
 

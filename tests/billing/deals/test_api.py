@@ -98,7 +98,10 @@ def test_validation_errors_name_the_field(am):
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
     assert response.json()["fields"] == {
-        "lines.0.ramp": ["2027-09-01 is outside the line's term (2027-01-01, 2027-04-01)"]
+        "lines.0.ramp": [
+            "H100 GPU-hour: the ramp step on 2027-09-01 is outside the line's term "
+            "(2027-01-01 to 2027-03-31)."
+        ]
     }
     assert not Deal.objects.exists()
 
