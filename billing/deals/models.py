@@ -77,7 +77,10 @@ class Deal(models.Model):
 class DealLine(models.Model):
     """``quantity`` GPUs of ``product`` for ``term_months`` calendar months from ``start``
     (00:00 UTC) at ``unit_price`` per GPU-hour; ``ramp`` steps change the quantity from
-    their date on: ``[{"from": "2027-02-01", "quantity": 16}, ...]`` (the catalog's shape)."""
+    their date on: ``[{"from": "2027-02-01", "quantity": 16}, ...]`` (the catalog's shape).
+
+    A line of an amendment whose term would run past the contract's end is co-termed with
+    the contract: ``end`` holds that end, as CPQ tools co-term add-ons."""
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
     deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="lines")
@@ -92,6 +95,8 @@ class DealLine(models.Model):
     # Above the reserved quantity; null: the rate card's on-demand price.
     burst_unit_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
     ramp = models.JSONField(default=list, blank=True)
+    # Exclusive; set when co-termed with the amended contract; null: start + term_months.
+    end = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["deal_id", "position"]

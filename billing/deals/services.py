@@ -238,7 +238,7 @@ def _validate(
                 f"{where}.start",
                 f"{name} from {line.start} is already line {same + 1}: make them one line.",
             )
-        end = add_months(line.start, line.term_months)
+        end = co_termed(line, amends) or add_months(line.start, line.term_months)
         previous = line.start
         for step in line.ramp:
             day, quantity = step.get("from"), step.get("quantity")
@@ -355,24 +355,23 @@ def _validate_amendment(
             errors.add(f"lines.{i}.start", f"{name} from {line.start}: {early}.")
         elif line.start >= end:
             errors.add(f"lines.{i}.start", f"{name} from {line.start}: {key} ends before that.")
-        elif add_months(line.start, line.term_months) > end:
-            months = max(m for m in range(0, 121) if add_months(line.start, m) <= end)
-            errors.add(
-                f"lines.{i}.term_months",
-                f"{name} from {line.start} for {line.term_months} months runs past the end of "
-                f"{key} ({contract_span(contract)}): at most {months} months.",
-            )
     for i, term in enumerate(terms):
         words = _term_words(term)
         early = too_early(term.valid_from)
         if early:
             errors.add(f"terms.{i}.valid_from", f"{words} from {term.valid_from}: {early}.")
-        elif (term.valid_until or FAR_FUTURE) > end:
+        elif term.valid_until is not None and term.valid_until > end:
             errors.add(
                 f"terms.{i}.valid_until",
                 f"{words} runs past the end of {key} ({contract_span(contract)}): end it by "
                 f"{contract.end}.",
             )
+
+
+def co_termed(line: LineInput, amends: Contract | None) -> date | None:
+    """The amended contract's end, when the line's term would run past it."""
+    end = add_months(line.start, line.term_months)
+    return amends.end if amends and amends.end and amends.end < end else None
 
 
 def _lines_write(deal: Deal, lines: list[LineInput]) -> list[DealLine]:
@@ -389,6 +388,7 @@ def _lines_write(deal: Deal, lines: list[LineInput]) -> list[DealLine]:
             unit_price=line.unit_price,
             burst_unit_price=line.burst_unit_price,
             ramp=[{"from": s["from"].isoformat(), "quantity": s["quantity"]} for s in line.ramp],
+            end=co_termed(line, deal.amends),
         )
         for i, line in enumerate(lines)
     )

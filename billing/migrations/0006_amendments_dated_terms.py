@@ -223,6 +223,11 @@ class Migration(migrations.Migration):
                 to="billing.amendment",
             ),
         ),
+        migrations.AddField(
+            model_name="dealline",
+            name="end",
+            field=models.DateField(blank=True, null=True),
+        ),
         migrations.RunPython(dated_terms, migrations.RunPython.noop),
         migrations.AlterField(
             model_name="contractprice",

@@ -246,10 +246,12 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
             rating.lines.extend(stack.lines)
             forecast += stack.projected(scale)
             reserved_use = sum((n.used for n in stack.netting), ZERO)
-        parts = _on_demand_parts(ctx, product, horizon, usage, reserved_days)
+        spans = ctx.spans(product)
+        parts = _on_demand_parts(ctx, product, spans, horizon, usage, reserved_days)
         total = sum((q for *_, q in parts), ZERO)
         rating.usage[product.key] = str(quantize_quantity(total + reserved_use))
-        lines, projected = _on_demand_lines(ctx, product, parts, scale)
+        changed = len({span.term.key for span in spans}) > 1
+        lines, projected = _on_demand_lines(ctx, product, parts, scale, changed=changed)
         rating.lines.extend(lines)
         forecast += projected
     if rating.complete:
@@ -404,6 +406,7 @@ OnDemandPart = tuple[TermSpan, list[tuple[date, date]], Decimal]
 def _on_demand_parts(
     ctx: _Context,
     product: Product,
+    spans: list[TermSpan],
     horizon: datetime,
     usage: dict[datetime, Decimal] | None,
     reserved_days: set[date],
@@ -411,7 +414,7 @@ def _on_demand_parts(
     """The period's hours before ``horizon`` that no reservation holds, cut by the dated
     term in force: (span, its on-demand day ranges, usage in billing units), in order."""
     parts: list[OnDemandPart] = []
-    for span in ctx.spans(product):
+    for span in spans:
         ranges: list[tuple[date, date]] = []
         day = span.start
         while day < span.end:
@@ -438,20 +441,25 @@ def _on_demand_parts(
 
 
 def _on_demand_lines(
-    ctx: _Context, product: Product, parts: list[OnDemandPart], scale: Decimal
+    ctx: _Context,
+    product: Product,
+    parts: list[OnDemandPart],
+    scale: Decimal,
+    *,
+    changed: bool,
 ) -> tuple[list[ChargeLine], Decimal]:
     """SPEC §6 step 3, with dated terms: each part is priced under its term; tiers apply to
     the period's total, each part taking its place in it in order (a later part continues
-    the tiers where the earlier ones left them). One line per term and tier; with more than
-    one term in the period, each line's description names its term and days. Also the
-    forecast of these lines at the period's end."""
+    the tiers where the earlier ones left them). One line per term and tier; when the
+    product's terms ``changed`` inside the period, each line's description names its term
+    and days. Also the forecast of these lines at the period's end."""
     priced = [(span, ranges, q, ctx.price_under(product, span.term)) for span, ranges, q in parts]
     total = sum((q for _, _, q, _ in priced), ZERO)
     for _, _, q, price in priced:
         if q and price is None:
             raise RatingError(f"product {product.key!r} has usage but no price on the contract")
     used = [(span, ranges, q, price) for span, ranges, q, price in priced if q and price]
-    if len({span.term.key for span, *_ in used}) <= 1:
+    if not changed:
         # One term: the period's pricing as it always was (and the forecast of it).
         price = used[0][3] if used else next((p for *_, p in priced if p is not None), None)
         if price is None:
