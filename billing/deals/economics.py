@@ -27,7 +27,7 @@ class EconomicsError(Exception):
 
 def line_end(line: DealLine) -> date:
     """Exclusive: ``term_months`` after the start, or the amended contract's end (co-termed)."""
-    return line.end or add_months(line.start, line.term_months)
+    return line.line_end
 
 
 def ramp_steps(line: DealLine) -> list[tuple[date, Decimal]]:

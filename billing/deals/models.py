@@ -1,3 +1,5 @@
+from datetime import date
+
 from django.conf import settings
 from django.db import models
 
@@ -114,6 +116,13 @@ class DealLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id} x{self.quantity} from {self.start} for {self.term_months} mo"
+
+    @property
+    def line_end(self) -> date:
+        """Exclusive: co-termed ``end``, else ``term_months`` after the start."""
+        from .schedule import add_months
+
+        return self.end or add_months(self.start, self.term_months)
 
 
 class DealTerm(models.Model):

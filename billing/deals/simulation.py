@@ -97,6 +97,11 @@ class Simulation:
     def total_usage(self) -> Decimal:
         return sum((m.usage for m in self.months), ZERO)
 
+    @property
+    def total_difference(self) -> Decimal:
+        """Σ (deal − current) over the months both price."""
+        return sum((m.difference for m in self.months if m.difference is not None), ZERO)
+
 
 def _shifted(line: DealLine, months: int) -> tuple[date, date, list[Step]]:
     start, end = add_months(line.start, -months), add_months(line_end(line), -months)
