@@ -74,6 +74,12 @@ class OrgSummaryApi(APIView):
             product = serializers.CharField()
             start = serializers.DateField()
             end = serializers.DateField()
+            quantity = serializers.DecimalField(
+                max_digits=30, decimal_places=6, help_text="Units reserved at its start."
+            )
+            amendment = serializers.IntegerField(
+                allow_null=True, help_text="The amendment that added it; null: the contract's."
+            )
             reserved = serializers.DecimalField(max_digits=30, decimal_places=6)
             used = serializers.DecimalField(max_digits=30, decimal_places=6)
             covered = serializers.DecimalField(max_digits=30, decimal_places=6)

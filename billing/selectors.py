@@ -46,6 +46,8 @@ class ReservationUse:
     product: str
     start: date
     end: date
+    quantity: Decimal  # at its start (ramps change it)
+    amendment: int | None  # the amendment that added it (None: the contract's own)
     reserved: Decimal  # unit-hours so far
     used: Decimal
     covered: Decimal
@@ -108,8 +110,10 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
         if Decimal(period.usage[key]) or amounts.get(p.pk)
     ]
     uses = []
-    for row in ReservationUsage.objects.filter(org=org, period=period).select_related(
-        "reservation__product"
+    for row in (
+        ReservationUsage.objects.filter(org=org, period=period)
+        .select_related("reservation__product")
+        .order_by("reservation__product__key", "reservation__start", "reservation_id")
     ):
         reservation = row.reservation
         utilization = (
@@ -120,6 +124,8 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
                 product=reservation.product.key,
                 start=reservation.start,
                 end=reservation.end,
+                quantity=reservation.quantity,
+                amendment=reservation.amendment_id,
                 reserved=row.reserved,
                 used=row.used,
                 covered=row.covered,

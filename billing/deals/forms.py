@@ -111,7 +111,7 @@ class DealForm(forms.Form):
 
 
 class LineForm(forms.Form):
-    product = ProductChoice(queryset=Product.objects.none())
+    product = ProductChoice(queryset=Product.objects.none(), empty_label="— choose GPUs")
     quantity = forms.IntegerField(min_value=1, label="GPUs")
     start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     term_months = forms.IntegerField(min_value=1, max_value=120, label="Months")

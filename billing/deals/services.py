@@ -128,6 +128,12 @@ def _snapshot(deal: Deal, lines: list[DealLine], terms: list[DealTerm]) -> dict[
     }
 
 
+def price_text(number: Decimal) -> str:
+    """A price as people write it: 2 → 2.00, 2.8 → 2.80, 0.0125 → 0.0125."""
+    whole, _, fraction = f"{number.normalize():f}".partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
 def _text(number: Decimal | None) -> str | None:
     return None if number is None else f"{number.normalize():f}"
 
@@ -756,10 +762,11 @@ def amendment_summary(lines: list[DealLine], terms: list[DealTerm]) -> str:
     parts = []
     for line in lines:
         ramp = "".join(f", {s['quantity']} from {s['from']}" for s in line.ramp)
-        burst = f", burst {_text(line.burst_unit_price)}" if line.burst_unit_price else ""
+        burst = f", burst {price_text(line.burst_unit_price)}" if line.burst_unit_price else ""
         parts.append(
             f"+{line.quantity} × {line.product.name} "
-            f"{days_text([(line.start, line_end(line))])} at {_text(line.unit_price)}"
+            f"{days_text([(line.start, line_end(line))])} at {price_text(line.unit_price)} per "
+            "GPU-hour"
             f"{burst}{ramp}"
         )
     parts += [_dated_words(t) for t in terms]

@@ -15,8 +15,7 @@ from django.views.decorators.http import require_POST
 
 from tenancy.models import StaffRole
 from web.access import role_required
-from web.charts import lines as line_chart
-from web.charts import stacked_bars
+from web.charts import bars, stacked_bars
 
 from . import access, selectors, services
 from .capacity import PoolMonth
@@ -191,9 +190,9 @@ def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
     current, proposed = (
         ("Current contract", "With this amendment") if amending else ("Current terms", "Deal")
     )
-    chart = line_chart(
-        title=f"{len(simulation.months)} months of real usage: {current.lower()} vs "
-        f"{proposed.lower()} ({deal.currency})",
+    chart = bars(
+        title=f"Real usage, month by month: {current.lower()} vs {proposed.lower()} "
+        f"({deal.currency})",
         labels=[f"{m.month:%Y-%m}" for m in simulation.months],
         series={
             current: [m.current for m in simulation.months],

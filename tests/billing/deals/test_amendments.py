@@ -93,7 +93,7 @@ def test_an_expansion_signs_as_an_amendment_and_bills_both_reservations(am, fina
         finance,
     )
     assert amendment.summary == (
-        f"Deal {deal.pk}: +2 × H100 GPU-hour 2026-11-11 to 2026-11-30 at 2.8"
+        f"Deal {deal.pk}: +2 × H100 GPU-hour 2026-11-11 to 2026-11-30 at 2.80 per GPU-hour"
     )
     added = Reservation.objects.get(amendment=amendment)
     assert (added.contract, added.quantity, added.start, added.end) == (
