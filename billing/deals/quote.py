@@ -168,7 +168,7 @@ def _lines(deal: Deal, lines: list[DealLine]) -> Table:
     economics = deal_economics(deal=deal, lines=lines)
     for value in economics.lines:
         line = value.line
-        burst = price(line.burst_unit_price) if line.burst_unit_price is not None else "list"
+        burst = price(line.burst_unit_price) if line.burst_unit_price is not None else "on demand"
         rows.append(
             [
                 _p(line.product.name, "cell"),
@@ -179,7 +179,7 @@ def _lines(deal: Deal, lines: list[DealLine]) -> Table:
                 amount(value.value.quantize(Decimal("0.01")), currency),
             ]
         )
-    return _table(rows, [52, 20, 38, 22, 20, 22], right_from=3)
+    return _table(rows, [42, 32, 36, 20, 20, 24], right_from=3)
 
 
 def _term_text(term: DealTerm) -> str:
@@ -208,12 +208,13 @@ def _totals(deal: Deal, economics: Economics) -> Table:
     rows = [
         ["Total contract value", amount(economics.total_contract_value, currency)],
         ["At list price", amount(economics.list_value, currency)],
-        ["Your discount", f"{economics.discount_percent}%"],
     ]
+    if economics.discount_percent > 0:
+        rows.append(["Your discount", f"{economics.discount_percent}%"])
     if deal.amends is not None:
         rows.append(
             [
-                f"{deal.amends.key} commits over these months, with this amendment",
+                f"Contract {deal.amends.key} over these months, with this amendment",
                 amount(economics.value_with_deal, currency),
             ]
         )
@@ -282,8 +283,8 @@ def _conditions(deal: Deal, economics: Economics) -> str:
     return (
         f"Amounts in {deal.currency}, excluding VAT. Reserved capacity is take-or-pay: each "
         "reserved GPU is billed for every hour of its term, used or not; usage above the "
-        "reserved GPUs in an hour is billed at the burst price (list: the on-demand price of "
-        f"the rate card). Term {economics.start.isoformat()} to {end}; billed monthly; the "
+        "reserved GPUs in an hour is billed at the burst price (on demand: the contract's "
+        f"on-demand price after its discount). Term {economics.start.isoformat()} to {end}; billed monthly; the "
         f"monthly amounts are rounded each month and may differ from the total by rounding."
         f"{amends} This quote is not an invoice."
     )
