@@ -220,3 +220,13 @@ def test_two_reservations_of_a_product_from_the_same_day_are_refused(db):
         "contracts[0] (acme-c).reservations[1].start: another reservation of 'h100' starts on "
         "2026-10-01"
     ) in errors
+
+
+def test_the_admin_shows_a_contracts_dated_terms_and_amendments(db, admin_client):
+    load_catalog({**CATALOG, "contracts": [contract(discounts=[{"percent": "5"}])]})
+    c = Contract.objects.get()
+
+    page = admin_client.get(f"/admin/billing/contract/{c.pk}/change/").content.decode()
+
+    assert "Valid from" in page and "Valid until" in page
+    assert "Amendments" in page
