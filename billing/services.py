@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from tenancy.models import Org
 
+from .lock_objects import lock_contract_periods, lock_period
 from .models import (
     Amendment,
     BillingPeriod,
@@ -24,16 +25,11 @@ from .models import (
 )
 from .rating.credits import credits_apply
 from .rating.engine import Rating, compute_period
-from .rating.periods import midnight, periods_ensure
+from .rating.periods import periods_ensure
 from .rating.triggers import schedule_rating
 
 Status = BillingPeriod.Status
 RATEABLE = (Status.OPEN, Status.CLOSING)
-
-
-def lock_period(*, period_id: int) -> BillingPeriod:
-    """Lock one period's row: ratings of one period run one at a time."""
-    return BillingPeriod.objects.select_for_update().get(pk=period_id)
 
 
 def period_rate(*, period_id: int, as_of: datetime | None = None) -> BillingPeriod:
@@ -158,16 +154,6 @@ def billed_through(*, contract: Contract) -> date | None:
         org_id=contract.org_id, contract=contract, status=Status.INVOICED
     ).aggregate(end=Max("end"))["end"]
     return end.date() if end else None
-
-
-def lock_contract_periods(*, contract: Contract, since: date) -> list[BillingPeriod]:
-    """Lock the contract's periods that end after ``since``, by pk: drafting an invoice locks
-    its period too, so an amendment and an invoice of the same days run one after the other."""
-    return list(
-        BillingPeriod.objects.select_for_update()
-        .filter(org_id=contract.org_id, contract=contract, end__gt=midnight(since))
-        .order_by("pk")
-    )
 
 
 @transaction.atomic

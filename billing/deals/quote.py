@@ -284,7 +284,8 @@ def _conditions(deal: Deal, economics: Economics) -> str:
         f"Amounts in {deal.currency}, excluding VAT. Reserved capacity is take-or-pay: each "
         "reserved GPU is billed for every hour of its term, used or not; usage above the "
         "reserved GPUs in an hour is billed at the burst price (on demand: the contract's "
-        f"on-demand price after its discount). Term {economics.start.isoformat()} to {end}; billed monthly; the "
-        f"monthly amounts are rounded each month and may differ from the total by rounding."
+        "on-demand price after its discount). "
+        f"Term {economics.start.isoformat()} to {end}; billed monthly; the monthly amounts are "
+        "rounded each month and may differ from the total by rounding."
         f"{amends} This quote is not an invoice."
     )

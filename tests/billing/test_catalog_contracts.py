@@ -228,5 +228,6 @@ def test_the_admin_shows_a_contracts_dated_terms_and_amendments(db, admin_client
 
     page = admin_client.get(f"/admin/billing/contract/{c.pk}/change/").content.decode()
 
-    assert "Valid from" in page and "Valid until" in page
+    assert "Valid from" in page
+    assert "Valid until" in page
     assert "Amendments" in page

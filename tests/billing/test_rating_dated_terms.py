@@ -4,7 +4,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from billing.invoicing.services import periods_close
+from billing.invoicing.drafting import periods_close
 from billing.models import BillingPeriod, RatedCharge, ReservationUsage
 from billing.services import org_rate
 from tenancy.models import Org

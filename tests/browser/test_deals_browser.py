@@ -9,7 +9,7 @@ from selenium.webdriver.support.ui import Select
 
 from billing.catalog import load_catalog
 from billing.deals.models import Deal
-from billing.invoicing.services import periods_close
+from billing.invoicing.drafting import periods_close
 from billing.services import org_rate
 from metering.ingestion import Ingestor
 from metering.rollups import rollup_pending

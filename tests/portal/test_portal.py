@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -164,8 +164,8 @@ def test_stacked_reservations_show_as_one_chart_of_the_stack(acme):
                 product=Product.objects.get(key="h100-eu-north"),
                 quantity=Decimal(4),
                 unit_price=Decimal("2.00"),
-                start=datetime(2026, 11, 2).date(),
-                end=datetime(2027, 11, 1).date(),
+                start=date(2026, 11, 2),
+                end=date(2027, 11, 1),
             )
         ],
         prices=[],

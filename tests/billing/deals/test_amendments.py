@@ -24,7 +24,7 @@ from billing.deals.services import (
     deal_update,
 )
 from billing.deals.simulation import simulate, usage_months
-from billing.invoicing.services import periods_close
+from billing.invoicing.drafting import periods_close
 from billing.models import (
     Amendment,
     BillingPeriod,
