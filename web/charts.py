@@ -61,8 +61,7 @@ def stacked_bars(
     y_title: str = "",
     height: int = 320,
 ) -> SafeString:
-    chart = pygal.StackedBar(title=title, height=height, width=900, y_title=y_title, **_COMMON)
-    return _render(_fill(chart, labels, series))
+    return _bars(pygal.StackedBar, title, labels, series, y_title, height)
 
 
 def bars(
@@ -74,7 +73,18 @@ def bars(
     height: int = 320,
 ) -> SafeString:
     """Side-by-side bars per label: to compare a few series month by month."""
-    chart = pygal.Bar(title=title, height=height, width=900, y_title=y_title, **_COMMON)
+    return _bars(pygal.Bar, title, labels, series, y_title, height)
+
+
+def _bars(
+    kind: Any,
+    title: str,
+    labels: Sequence[str],
+    series: dict[str, Sequence[Decimal | float | None]],
+    y_title: str,
+    height: int,
+) -> SafeString:
+    chart = kind(title=title, height=height, width=900, y_title=y_title, **_COMMON)
     return _render(_fill(chart, labels, series))
 
 

@@ -19,7 +19,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from ..invoicing.pdf import BAND, INK, MUTED, RULE, STYLES, amount, price, quantity
+from ..invoicing.pdf import INK, MUTED, RULE, STYLES, amount, band, heading, price, quantity
 from .economics import Economics, deal_economics, line_end
 from .models import Deal, DealLine, DealTerm
 
@@ -94,29 +94,7 @@ def _header(deal: Deal, number: str) -> Table:
     ]
     if deal.amends is not None:
         facts.append(("Amends contract", deal.amends.key))
-    right: list[Any] = [Paragraph("QUOTE", STYLES["title"])]
-    right.append(
-        Table(
-            [[_p(k, "label"), _p(v, "right")] for k, v in facts],
-            colWidths=[30 * mm, 48 * mm],
-            style=TableStyle(
-                [
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                    ("RIGHTPADDING", (0, 0), (-1, -1), 0),
-                    ("TOPPADDING", (0, 0), (-1, -1), 1),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
-                ]
-            ),
-        )
-    )
-    return Table(
-        [[issuer, right]],
-        colWidths=[96 * mm, 78 * mm],
-        style=TableStyle(
-            [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]
-        ),
-    )
+    return heading(issuer, "QUOTE", facts)
 
 
 def _customer(deal: Deal) -> Table:
@@ -127,19 +105,7 @@ def _customer(deal: Deal) -> Table:
     cells.append(_p(f"Country: {org.country}" + (f" · VAT ID: {org.vat_id}" if org.vat_id else "")))
     if deal.title:
         cells.append(_p(deal.title, "body"))
-    return Table(
-        [[cells]],
-        colWidths=[174 * mm],
-        style=TableStyle(
-            [
-                ("BACKGROUND", (0, 0), (-1, -1), BAND),
-                ("BOX", (0, 0), (-1, -1), 0.5, RULE),
-                ("LEFTPADDING", (0, 0), (-1, -1), 8),
-                ("TOPPADDING", (0, 0), (-1, -1), 6),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
-            ]
-        ),
-    )
+    return band(cells)
 
 
 def _table(rows: list[list[Any]], widths: Sequence[float], right_from: int) -> Table:

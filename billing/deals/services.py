@@ -424,12 +424,29 @@ def _check_economics(deal: Deal, lines: list[DealLine]) -> None:
         raise DealError("validation_error", str(exc), fields={"lines": [str(exc)]}) from None
 
 
-def _refuse(errors: dict[str, list[str]]) -> DealError:
-    return DealError(
-        "validation_error",
-        "The deal is not valid: " + " ".join(m for ms in errors.values() for m in ms),
-        fields=errors,
+def _ensure_valid(
+    org: Org,
+    currency: str,
+    rate_card_key: str,
+    lines: list[LineInput],
+    terms: list[TermInput],
+    amends: Contract | None,
+) -> None:
+    """Raises ``DealError`` (validation_error) naming everything ``_validate`` finds."""
+    errors = _validate(
+        org=org,
+        currency=currency,
+        rate_card_key=rate_card_key,
+        lines=lines,
+        terms=terms,
+        amends=amends,
     )
+    if errors:
+        raise DealError(
+            "validation_error",
+            "The deal is not valid: " + " ".join(m for ms in errors.values() for m in ms),
+            fields=errors,
+        )
 
 
 @transaction.atomic
@@ -449,16 +466,7 @@ def deal_create(
     if not access.draftable_orgs(actor).filter(pk=org.pk).exists():
         raise _forbidden(f"You may not draft deals for org {org.slug!r}.")
     terms = terms or []
-    errors = _validate(
-        org=org,
-        currency=currency,
-        rate_card_key=rate_card_key,
-        lines=lines,
-        terms=terms,
-        amends=amends,
-    )
-    if errors:
-        raise _refuse(errors)
+    _ensure_valid(org, currency, rate_card_key, lines, terms, amends)
     deal = Deal.objects.create(
         org=org,
         title=title,
@@ -495,16 +503,7 @@ def deal_update(
     if deal.status not in access.EDITABLE:
         raise _state(deal, "edited")
     terms = terms or []
-    errors = _validate(
-        org=deal.org,
-        currency=currency,
-        rate_card_key=rate_card_key,
-        lines=lines,
-        terms=terms,
-        amends=amends,
-    )
-    if errors:
-        raise _refuse(errors)
+    _ensure_valid(deal.org, currency, rate_card_key, lines, terms, amends)
     before = _snapshot(
         deal, list(deal.lines.select_related("product")), list(deal.terms.select_related("product"))
     )
@@ -636,16 +635,9 @@ def _still_valid(deal: Deal, lines: list[DealLine], terms: list[DealTerm]) -> No
     """Checks again what may have changed since the draft was saved (an invoice, another
     contract), then, for a new contract, what the catalog would refuse."""
     line_inputs, term_inputs = _inputs(lines, terms)
-    errors = _validate(
-        org=deal.org,
-        currency=deal.currency,
-        rate_card_key=deal.rate_card_key,
-        lines=line_inputs,
-        terms=term_inputs,
-        amends=deal.amends,
+    _ensure_valid(
+        deal.org, deal.currency, deal.rate_card_key, line_inputs, term_inputs, deal.amends
     )
-    if errors:
-        raise _refuse(errors)
     if deal.amends_id is None:
         catalog = contract_errors(deal, lines, terms)
         if catalog:
