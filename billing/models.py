@@ -199,9 +199,11 @@ class ContractPrice(models.Model):
     discount) or a discount, in force over ``[valid_from, valid_until)``.
 
     Precedence in each hour: the product's custom price > the product's discount > the
-    contract-wide discount (SPEC §6 step 3). The catalog refuses two terms of one kind for
-    one product on the same day; an amendment may add one over an earlier term, and from its
-    date the term that started last holds (the earlier one is never rewritten).
+    contract-wide discount (SPEC §6 step 3). The contract's own terms are unique by
+    (product, kind, ``valid_from``), the catalog's natural key; an amendment's are appended.
+    The catalog refuses two terms of one kind for one product on the same day; an amendment
+    may add one over an earlier term, and from its date the term that started last holds
+    (the earlier one is never rewritten).
     """
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
@@ -227,17 +229,19 @@ class ContractPrice(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["org", "contract", "product", "valid_from"],
-                condition=models.Q(product__isnull=False, unit_price__isnull=True),
+                condition=models.Q(
+                    product__isnull=False, unit_price__isnull=True, amendment__isnull=True
+                ),
                 name="contract_price_discount",
             ),
             models.UniqueConstraint(
                 fields=["org", "contract", "product", "valid_from"],
-                condition=models.Q(unit_price__isnull=False),
+                condition=models.Q(unit_price__isnull=False, amendment__isnull=True),
                 name="contract_price_custom",
             ),
             models.UniqueConstraint(
                 fields=["org", "contract", "valid_from"],
-                condition=models.Q(product__isnull=True),
+                condition=models.Q(product__isnull=True, amendment__isnull=True),
                 name="contract_price_overall",
             ),
             models.CheckConstraint(
@@ -290,11 +294,6 @@ class Reservation(models.Model):
                 fields=["org", "contract", "product", "start"],
                 condition=models.Q(amendment__isnull=True),
                 name="reservation_unique",
-            ),
-            models.UniqueConstraint(
-                fields=["org", "amendment", "product", "start"],
-                condition=models.Q(amendment__isnull=False),
-                name="reservation_amendment_unique",
             ),
             models.CheckConstraint(condition=models.Q(quantity__gte=0), name="reservation_qty"),
             models.CheckConstraint(

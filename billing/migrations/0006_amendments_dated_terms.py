@@ -237,7 +237,11 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="contractprice",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("product__isnull", False), ("unit_price__isnull", True)),
+                condition=models.Q(
+                    ("amendment__isnull", True),
+                    ("product__isnull", False),
+                    ("unit_price__isnull", True),
+                ),
                 fields=("org", "contract", "product", "valid_from"),
                 name="contract_price_discount",
             ),
@@ -245,7 +249,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="contractprice",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("unit_price__isnull", False)),
+                condition=models.Q(("amendment__isnull", True), ("unit_price__isnull", False)),
                 fields=("org", "contract", "product", "valid_from"),
                 name="contract_price_custom",
             ),
@@ -253,7 +257,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="contractprice",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("product__isnull", True)),
+                condition=models.Q(("amendment__isnull", True), ("product__isnull", True)),
                 fields=("org", "contract", "valid_from"),
                 name="contract_price_overall",
             ),
@@ -299,14 +303,6 @@ class Migration(migrations.Migration):
                 condition=models.Q(("amendment__isnull", True)),
                 fields=("org", "contract", "product", "start"),
                 name="reservation_unique",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="reservation",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("amendment__isnull", False)),
-                fields=("org", "amendment", "product", "start"),
-                name="reservation_amendment_unique",
             ),
         ),
         migrations.AddField(

@@ -316,3 +316,23 @@ def test_four_eyes_the_approver_wrote_none_of_the_terms(am, finance, reserved, s
     assert submitter.value.code == "four_eyes"
 
     assert deal_approve(actor=finance, deal_id=deal.pk).status == Deal.Status.APPROVED
+
+
+def test_an_amendments_term_on_the_day_of_the_contracts_own_supersedes_it(am, finance, desk):
+    # acme-c: 10 % off H100 from 2026-10-01. The deal, from 2026-11-01: 2 H100 and 20 % off
+    # H100. Simulated over October-November it moves one month back, onto 2026-10-01, the
+    # day acme-c's own discount starts: the later term holds, nothing collides.
+    ingest([gpu(hour, "10800") for hour in range(48)], now=NOV)  # Oct 1-2: 3 GPUs an hour
+    contract = Contract.objects.get(key="acme-c")
+    h100 = line().product
+    deal = expansion(
+        am, contract, start=date(2026, 11, 1),
+        terms=[TermInput(product=h100, valid_from=date(2026, 11, 1), discount_percent=D(20))],
+    )  # fmt: skip
+
+    (october, _) = simulate(deal=deal, months=2, as_of=datetime(2026, 12, 10, tzinfo=UTC)).months
+
+    # current: 144 GPU-hours at 2.25 = 324.00; with it: 2 × 744 h × 2.80 = 4,166.40 and
+    # 1 × 48 h of burst at 2.50 − 20 % = 2.00 → 96.00
+    assert (october.current, october.deal) == (D("324.00"), D("4262.40"))
+    assert not Amendment.objects.exists()
