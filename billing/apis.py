@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
-from tenancy.access import caller, is_staff_reader, org_for_read, visible_orgs
+from tenancy.access import caller, is_staff_reader, visible_orgs
+from tenancy.api_access import org_for_read
 from tenancy.models import Org
 
 from .models import Product

@@ -10,7 +10,7 @@ document counters (``billing.invoicing.lock_objects``), then credit grants.
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 
-from .models import BillingPeriod, Contract
+from .models import BillingPeriod, Contract, CreditGrant
 
 
 def lock_period(*, period_id: int) -> BillingPeriod:
@@ -36,3 +36,13 @@ def lock_contract_periods(*, contract: Contract, since: date) -> list[BillingPer
         end__gt=datetime.combine(since, time(0), tzinfo=UTC),
     )
     return list(query.order_by("pk"))
+
+
+def lock_credit_grants(*, org_id: int) -> list[CreditGrant]:
+    """Lock the org's grants, in pk order (so concurrent ratings cannot deadlock)."""
+    return list(CreditGrant.objects.select_for_update().filter(org_id=org_id).order_by("pk"))
+
+
+def lock_credit_grant(*, org_id: int, key: str) -> CreditGrant | None:
+    """Lock the org's grant named ``key``, or None if it has none."""
+    return CreditGrant.objects.select_for_update().filter(org_id=org_id, key=key).first()

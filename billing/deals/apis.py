@@ -2,8 +2,7 @@
 selectors. Account managers and finance only; every other caller gets 403."""
 
 from collections.abc import Callable
-from datetime import date
-from typing import Any, NoReturn
+from typing import Any
 
 from django.http import HttpResponse
 from django.utils import timezone
@@ -15,20 +14,22 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import permissions, serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, error_responses
+from config.errors import error_responses
+from core.timeparse import month_start
 from tenancy.models import Org
 
 from ..models import Contract, Issuer, Product
 from . import access, selectors, services
 from .capacity import PoolCapacity
-from .economics import EconomicsError
 from .models import Deal
 from .quote import quote_number, render_quote_pdf
 from .simulation import MAX_MONTHS, simulate
+from .terms import LineInput, TermInput
 
 
 class DeskStaff(permissions.BasePermission):
@@ -38,17 +39,8 @@ class DeskStaff(permissions.BasePermission):
         return access.may_use_desk(request.user)
 
 
-def _fail(exc: services.DealError) -> NoReturn:
-    if exc.fields and exc.code == "validation_error":
-        raise serializers.ValidationError(exc.fields)
-    raise ApiError(code=exc.code, message=exc.message, status_code=exc.status)
-
-
 def _deal(request: Request, deal_id: int) -> Deal:
-    try:
-        return selectors.deal_for(user=request.user, deal_id=deal_id)
-    except services.DealError as exc:
-        _fail(exc)
+    return selectors.deal_for(user=request.user, deal_id=deal_id)
 
 
 @extend_schema_serializer(component_name="DealRampStep")
@@ -119,7 +111,7 @@ def _terms(data: dict[str, Any], org: Org) -> dict[str, Any]:
         "issuer": data["issuer"],
         "amends": _amends(org, data.get("amends")),
         "terms": [
-            services.TermInput(
+            TermInput(
                 product=term.get("product"),
                 valid_from=term["valid_from"],
                 valid_until=term.get("valid_until"),
@@ -129,7 +121,7 @@ def _terms(data: dict[str, Any], org: Org) -> dict[str, Any]:
             for term in data.get("terms", [])
         ],
         "lines": [
-            services.LineInput(
+            LineInput(
                 product=line["product"],
                 quantity=line["quantity"],
                 start=line["start"],
@@ -315,17 +307,10 @@ class DealListApi(APIView):
         data.is_valid(raise_exception=True)
         org = access.draftable_orgs(request.user).filter(slug=data.validated_data["org"]).first()
         if org is None:
-            raise ApiError(
-                code="permission_denied",
-                message=f"You may not draft deals for org {data.validated_data['org']!r}.",
-                status_code=403,
+            raise PermissionDenied(
+                f"You may not draft deals for org {data.validated_data['org']!r}."
             )
-        try:
-            deal = services.deal_create(
-                actor=request.user, org=org, **_terms(data.validated_data, org)
-            )
-        except services.DealError as exc:
-            _fail(exc)
+        deal = services.deal_create(actor=request.user, org=org, **_terms(data.validated_data, org))
         return _deal_response(request, deal, 201)
 
 
@@ -347,12 +332,9 @@ class DealDetailApi(APIView):
         deal = _deal(request, deal_id)
         data = _DealIn(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            deal = services.deal_update(
-                actor=request.user, deal_id=deal.pk, **_terms(data.validated_data, deal.org)
-            )
-        except services.DealError as exc:
-            _fail(exc)
+        deal = services.deal_update(
+            actor=request.user, deal_id=deal.pk, **_terms(data.validated_data, deal.org)
+        )
         return _deal_response(request, deal)
 
 
@@ -423,10 +405,7 @@ class _Transition(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         extra = {"comment": data.validated_data["comment"]} if self.takes_comment else {}
-        try:
-            deal = type(self).transition(actor=request.user, deal_id=deal.pk, **extra)
-        except services.DealError as exc:
-            _fail(exc)
+        deal = type(self).transition(actor=request.user, deal_id=deal.pk, **extra)
         return _deal_response(request, deal)
 
 
@@ -473,11 +452,7 @@ class DealQuoteApi(APIView):
     )
     def get(self, request: Request, deal_id: int) -> HttpResponse:
         deal = _deal(request, deal_id)
-        try:
-            pdf = render_quote_pdf(deal)
-        except EconomicsError as exc:
-            raise ApiError(code="validation_error", message=str(exc), status_code=409) from None
-        response = HttpResponse(pdf, content_type="application/pdf")
+        response = HttpResponse(render_quote_pdf(deal), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{quote_number(deal)}.pdf"'
         return response
 
@@ -496,7 +471,7 @@ class CapacityApi(APIView):
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("from")
         try:
-            start = date.fromisoformat(f"{raw}-01") if raw else timezone.now().date()
+            start = month_start(raw) if raw else timezone.now().date()
         except ValueError:
             raise serializers.ValidationError({"from": ["Use YYYY-MM."]}) from None
         months = serializers.IntegerField(min_value=1, max_value=60).run_validation(

@@ -15,7 +15,7 @@ from tenancy.models import Org
 from ..models import Contract, Issuer, Product
 from . import access, selectors
 from .models import Deal
-from .services import LineInput, TermInput, contract_span
+from .terms import LineInput, TermInput, contract_span
 
 RAMP_STEPS = 3  # ramp rows under each line; more steps: save, and the edit form adds rows
 

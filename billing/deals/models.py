@@ -5,7 +5,7 @@ from django.db import models
 
 from tenancy.models import Org
 
-from ..models import Amendment, Contract, Issuer, Product
+from ..models.base import Amendment, Contract, Issuer, Product
 
 __all__ = ["Deal", "DealEvent", "DealLine", "DealTerm"]
 

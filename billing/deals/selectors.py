@@ -14,8 +14,8 @@ from ..selectors import ContractTerms, contract_terms
 from . import access
 from .capacity import Fit, PoolCapacity, capacity_overview, deal_fit
 from .economics import Economics, EconomicsError, deal_economics
+from .errors import DealError
 from .models import Deal, DealEvent, DealLine, DealTerm
-from .services import DealError
 
 
 def deals_for(*, user: Any, status: str | None = None) -> QuerySet[Deal]:
@@ -29,7 +29,7 @@ def deal_for(*, user: Any, deal_id: int) -> Deal:
     """One deal the caller may see. Refused alike whether it exists or not (403)."""
     deal = deals_for(user=user).filter(pk=deal_id).first()
     if deal is None:
-        raise DealError("permission_denied", f"You may not see deal {deal_id}.", status=403)
+        raise DealError("permission_denied", f"You may not see deal {deal_id}.")
     return deal
 
 
@@ -120,5 +120,5 @@ def contract_view(*, user: Any, contract_id: int) -> ContractTerms:
     amendments. Refused alike whether it exists or not (403)."""
     terms = contract_terms(orgs=access.deal_orgs(user), contract_id=contract_id)
     if terms is None:
-        raise DealError("permission_denied", f"You may not see contract {contract_id}.", status=403)
+        raise DealError("permission_denied", f"You may not see contract {contract_id}.")
     return terms

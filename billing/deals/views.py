@@ -2,7 +2,6 @@
 Customers and operators get 403 on every page (``role_required``)."""
 
 from collections.abc import Sequence
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +12,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.errors import ErrorKind
+from core.timeparse import month_start
 from tenancy.models import StaffRole
 from web.access import role_required
 from web.charts import bars, stacked_bars
@@ -20,6 +21,7 @@ from web.charts import bars, stacked_bars
 from . import access, selectors, services
 from .capacity import PoolMonth
 from .economics import EconomicsError
+from .errors import DealError
 from .forms import DealForm, LineFormSet, TermFormSet, line_initial, term_initial
 from .models import Deal
 from .quote import render_quote_pdf
@@ -73,7 +75,7 @@ def changes_text(changes: dict[str, Any], edited: bool) -> list[str]:
 def _deal(request: HttpRequest, deal_id: int) -> Deal:
     try:
         return selectors.deal_for(user=request.user, deal_id=deal_id)
-    except services.DealError as exc:
+    except DealError as exc:
         raise PermissionDenied(exc.message) from None
 
 
@@ -125,8 +127,8 @@ def _form_page(request: HttpRequest, deal: Deal | None) -> HttpResponse:
                     )
                 else:
                     deal = services.deal_update(actor=request.user, deal_id=deal.pk, **values)
-            except services.DealError as exc:
-                if exc.status == 403:
+            except DealError as exc:
+                if exc.kind == ErrorKind.FORBIDDEN:
                     raise PermissionDenied(exc.message) from None
                 # Each message names the product and dates it is about: listed at the top.
                 for errors in (exc.fields or {"__all__": [exc.message]}).values():
@@ -254,8 +256,8 @@ def _transition(request: HttpRequest, deal_id: int, action: str) -> HttpResponse
                 messages.success(request, f"Signed: contract {deal.amends.key} amended.")
             else:
                 messages.success(request, f"Signed: contract {deal.contract_key} created.")
-    except services.DealError as exc:
-        if exc.status == 403 and exc.code != "four_eyes":
+    except DealError as exc:
+        if exc.kind == ErrorKind.FORBIDDEN and exc.code != "four_eyes":
             raise PermissionDenied(exc.message) from None
         messages.error(request, exc.message)
     return HttpResponseRedirect(f"/deals/{deal_id}/")
@@ -291,7 +293,7 @@ def capacity(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("from")
     if raw:
         try:
-            start = date.fromisoformat(f"{raw}-01")
+            start = month_start(raw)
         except ValueError:
             messages.error(request, f"{raw!r} is not a month (YYYY-MM).")
     pools = selectors.capacity_for(user=request.user, start=start, months=24)
@@ -346,6 +348,6 @@ def contract_detail(request: HttpRequest, contract_id: int) -> HttpResponse:
     """A contract's terms, each with the amendment that added it, and its amendments."""
     try:
         view = selectors.contract_view(user=request.user, contract_id=contract_id)
-    except services.DealError as exc:
+    except DealError as exc:
         raise PermissionDenied(exc.message) from None
     return render(request, "deals/contract.html", {"view": view, "contract": view.contract})

@@ -35,6 +35,7 @@ from billing.models import (
     Reservation,
 )
 from billing.services import org_rate
+from core.errors import ErrorKind
 from tenancy.models import Org
 
 from ...factories import staff_user
@@ -295,7 +296,7 @@ def test_four_eyes_the_approver_wrote_none_of_the_terms(am, finance, reserved, s
     with pytest.raises(DealError) as refused:
         deal_approve(actor=carol, deal_id=deal.pk)
 
-    assert (refused.value.code, refused.value.status) == ("four_eyes", 403)
+    assert (refused.value.code, refused.value.kind) == ("four_eyes", ErrorKind.FORBIDDEN)
     assert refused.value.message == (
         "You created, edited or submitted this deal's terms, so you cannot approve it: "
         "another finance user decides (four eyes)."
