@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from audit.services import audit_record
 from tenancy.models import Org
 
 from .lock_objects import lock_contract_periods, lock_period
@@ -26,7 +27,6 @@ from .models import (
 from .rating.credits import credits_apply
 from .rating.engine import Rating, compute_period
 from .rating.periods import periods_ensure
-from .rating.triggers import schedule_rating
 
 Status = BillingPeriod.Status
 RATEABLE = (Status.OPEN, Status.CLOSING)
@@ -169,7 +169,9 @@ def contract_amend(
     amendment: who signed it, when, and what it adds. Nothing the contract held before is
     changed; a term overlapping an earlier one of its kind supersedes it from its own date.
 
-    The periods it touches are marked for rating again. Raises ``AmendmentError`` when a term
+    The periods it touches are marked for rating again (``usage_changed_at``: the next
+    ``billing.rate_due`` rates them; callers may ask for one at once with
+    ``rating.triggers.schedule_rating``). Raises ``AmendmentError`` when a term
     starts before the end of the last invoiced period, or reaches outside the contract."""
     starts = [r.start for r in reservations] + [p.valid_from for p in prices]
     if not starts:
@@ -233,9 +235,6 @@ def contract_amend(
     BillingPeriod.objects.filter(pk__in=[p.pk for p in periods if p.status in RATEABLE]).update(
         usage_changed_at=timezone.now()
     )
-    schedule_rating()
-    from audit.services import audit_record
-
     audit_record(
         action="contract.amended",
         object_type="contract",

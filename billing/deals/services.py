@@ -23,6 +23,7 @@ from tenancy.models import Org
 from ..catalog import CatalogError, load_catalog
 from ..models import Contract, Issuer
 from ..rating.terms import days_text
+from ..rating.triggers import schedule_rating
 from ..services import AmendmentError, PriceTerm, ReservationTerm, contract_amend
 from . import access
 from .capacity import deal_fit
@@ -392,6 +393,7 @@ def _amend(deal: Deal, actor: Any, lines: list[DealLine], terms: list[DealTerm])
             summary=f"Deal {deal.pk}: " + amendment_summary(lines, terms),
             signed_by=actor,
         )
+        schedule_rating()  # the amended periods are rated again after this commits
     except AmendmentError as exc:
         raise DealError("amendment_refused", str(exc), fields={"amends": [str(exc)]}) from None
 
