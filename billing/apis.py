@@ -1,19 +1,26 @@
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from django.db.models import QuerySet
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
-from tenancy.access import caller, has_role
+from tenancy.access import caller, has_role, is_staff_reader, visible_orgs
 from tenancy.api_access import org_for_read
-from tenancy.models import Membership, StaffRole
+from tenancy.models import Membership, Org, StaffRole
 
 from .models import Product
 from .money import money_text
-from .selectors import org_summary, products_list
+from .selectors import contract_terms, contracts_for, org_summary, products_list
 from .services import org_billing_details_update
 
 
@@ -97,6 +104,12 @@ class OrgSummaryApi(APIView):
             product = serializers.CharField()
             start = serializers.DateField()
             end = serializers.DateField()
+            quantity = serializers.DecimalField(
+                max_digits=30, decimal_places=6, help_text="Units reserved at its start."
+            )
+            amendment = serializers.IntegerField(
+                allow_null=True, help_text="The amendment that added it; null: the contract's."
+            )
             reserved = serializers.DecimalField(max_digits=30, decimal_places=6)
             used = serializers.DecimalField(max_digits=30, decimal_places=6)
             covered = serializers.DecimalField(max_digits=30, decimal_places=6)
@@ -186,3 +199,109 @@ class OrgBillingDetailsApi(APIView):
         data.is_valid(raise_exception=True)
         updated = org_billing_details_update(org=target, user=user, **data.validated_data)
         return Response(self.OutputSerializer(updated).data)
+
+
+def _contract_orgs(request: Request) -> QuerySet[Org]:
+    """The orgs whose contracts the caller may read: staff see theirs (finance and operators
+    every org), customers and org keys their own org (``?org=`` picks one)."""
+    slug = request.query_params.get("org")
+    user, api_key = caller(request)
+    if is_staff_reader(user=user, api_key=api_key):
+        orgs = visible_orgs(user=user)
+        return orgs.filter(slug=slug) if slug else orgs
+    return Org.objects.filter(pk=org_for_read(request, slug).pk)
+
+
+@extend_schema_serializer(component_name="ContractSummary")
+class _ContractSummary(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    key = serializers.CharField()
+    org = serializers.CharField(source="org.slug")
+    issuer = serializers.CharField(source="issuer.key")
+    rate_card = serializers.CharField(source="rate_card_key")
+    currency = serializers.CharField()
+    start = serializers.DateField()
+    end = serializers.DateField(allow_null=True, help_text="Exclusive; null: open-ended.")
+    billing_day = serializers.IntegerField()
+    payment_terms_days = serializers.IntegerField()
+
+
+class ContractListApi(APIView):
+    @extend_schema(
+        operation_id="contracts_list",
+        parameters=[OpenApiParameter("org", str, description="Org slug.")],
+        responses={200: _ContractSummary(many=True), **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            _ContractSummary(contracts_for(orgs=_contract_orgs(request)), many=True).data
+        )
+
+
+class ContractDetailApi(APIView):
+    """A contract with its dated terms and amendment history (SPEC §3 "Amendments"): each
+    reservation and price names the amendment that added it (null: the contract's own)."""
+
+    @extend_schema_serializer(component_name="Contract")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="ContractReservation")
+        class ReservationSerializer(serializers.Serializer):
+            product = serializers.CharField(source="product.key")
+            quantity = serializers.DecimalField(max_digits=30, decimal_places=6)
+            unit_price = serializers.DecimalField(max_digits=28, decimal_places=12)
+            burst_unit_price = serializers.DecimalField(
+                max_digits=28, decimal_places=12, allow_null=True
+            )
+            start = serializers.DateField()
+            end = serializers.DateField(help_text="Exclusive.")
+            ramp = serializers.SerializerMethodField()
+            amendment = serializers.IntegerField(source="amendment_id", allow_null=True)
+
+            def get_ramp(self, reservation: Any) -> list[dict[str, str]]:
+                return [
+                    {"from": r.starts.isoformat(), "quantity": f"{r.quantity.normalize():f}"}
+                    for r in reservation.ramps.all()
+                ]
+
+        @extend_schema_serializer(component_name="ContractTerm")
+        class PriceSerializer(serializers.Serializer):
+            product = serializers.CharField(
+                source="product.key", allow_null=True, default=None, help_text="null: all."
+            )
+            discount_percent = serializers.DecimalField(max_digits=7, decimal_places=4)
+            unit_price = serializers.DecimalField(
+                max_digits=28, decimal_places=12, allow_null=True, help_text="A custom price."
+            )
+            valid_from = serializers.DateField()
+            valid_until = serializers.DateField(allow_null=True, help_text="Exclusive.")
+            amendment = serializers.IntegerField(source="amendment_id", allow_null=True)
+
+        @extend_schema_serializer(component_name="ContractAmendment")
+        class AmendmentSerializer(serializers.Serializer):
+            id = serializers.IntegerField(source="pk")
+            effective = serializers.DateField()
+            signed_at = serializers.DateTimeField()
+            signed_by = serializers.CharField(
+                source="signed_by.username", allow_null=True, default=None
+            )
+            deal = serializers.SerializerMethodField()
+            summary = serializers.CharField()
+
+            def get_deal(self, amendment: Any) -> int | None:
+                deal = getattr(amendment, "deal", None)
+                return deal.pk if deal is not None else None
+
+        contract = _ContractSummary()
+        reservations = ReservationSerializer(many=True)
+        prices = PriceSerializer(many=True)
+        amendments = AmendmentSerializer(many=True)
+
+    @extend_schema(
+        operation_id="contracts_retrieve",
+        responses={200: OutputSerializer, **error_responses(400, 404)},
+    )
+    def get(self, request: Request, contract_id: int) -> Response:
+        terms = contract_terms(orgs=_contract_orgs(request), contract_id=contract_id)
+        if terms is None:
+            raise NotFound("No such contract.")
+        return Response(self.OutputSerializer(terms).data)

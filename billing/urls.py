@@ -10,6 +10,8 @@ urlpatterns = [
         apis.OrgBillingDetailsApi.as_view(),
         name="org-billing-details",
     ),
+    path("contracts", apis.ContractListApi.as_view(), name="contracts"),
+    path("contracts/<int:contract_id>", apis.ContractDetailApi.as_view(), name="contract"),
     path("", include("billing.deals.urls")),
     path("", include("billing.invoicing.urls")),
 ]

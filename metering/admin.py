@@ -5,7 +5,8 @@ from .models import Allocation, HourlyRollup, Meter, UsageEvent
 
 @admin.register(Meter)
 class MeterAdmin(admin.ModelAdmin):
-    list_display = ["key", "event_type", "aggregation", "value_path", "unit"]
+    list_display = ["key", "event_type", "aggregation", "value_path", "unit", "allow_negative"]
+    list_filter = ["aggregation", "allow_negative"]
     search_fields = ["key", "event_type"]
 
 
@@ -31,7 +32,7 @@ class UsageEventAdmin(admin.ModelAdmin):
 
 @admin.register(HourlyRollup)
 class HourlyRollupAdmin(admin.ModelAdmin):
-    list_display = ["org", "meter", "hour", "dims_key", "value", "event_count"]
+    list_display = ["org", "meter", "hour", "dimensions", "value", "event_count"]
     list_filter = ["meter"]
     date_hierarchy = "hour"
     show_full_result_count = False

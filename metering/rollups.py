@@ -6,6 +6,7 @@ database; only `latest` and `unique_count` stream rows through Python, one batch
 time, never a whole period.
 """
 
+import hashlib
 import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,10 @@ Agg = Meter.Aggregation
 
 
 def dims_key(dimensions: dict[str, Any]) -> str:
-    return json.dumps(dimensions, sort_keys=True, separators=(",", ":"))
+    """sha256 of the dimensions' canonical JSON: 64 characters whatever the values hold (a
+    long non-ASCII value once overflowed a key that was the JSON itself)."""
+    text = json.dumps(dimensions, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def rollup_pending(*, batch_hours: int | None = None) -> int:

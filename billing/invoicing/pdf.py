@@ -69,6 +69,9 @@ def _register_fonts() -> None:
     )
 
 
+_register_fonts()  # at import: every user of STYLES (the deal desk's quote too) has the fonts
+
+
 def _style(name: str, size: float, leading: float, color: Any = INK, **extra: Any) -> Any:
     return ParagraphStyle(name, fontName=extra.pop("fontName", FONT), fontSize=size,
                           leading=leading, textColor=color, **extra)  # fmt: skip
@@ -428,10 +431,16 @@ def _header(sheet: Sheet) -> Table:
     )
     if contact:
         issuer.append(_p(contact))
-    right: list[Any] = [Paragraph(sheet.kind, STYLES["title"])]
+    return heading(issuer, sheet.kind, sheet.facts)
+
+
+def heading(left: list[Any], title: str, facts: list[tuple[str, str]]) -> Table:
+    """The top of a document: who issues it on the left; its title and facts on the right."""
+    _register_fonts()
+    right: list[Any] = [Paragraph(title, STYLES["title"])]
     right.append(
         Table(
-            [[_p(k, "label"), _p(v, "right")] for k, v in sheet.facts],
+            [[_p(k, "label"), _p(v, "right")] for k, v in facts],
             colWidths=[28 * mm, 52 * mm],
             style=TableStyle(
                 [
@@ -446,7 +455,7 @@ def _header(sheet: Sheet) -> Table:
         )
     )
     return Table(
-        [[issuer, right]],
+        [[left, right]],
         colWidths=[94 * mm, 80 * mm],
         style=TableStyle(
             [
@@ -466,8 +475,13 @@ def _parties(sheet: Sheet) -> Table:
     bill_to.append(_p(f"Country: {sheet.customer_country}"))
     if sheet.customer_vat_id:
         bill_to.append(_p(f"VAT ID: {sheet.customer_vat_id}"))
+    return band(bill_to)
+
+
+def band(cells: list[Any]) -> Table:
+    """A shaded box across the page: the customer's details."""
     return Table(
-        [[bill_to]],
+        [[cells]],
         colWidths=[174 * mm],
         style=TableStyle(
             [

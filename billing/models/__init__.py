@@ -4,7 +4,7 @@ charge and credit models; the deal desk's and invoicing's models live beside the
 import ``base`` (never this package), so no model module imports another in a cycle.
 """
 
-from ..deals.models import Deal, DealEvent, DealLine
+from ..deals.models import Deal, DealEvent, DealLine, DealTerm
 from ..fx.models import FxRate
 from ..invoicing.models import (
     CreditNote,
@@ -22,6 +22,7 @@ from ..invoicing.models import (
     TaxReason,
 )
 from .base import (
+    Amendment,
     BillingPeriod,
     CapacityPool,
     Contract,
@@ -40,6 +41,7 @@ from .base import (
 )
 
 __all__ = [
+    "Amendment",
     "BillingPeriod",
     "CapacityPool",
     "Contract",
@@ -52,6 +54,7 @@ __all__ = [
     "Deal",
     "DealEvent",
     "DealLine",
+    "DealTerm",
     "DocumentCounter",
     "FxRate",
     "Invoice",

@@ -51,3 +51,8 @@ def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_pat
     assert "10 of 10 invoices pushed" in second.stdout
     for login in ("ada", "demo-am", "fin", "ops"):
         assert f"  {login} " in second.stdout
+    # the deal desk: acme's contract amended by a signed expansion, globex's deal pending
+    assert "(acme): 2 × h100-eu-north from " in second.stdout
+    assert "; signed, amends acme-2026" in second.stdout
+    assert "(globex): 16 × h100-us-east from " in second.stdout
+    assert "; pending approval" in second.stdout

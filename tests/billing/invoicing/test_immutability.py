@@ -16,7 +16,7 @@ from .conftest import AFTER_GRACE, rated_period, worked_charges
 # The latest migration's list of frozen columns (SQLite) must cover every column but the
 # status ones.
 migration = __import__(
-    "billing.migrations.0007_einvoicing_legal_details_fx", fromlist=["INVOICE_FROZEN_COLUMNS"]
+    "billing.migrations.0008_einvoicing_legal_details_fx", fromlist=["INVOICE_FROZEN_COLUMNS"]
 )
 
 

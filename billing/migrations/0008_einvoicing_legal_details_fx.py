@@ -55,7 +55,7 @@ def _create_sqlite_triggers(columns):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0006_invoice_status_graph"),
+        ("billing", "0007_merge_amendments_invoice_status_graph"),
         ("tenancy", "0002_org_billing_email"),
     ]
 
