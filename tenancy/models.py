@@ -12,7 +12,7 @@ class Org(models.Model):
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, upper case.")
     vat_id = models.CharField(max_length=32, blank=True)
     # Where invoices are sent; the buyer's electronic address on e-invoices (BT-49, scheme EM).
-    billing_email = models.EmailField(blank=True)
+    billing_email = models.EmailField(blank=True, default="", db_default="")
     currency = models.CharField(max_length=3, help_text="ISO 4217 billing currency.")
     stripe_customer_id = models.CharField(max_length=64, blank=True)
     account_manager = models.ForeignKey(

@@ -16,7 +16,10 @@ from .conftest import CONTRACTS, draft, line
 
 
 def _text(pdf: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    """The PDF's words, whitespace collapsed: a fact wrapped onto two lines in a cell is
+    still found (the layout follows the font)."""
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    return " ".join(text.split())
 
 
 def test_a_new_contracts_quote(am):
