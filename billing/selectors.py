@@ -2,14 +2,24 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
 from tenancy.models import Org
 
-from .models import BillingPeriod, CreditGrant, Product, RatedCharge, ReservationUsage
+from .models import (
+    BillingPeriod,
+    Contract,
+    ContractPrice,
+    CreditGrant,
+    Price,
+    Product,
+    RateCard,
+    RatedCharge,
+    Reservation,
+    ReservationUsage,
+)
 from .rating.credits import drawn_for
 from .rating.engine import FORECAST_METHOD
 
@@ -40,7 +50,7 @@ class ReservationUse:
     covered: Decimal
     burst: Decimal
     utilization: Decimal  # covered / reserved, percent, 2 places
-    hours: list[dict[str, Any]]  # [{"hour", "reserved", "used"}]
+    name: str = ""  # the product's name
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,26 @@ def current_period(*, org: Org, at: datetime) -> BillingPeriod | None:
     return periods.filter(end__gt=at).first() or periods.first()
 
 
-def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
-    """The current period's usage and cost so far, reservation use, credits and forecast, as
-    of its last rating (minutes behind; see ``billing.rating.triggers``). Reads stored
-    results only: a handful of indexed queries, whatever the volume of events."""
-    at = at or timezone.now()
-    period = current_period(org=org, at=at)
+def period_starting_in(*, org: Org, year: int, month: int) -> BillingPeriod | None:
+    """The org's billing period that starts in the month (the first, if a contract changed)."""
+    return (
+        BillingPeriod.objects.filter(org=org, start__year=year, start__month=month)
+        .order_by("start", "pk")
+        .first()
+    )
+
+
+def org_summary(
+    *, org: Org, at: datetime | None = None, period: BillingPeriod | None = None
+) -> Summary:
+    """A period's usage and cost so far, reservation use, credits and forecast, as of its last
+    rating (minutes behind; see ``billing.rating.triggers``): ``period``, else the one that
+    contains ``at`` (default now). Reads stored results only: a handful of indexed queries,
+    whatever the volume of events; the hourly netting is ``reservation_hours``'s."""
+    if period is None:
+        period = current_period(org=org, at=at or timezone.now())
+    elif period.org_id != org.pk:
+        raise ValueError("the period is another org's")
     if period is None:
         return Summary(org=org.slug, period=None, currency=org.currency, rated_as_of=None)
     charges = list(RatedCharge.objects.filter(org=org, period=period).select_related("product"))
@@ -114,14 +138,7 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
                 covered=row.covered,
                 burst=row.burst,
                 utilization=utilization,
-                hours=[
-                    {
-                        "hour": period.start + timedelta(hours=int(h[0])),
-                        "reserved": h[1],
-                        "used": h[2],
-                    }
-                    for h in row.hours
-                ],
+                name=reservation.product.name,
             )
         )
     applied = drawn_for(period=period)
@@ -144,4 +161,67 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
         reservations=uses,
         credits=credits,
         forecast=period.forecast,
+    )
+
+
+@dataclass(frozen=True)
+class ReservedHour:
+    product: str
+    hour: datetime
+    reserved: Decimal  # billing units reserved in the hour, R(h)
+    used: Decimal  # U(h), billing units
+
+
+def reservation_hours(
+    *, org: Org, period: BillingPeriod, product: str | None = None
+) -> list[ReservedHour]:
+    """The hourly netting of the period's reservations, rated so far: one row per product and
+    hour (stacked reservations of a product add up), sorted by product then hour."""
+    reserved: dict[tuple[str, datetime], Decimal] = defaultdict(Decimal)
+    used: dict[tuple[str, datetime], Decimal] = {}
+    rows = ReservationUsage.objects.filter(org=org, period=period).select_related(
+        "reservation__product"
+    )
+    if product:
+        rows = rows.filter(reservation__product__key=product)
+    for row in rows:
+        key = row.reservation.product.key
+        for offset, r, u in row.hours:
+            hour = period.start + timedelta(hours=int(offset))
+            reserved[(key, hour)] += Decimal(r)
+            used[(key, hour)] = Decimal(u)
+    return [
+        ReservedHour(key, hour, reserved[(key, hour)], used[(key, hour)])
+        for key, hour in sorted(reserved)
+    ]
+
+
+def contracts_for(*, orgs: QuerySet[Org]) -> QuerySet[Contract]:
+    """The contracts of ``orgs`` (what the caller may see) with every term prefetched."""
+    return (
+        Contract.objects.filter(org__in=orgs)
+        .select_related("org", "issuer")
+        .prefetch_related(
+            Prefetch("prices", queryset=ContractPrice.objects.select_related("product")),
+            Prefetch(
+                "reservations",
+                queryset=Reservation.objects.select_related("product").prefetch_related("ramps"),
+            ),
+            "commitments",
+            "credits",
+        )
+    )
+
+
+def rate_cards_for(*, orgs: QuerySet[Org] | None) -> QuerySet[RateCard]:
+    """Rate card versions with their prices: all of them (``orgs`` None: staff), else those
+    of the families the contracts of ``orgs`` use — a customer sees its own list prices."""
+    cards = RateCard.objects.all()
+    if orgs is not None:
+        families = Contract.objects.filter(org__in=orgs).values("rate_card_key")
+        cards = cards.filter(key__in=families)
+    return cards.prefetch_related(
+        Prefetch(
+            "prices", queryset=Price.objects.select_related("product").order_by("product__key")
+        )
     )

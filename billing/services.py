@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from tenancy.models import Org
 
+from .alerts.services import alerts_after_rating
 from .models import BillingPeriod, Contract, RatedCharge, ReservationUsage
 from .rating.credits import credits_apply
 from .rating.engine import Rating, compute_period
@@ -46,6 +47,7 @@ def period_rate(*, period_id: int, as_of: datetime | None = None) -> BillingPeri
         period.save(
             update_fields=["rated_at", "rated_as_of", "subtotal", "forecast", "usage", "status"]
         )
+    alerts_after_rating(period_id=period.pk)
     return period
 
 

@@ -1,6 +1,6 @@
 """Charts rendered on the server as inline SVG (pygal): no JavaScript, no CDN, works offline."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -8,7 +8,7 @@ import pygal
 from django.utils.safestring import SafeString, mark_safe
 from pygal.style import Style
 
-STYLE = Style(
+_STYLE_ARGS: dict[str, Any] = dict(
     background="transparent",
     plot_background="transparent",
     foreground="#1f2937",
@@ -21,6 +21,7 @@ STYLE = Style(
     legend_font_size=12,
     title_font_size=14,
 )
+STYLE = Style(**_STYLE_ARGS)
 
 _COMMON = {
     "style": STYLE,
@@ -60,9 +61,52 @@ def stacked_bars(
     series: dict[str, Sequence[Decimal | float | None]],
     y_title: str = "",
     height: int = 320,
+    width: int = 900,
+    formatter: Callable[[float], str] | None = None,
 ) -> SafeString:
-    chart = pygal.StackedBar(title=title, height=height, width=900, y_title=y_title, **_COMMON)
+    chart = pygal.StackedBar(title=title, height=height, width=width, y_title=y_title, **_COMMON)
+    if formatter is not None:
+        chart.value_formatter = formatter
     return _render(_fill(chart, labels, series))
+
+
+# Used: a light filled area underneath; reserved: a dark line drawn over it.
+RESERVED_STYLE = Style(**{**_STYLE_ARGS, "colors": ("#93c5fd", "#b91c1c")})
+
+
+def reserved_vs_used(
+    *,
+    title: str,
+    labels: Sequence[str],
+    reserved: Sequence[Decimal],
+    used: Sequence[Decimal],
+    y_title: str,
+    formatter: Callable[[float], str] | None = None,
+) -> SafeString:
+    """Used as a filled area, reserved as a thick dashed line drawn last, so the reserved
+    level stays visible where usage sits on it or below it; bursts rise above it."""
+    chart = pygal.Line(
+        title=title,
+        height=320,
+        width=900,
+        y_title=y_title,
+        fill=True,
+        interpolate=None,
+        show_dots=False,
+        include_x_axis=True,
+        **{**_COMMON, "style": RESERVED_STYLE},
+    )
+    if formatter is not None:
+        chart.value_formatter = formatter
+    _fill(chart, labels, {})
+    chart.add("used", [float(v) for v in used], stroke_style={"width": 1.5})
+    chart.add(
+        "reserved",
+        [float(v) for v in reserved],
+        fill=False,
+        stroke_style={"width": 3.5, "dasharray": "10, 5"},
+    )
+    return _render(chart)
 
 
 def lines(

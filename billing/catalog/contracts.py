@@ -44,6 +44,16 @@ def _product_known(entry: Entry, ctx: Context, field: str, key: Any) -> None:
         entry.error(field, f"no product {key!r} in this file or the database")
 
 
+def _hourly_product(entry: Entry, ctx: Context, key: Any) -> None:
+    """Reservations net per hour (SPEC §6 step 2): their product's quantity must be hourly."""
+    parsed = next((p for p in ctx.parsed.get("products", []) if p.get("key") == key), None)
+    quantity = parsed["quantity"] if parsed else None
+    if parsed is None and key:
+        quantity = Product.objects.filter(key=key).values_list("quantity", flat=True).first()
+    if quantity == Product.Quantity.PERIOD:
+        entry.error("product", f"{key!r} has quantity 'period'; a reservation nets per hour")
+
+
 def _tiers(entry: Entry, model: str) -> list[dict[str, str | None]]:
     raw = entry.listing("tiers", None)
     if model not in (Price.Model.GRADUATED, Price.Model.VOLUME):
@@ -171,6 +181,7 @@ def _reservations(entry: Entry, ctx: Context, term: tuple[Any, Any]) -> list[dic
     for item in _children(entry, "reservations"):
         product = item.slug("product")
         _product_known(item, ctx, "product", product)
+        _hourly_product(item, ctx, product)
         start = item.date("start", term[0])
         end = item.date("end", term[1])
         if end is None and term[1] is None:

@@ -24,3 +24,27 @@ def money(value: Any) -> str:
         return f"{Decimal(str(value)):,.2f}"
     except (InvalidOperation, ValueError):
         return str(value)
+
+
+@register.filter
+def amount(value: Any, numbers: Any) -> str:
+    """An amount in the org's locale and currency: ``{{ x|amount:numbers }}``."""
+    return str(numbers.money(value))
+
+
+@register.filter
+def qty(value: Any, numbers: Any) -> str:
+    """A quantity in the org's locale with sensible decimals: ``{{ x|qty:numbers }}``."""
+    return str(numbers.quantity(value))
+
+
+@register.filter
+def pct(value: Any, numbers: Any) -> str:
+    """A percentage (given in percent) in the org's locale: ``{{ x|pct:numbers }}``."""
+    return str(numbers.percent(value))
+
+
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    """``{{ mapping|get_item:key }}``: a dict's value by a variable key ('' when absent)."""
+    return mapping.get(key, "") if hasattr(mapping, "get") else ""

@@ -1,0 +1,20 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("billing", "0005_merge_0004_deals_0004_invoice_immutability")]
+
+    operations = [
+        migrations.AddField(
+            model_name="product",
+            name="quantity",
+            field=models.CharField(
+                choices=[
+                    ("hourly", "Hourly: Σ U(h), in unit-hours"),
+                    ("period", "Period: the meter's aggregation over the whole period"),
+                ],
+                default="hourly",
+                max_length=8,
+            ),
+        ),
+    ]
