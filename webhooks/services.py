@@ -39,6 +39,7 @@ from .signing import new_secret, signature_header
 
 Status = WebhookDelivery.Status
 USER_AGENT = "Tessera-Webhooks/1.0"
+EARLY_SLACK = timedelta(seconds=1)
 
 
 class WebhookError(Exception):
@@ -331,8 +332,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     then the delivery fails and its endpoint is marked failing. Idempotent per attempt."""
     now = timezone.now()
     claim = now + timedelta(seconds=settings.TESSERA_WEBHOOK_TIMEOUT_SECONDS * 2 + 30)
+    # A countdown task may start a little before its due time (timer resolution, clocks):
+    # it is still the one that was scheduled, so a second's slack keeps it from being lost.
+    # An attempt in flight has moved the due time a claim ahead: never within the slack.
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, status=Status.PENDING, next_attempt_at__lte=now
+        pk=delivery_id, status=Status.PENDING, next_attempt_at__lte=now + EARLY_SLACK
     ).update(next_attempt_at=claim)
     if not claimed:
         return None
