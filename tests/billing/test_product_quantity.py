@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from billing.catalog import CatalogError, load_catalog
-from billing.invoicing.services import invoice_draft
+from billing.invoicing.drafting import invoice_draft
 from billing.models import BillingPeriod, Product
 from billing.services import org_rate
 from tenancy.models import Org
@@ -19,7 +19,7 @@ from .conftest import CATALOG, START, charges, contract, ingest
 
 END = datetime(2026, 10, 3, tzinfo=UTC)
 
-METERS = [
+METERS: list[dict[str, Any]] = [
     {"key": "gpus_held", "event_type": "gpu.alloc", "value": "$.gpus", "aggregation": "max",
      "group_by": {"gpu_model": "$.gpu_model"}, "unit": "GPU"},
     {"key": "disk_gb", "event_type": "disk.size", "value": "$.gb", "aggregation": "latest",
@@ -27,7 +27,7 @@ METERS = [
     {"key": "users", "event_type": "seat.use", "value": "$.user", "aggregation": "unique_count",
      "group_by": {"team": "$.team"}, "unit": "user"},
 ]  # fmt: skip
-PRODUCTS = [
+PRODUCTS: list[dict[str, Any]] = [
     {"key": "h100-peak", "name": "H100 GPUs, monthly peak", "meter": "gpus_held",
      "filter": {"gpu_model": "H100"}, "unit": "GPU", "unit_size": 1, "quantity": "period"},
     {"key": "h100-gpu-hours", "name": "H100 GPU-hours held", "meter": "gpus_held",

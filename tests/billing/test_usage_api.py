@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from billing.catalog import load_catalog
-from billing.invoicing.services import invoice_draft, invoice_finalize
+from billing.invoicing.drafting import invoice_draft
+from billing.invoicing.finalization import invoice_finalize
 from billing.models import BillingPeriod
 from billing.services import org_rate
 from metering.ingestion import Ingestor

@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0005_merge_0004_deals_0004_invoice_immutability")]
+    dependencies = [("billing", "0006_invoice_status_graph")]
 
     operations = [
         migrations.AddField(
