@@ -57,7 +57,8 @@ class Numbers:
         number = _decimal(value)
         if number is None:
             return "—"
-        return format_percent(number / 100, format="#,##0.##%", locale=self.locale)
+        fraction = (number / 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+        return format_percent(fraction.normalize(), locale=self.locale, decimal_quantization=False)
 
     def axis(self, value: float) -> str:
         """Chart axis labels: grouped, at most 2 decimals."""
