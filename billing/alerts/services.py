@@ -196,6 +196,11 @@ def _fire(
     return firing
 
 
+def _plain(number: Decimal) -> str:
+    """A decimal without trailing zeros, never in exponent form: 5000.0000 → "5000"."""
+    return f"{number.normalize():f}"
+
+
 def alert_event_data(firing: AlertFiring) -> dict[str, Any]:
     """``data`` of ``alert.triggered``: the alert, the period, what crossed and its value."""
     alert, period = firing.alert, firing.period
@@ -206,7 +211,7 @@ def alert_event_data(firing: AlertFiring) -> dict[str, Any]:
             "id": alert.pk,
             "kind": alert.kind,
             "name": alert.name,
-            "threshold": str(firing.threshold.normalize()),
+            "threshold": _plain(firing.threshold),
             "currency": alert.currency or None,
             "window_hours": alert.window_hours
             if alert.kind == Kind.RESERVATION_UTILIZATION_BELOW
@@ -214,7 +219,7 @@ def alert_event_data(firing: AlertFiring) -> dict[str, Any]:
         },
         "period": {"start": period.start, "end": period.end},
         "subject": firing.subject or None,
-        "value": str(firing.value.normalize()),
+        "value": _plain(firing.value),
         "unit": "percent" if alert.kind in Alert.PERCENT_KINDS else alert.currency,
         "message": firing.message,
         "fired_at": firing.fired_at,

@@ -63,6 +63,7 @@ def assert_fired_once(
     payload = Webhook(secret).verify(request.body, request.headers)
     assert payload["type"] == "alert.triggered"
     assert payload["data"]["alert"]["kind"] == alert.kind
+    assert payload["data"]["alert"]["threshold"] == f"{alert.threshold.normalize():f}"
     assert D(payload["data"]["value"]) == D(value)
     assert payload["data"]["period"] == {
         "start": "2026-10-01T00:00:00Z",
