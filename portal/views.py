@@ -28,6 +28,8 @@ from web.formatting import Numbers, csv_amount, csv_quantity, org_locale
 from . import selectors
 
 MAX_DAYS = 400
+# The cost and usage charts sit side by side: drawn at about the size they are shown.
+HALF = {"width": 560, "height": 380}
 Status = BillingPeriod.Status
 
 
@@ -146,6 +148,8 @@ def _period_context(
     for hour in hours:
         by_product[hour.product].append(hour)
     names = {p.key: p for p in catalog}
+    # A product keeps its colour in every chart (by its place in the catalog).
+    colour = {p: charts.PALETTE[i % len(charts.PALETTE)] for i, p in enumerate(catalog)}
     return {
         "range_from": start.date(),
         "range_to": (end - timedelta(days=1)).date(),
@@ -159,6 +163,8 @@ def _period_context(
             series={p.name: values for p, values in costs.items()},
             y_title=f"{numbers.currency} excl. VAT",
             formatter=numbers.axis,
+            colors=[colour[p] for p in costs],
+            **HALF,
         )
         if costs
         else None,
@@ -169,6 +175,8 @@ def _period_context(
                 series={p.name: values for p, values in usage.items() if p.unit == unit},
                 y_title=unit,
                 formatter=numbers.axis,
+                colors=[colour[p] for p in usage if p.unit == unit],
+                **HALF,
             )
             for unit in units
         ],
@@ -202,7 +210,7 @@ def _reservation_chart(
             labels=[h.hour.strftime("%b %d %H:00") for h in hours],
             reserved=[h.reserved for h in hours],
             used=[h.used for h in hours],
-            y_title=f"{unit}s per hour (reserved vs used)",
+            y_title=f"{unit}s in the hour",
             formatter=numbers.axis,
         ),
     }

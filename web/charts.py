@@ -22,6 +22,7 @@ _STYLE_ARGS: dict[str, Any] = dict(
     title_font_size=14,
 )
 STYLE = Style(**_STYLE_ARGS)
+PALETTE: tuple[str, ...] = _STYLE_ARGS["colors"]
 
 _COMMON = {
     "style": STYLE,
@@ -63,15 +64,23 @@ def stacked_bars(
     height: int = 320,
     width: int = 900,
     formatter: Callable[[float], str] | None = None,
+    colors: Sequence[str] | None = None,
 ) -> SafeString:
-    chart = pygal.StackedBar(title=title, height=height, width=width, y_title=y_title, **_COMMON)
+    """``colors``: one per series, so that a product keeps its colour from chart to chart."""
+    options = dict(_COMMON)
+    if colors:
+        options["style"] = Style(**{**_STYLE_ARGS, "colors": tuple(colors)})
+    chart = pygal.StackedBar(title=title, height=height, width=width, y_title=y_title, **options)
     if formatter is not None:
         chart.value_formatter = formatter
     return _render(_fill(chart, labels, series))
 
 
-# Used: a light filled area underneath; reserved: a dark line drawn over it.
-RESERVED_STYLE = Style(**{**_STYLE_ARGS, "colors": ("#93c5fd", "#b91c1c")})
+# Used: a light filled area underneath; reserved: a dark dashed line drawn over it. pygal
+# sets a path's width from the style (a series' own width loses to it in its CSS).
+RESERVED_STYLE = Style(
+    **{**_STYLE_ARGS, "colors": ("#93c5fd", "#b91c1c"), "stroke_width": 3, "opacity": 0.55}
+)
 
 
 def reserved_vs_used(
@@ -99,12 +108,9 @@ def reserved_vs_used(
     if formatter is not None:
         chart.value_formatter = formatter
     _fill(chart, labels, {})
-    chart.add("used", [float(v) for v in used], stroke_style={"width": 1.5})
+    chart.add("used", [float(v) for v in used])
     chart.add(
-        "reserved",
-        [float(v) for v in reserved],
-        fill=False,
-        stroke_style={"width": 3.5, "dasharray": "10, 5"},
+        "reserved", [float(v) for v in reserved], fill=False, stroke_style={"dasharray": "12, 6"}
     )
     return _render(chart)
 

@@ -44,6 +44,16 @@ class Numbers:
             return "—"
         return format_currency(number, self.currency, locale=self.locale)
 
+    def price(self, value: Any) -> str:
+        """A unit price: the currency's decimals at least, more when the price has them
+        (a token costs a fraction of a cent): 0.855 USD → '$0.855', 2.1 → '$2.10'."""
+        number = _decimal(value)
+        if number is None:
+            return "—"
+        return format_currency(
+            number.normalize(), self.currency, locale=self.locale, decimal_quantization=False
+        )
+
     def quantity(self, value: Any) -> str:
         """Grouped, with sensible decimals: 2 from 1 up (4,588 · 299.14), up to 4 below."""
         number = _decimal(value)

@@ -33,6 +33,12 @@ def amount(value: Any, numbers: Any) -> str:
 
 
 @register.filter
+def price(value: Any, numbers: Any) -> str:
+    """A unit price in the org's locale, with the decimals it has: ``{{ x|price:numbers }}``."""
+    return str(numbers.price(value))
+
+
+@register.filter
 def qty(value: Any, numbers: Any) -> str:
     """A quantity in the org's locale with sensible decimals: ``{{ x|qty:numbers }}``."""
     return str(numbers.quantity(value))
@@ -48,3 +54,22 @@ def pct(value: Any, numbers: Any) -> str:
 def get_item(mapping: Any, key: Any) -> Any:
     """``{{ mapping|get_item:key }}``: a dict's value by a variable key ('' when absent)."""
     return mapping.get(key, "") if hasattr(mapping, "get") else ""
+
+
+@register.filter
+def label(name: Any) -> str:
+    """A key as a label: gpu_model → Gpu model."""
+    text = str(name).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+@register.filter
+def threshold(alert: Any, numbers: Any = None) -> str:
+    """An alert's threshold in the reader's locale: a percentage, or an amount in the
+    alert's own currency."""
+    from web.formatting import DEFAULT_LOCALE, Numbers
+
+    locale = numbers.locale if numbers is not None else DEFAULT_LOCALE
+    if alert.kind in alert.PERCENT_KINDS:
+        return Numbers(locale, "USD").percent(alert.threshold)
+    return Numbers(locale, alert.currency).money(alert.threshold)
