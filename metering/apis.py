@@ -242,7 +242,7 @@ class AllocationListCreateApi(APIView):
 
     @extend_schema(
         operation_id="allocations_list",
-        parameters=[QuerySerializer],
+        parameters=[QuerySerializer, *PAGE_PARAMETERS],
         responses={
             200: inline_serializer("AllocationList", {"results": AllocationSerializer(many=True)}),
             **error_responses(400),
@@ -261,7 +261,7 @@ class AllocationListCreateApi(APIView):
         allocations = allocations_for_node(
             node=params["node"], start=params["start"], end=params["end"]
         )
-        return Response({"results": [_allocation_out(a) for a in allocations]})
+        return Response(paginated(request, self, allocations, _allocation_out))
 
     @extend_schema(
         operation_id="allocations_create",
