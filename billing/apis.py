@@ -99,7 +99,7 @@ class ProductListApi(APIView):
         parameters=PAGE_PARAMETERS,
         responses={
             200: inline_serializer("ProductPage", {"results": OutputSerializer(many=True)}),
-            **error_responses(),
+            **error_responses(400),
         },
     )
     def get(self, request: Request) -> Response:
@@ -466,7 +466,7 @@ class ReservationHoursApi(APIView):
         ],
         responses={
             200: inline_serializer("ReservedHourPage", {"results": OutputSerializer(many=True)}),
-            **error_responses(400),
+            **error_responses(400, 404),
         },
     )
     def get(self, request: Request, org: str) -> Response:

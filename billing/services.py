@@ -43,7 +43,7 @@ def period_rate(*, period_id: int, as_of: datetime | None = None) -> BillingPeri
         period.save(
             update_fields=["rated_at", "rated_as_of", "subtotal", "forecast", "usage", "status"]
         )
-    alerts_after_rating(period_id=period.pk)
+    alerts_after_rating(period_id=period.pk, org_id=period.org_id)
     return period
 
 

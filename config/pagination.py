@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
@@ -35,6 +35,13 @@ class Cursor(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
     ordering = "pk"
+
+    def decode_cursor(self, request: Request) -> Any:
+        """A cursor that is not one of ours is bad input naming ``cursor`` (400), not a 404."""
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError({"cursor": ["Invalid cursor."]}) from None
 
 
 def paginated(

@@ -180,7 +180,7 @@ class MeterListApi(APIView):
         parameters=PAGE_PARAMETERS,
         responses={
             200: inline_serializer("MeterPage", {"results": OutputSerializer(many=True)}),
-            **error_responses(),
+            **error_responses(400),
         },
     )
     def get(self, request: Request) -> Response:

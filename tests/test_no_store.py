@@ -8,7 +8,7 @@ from tenancy.models import Membership
 from .factories import MembershipFactory, OrgFactory, UserFactory
 
 
-def owner_client() -> Client:
+def owner_client():
     acme = OrgFactory(slug="acme")
     user = UserFactory()
     MembershipFactory(org=acme, user=user, role=Membership.Role.OWNER)

@@ -226,12 +226,11 @@ def alert_event_data(firing: AlertFiring) -> dict[str, Any]:
     }
 
 
-def alerts_after_rating(*, period_id: int) -> None:
+def alerts_after_rating(*, period_id: int, org_id: int) -> None:
     """The hook ``period_rate`` calls once a rating has committed. One indexed query for an
     org without alerts. A failure is logged and counted, never raised: the rating stands,
     and beat's ``billing.alerts.evaluate_all`` evaluates again."""
     try:
-        org_id = BillingPeriod.objects.values_list("org_id", flat=True).get(pk=period_id)
         if Alert.objects.filter(org_id=org_id, active=True).exists():
             alerts_evaluate(period_id=period_id)
     except Exception:

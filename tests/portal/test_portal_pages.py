@@ -18,7 +18,7 @@ from .test_portal import acme  # noqa: F401 - the fixture with two rated days of
 NNBSP, NBSP = "\u202f", "\u00a0"  # French grouping and unit separators (CLDR)
 
 
-def member(org, role) -> Client:
+def member(org, role):
     user = UserFactory(email="ada@acme.example")
     MembershipFactory(org=org, user=user, role=role)
     client = Client()

@@ -177,3 +177,36 @@ def test_the_beat_backstop_fires_what_no_rating_evaluated_and_only_once(
         again = alerts_evaluate_all(now=START + timedelta(hours=4))
     assert (first, again) == ((1, 0), (0, 0))
     assert_fired_once(alert, receiver, secret, "5.00")
+
+
+def test_the_database_refuses_a_second_firing_for_a_threshold_and_period(catalog, receiver, rate):
+    from django.db import IntegrityError, transaction
+
+    alert, _ = setup(catalog, receiver, kind="cost_above", threshold="1.00")
+    ingest(hours(0, 1, "3600"))
+    rate(START + timedelta(hours=1))
+    first = AlertFiring.objects.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AlertFiring.objects.create(
+            org=first.org, alert=alert, period=first.period, threshold=first.threshold,
+            value=D(99), message="again", fired_at=first.fired_at,
+        )  # fmt: skip
+    assert AlertFiring.objects.count() == 1
+
+
+def test_a_failing_evaluation_never_fails_the_rating(catalog, receiver, rate, monkeypatch):
+    from metering import metrics
+
+    setup(catalog, receiver, kind="cost_above", threshold="1.00")
+
+    def broken(**kwargs: Any) -> list[Any]:
+        raise RuntimeError("evaluation bug")
+
+    monkeypatch.setattr("billing.alerts.services.readings", broken)
+    failures = metrics.TASK_FAILURES.labels(task="billing.alerts.evaluate")
+    before = failures._value.get()
+    ingest(hours(0, 1, "3600"))
+    period = rate(START + timedelta(hours=1))
+    assert period.subtotal == D("2.50")  # rated and saved all the same
+    assert failures._value.get() == before + 1
+    assert not AlertFiring.objects.exists()
