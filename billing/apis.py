@@ -24,7 +24,8 @@ from config.pagination import PAGE_PARAMETERS, SequenceCursor, paginated
 from metering.apis import UsagePointSerializer, format_quantity, parse_moment
 from metering.models import Meter
 from metering.selectors import UsagePoint, usage_series, window_end
-from tenancy.access import caller, is_staff_reader, org_for_read, visible_orgs
+from tenancy.access import caller, is_staff_reader, visible_orgs
+from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org
 
 from .models import BillingPeriod, Contract, Product, RateCard

@@ -16,7 +16,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,19 +28,15 @@ from tenancy.access import (
     has_role,
     is_staff_reader,
     may_manage,
-    org_for_read,
     visible_orgs,
 )
+from tenancy.api_access import org_for_read
 from tenancy.models import Org, StaffRole
 
 from . import services
 from .access import may_read
 from .models import EventType, WebhookDelivery, WebhookEndpoint
 from .selectors import attempts_for, deliveries_for, endpoints_for
-
-
-def _refuse(exc: services.WebhookError) -> ValidationError:
-    return ValidationError({exc.field or "non_field_errors": [f"{exc} ({exc.code})"]})
 
 
 def _endpoint(request: Request, endpoint_id: int, *, manage: bool = False) -> WebhookEndpoint:
@@ -192,16 +188,13 @@ class EndpointListCreateApi(APIView):
                 raise PermissionDenied(f"You may not manage org {values['org']!r}.")
         if not may_manage(user=user, org=org):
             raise PermissionDenied("Only the org's owners and finance add endpoints.")
-        try:
-            endpoint, _ = services.webhook_endpoint_create(
-                org=org,
-                url=values["url"],
-                description=values["description"],
-                event_types=values["events"],
-                created_by=user,
-            )
-        except services.WebhookError as exc:
-            raise _refuse(exc) from None
+        endpoint, _ = services.webhook_endpoint_create(
+            org=org,
+            url=values["url"],
+            description=values["description"],
+            event_types=values["events"],
+            created_by=user,
+        )
         return Response(endpoint_out(endpoint, with_secrets=True), status=status.HTTP_201_CREATED)
 
 
@@ -234,16 +227,13 @@ class EndpointDetailApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            endpoint = services.webhook_endpoint_update(
-                endpoint=endpoint,
-                url=values.get("url"),
-                description=values.get("description"),
-                event_types=values.get("events"),
-                enabled=values.get("enabled"),
-            )
-        except services.WebhookError as exc:
-            raise _refuse(exc) from None
+        endpoint = services.webhook_endpoint_update(
+            endpoint=endpoint,
+            url=values.get("url"),
+            description=values.get("description"),
+            event_types=values.get("events"),
+            enabled=values.get("enabled"),
+        )
         return Response(endpoint_out(endpoint, with_secrets=True))
 
     @extend_schema(

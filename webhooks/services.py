@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import DomainError, ErrorCode, ErrorKind
 from tenancy.models import Org
 
 from .models import (
@@ -42,12 +43,21 @@ USER_AGENT = "Tessera-Webhooks/1.0"
 EARLY_SLACK = timedelta(seconds=1)
 
 
-class WebhookError(Exception):
-    """A request about webhooks that cannot be done; ``code`` is stable, ``field`` named."""
+class WebhookError(DomainError):
+    """A webhook endpoint that cannot be set as asked; the offending input is named."""
+
+    codes = {
+        "invalid_url": ErrorCode(ErrorKind.INVALID, "Not an absolute http(s) URL."),
+        "insecure_url": ErrorCode(ErrorKind.INVALID, "Webhook URLs must use https."),
+        "unresolvable_url": ErrorCode(ErrorKind.INVALID, "The URL's host does not resolve."),
+        "private_url": ErrorCode(
+            ErrorKind.INVALID, "The URL's host is a private, loopback or reserved address."
+        ),
+        "unknown_event_type": ErrorCode(ErrorKind.INVALID, "Not one of the event types."),
+    }
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message, {field: [message]} if field else None)
         self.field = field
 
 

@@ -17,7 +17,8 @@ from rest_framework.views import APIView
 
 from config.errors import error_responses
 from config.pagination import PAGE_PARAMETERS, paginated
-from tenancy.access import caller, is_staff_reader, may_manage, org_for_read, visible_orgs
+from tenancy.access import caller, is_staff_reader, may_manage, visible_orgs
+from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org
 
 from ..models import Product
@@ -43,10 +44,6 @@ def visible(request: Request) -> Any:
     if api_key is not None and api_key.scope != ApiKey.Scope.READ:
         raise PermissionDenied(f"An API key with scope '{api_key.scope}' cannot read.")
     return visible_orgs(user=user, api_key=api_key)
-
-
-def _refuse(exc: services.AlertError) -> ValidationError:
-    return ValidationError({exc.field or "non_field_errors": [f"{exc} ({exc.code})"]})
 
 
 def _manageable(request: Request, alert_id: int) -> Alert:
@@ -130,27 +127,24 @@ class AlertListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         org = visible_orgs(user=user, api_key=api_key).filter(slug=values["org"]).first()
-        if org is None or api_key is not None or not may_manage(user=user, org=org):
+        if org is None or not may_manage(user=user, org=org):
             raise PermissionDenied(f"You may not set alerts for org {values['org']!r}.")
         product = None
         if values.get("product"):
             product = Product.objects.filter(key=values["product"]).first()
             if product is None:
                 raise ValidationError({"product": [f"No product {values['product']!r}."]})
-        try:
-            alert = services.alert_create(
-                org=org,
-                kind=values["kind"],
-                threshold=values["threshold"],
-                currency=values.get("currency"),
-                product=product,
-                window_hours=values["window_hours"],
-                name=values["name"],
-                emails=values["emails"],
-                created_by=user,
-            )
-        except services.AlertError as exc:
-            raise _refuse(exc) from None
+        alert = services.alert_create(
+            org=org,
+            kind=values["kind"],
+            threshold=values["threshold"],
+            currency=values.get("currency"),
+            product=product,
+            window_hours=values["window_hours"],
+            name=values["name"],
+            emails=values["emails"],
+            created_by=user,
+        )
         return Response(AlertSerializer(alert).data, status=status.HTTP_201_CREATED)
 
 
@@ -180,10 +174,7 @@ class AlertDetailApi(APIView):
         alert = _manageable(request, alert_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            alert = services.alert_update(alert=alert, **data.validated_data)
-        except services.AlertError as exc:
-            raise _refuse(exc) from None
+        alert = services.alert_update(alert=alert, **data.validated_data)
         return Response(AlertSerializer(alert).data)
 
     @extend_schema(operation_id="alerts_delete", responses={204: None, **error_responses(404)})

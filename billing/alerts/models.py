@@ -4,7 +4,7 @@ from django.db.models import Q
 
 from tenancy.models import Org
 
-from ..models import BillingPeriod, Product
+from ..models.base import BillingPeriod, Product
 
 __all__ = ["Alert", "AlertFiring"]
 

@@ -17,6 +17,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import DomainError, ErrorCode, ErrorKind
 from metering import metrics
 from tenancy.models import Org
 from webhooks.models import EventType
@@ -33,12 +34,22 @@ MAX_WINDOW_HOURS = 24 * 90
 MAX_EMAILS = 10
 
 
-class AlertError(Exception):
-    """An alert that cannot be set as asked; ``code`` is stable and ``field`` named."""
+class AlertError(DomainError):
+    """An alert that cannot be set as asked (SPEC §5); the offending input is named."""
+
+    codes = {
+        "invalid_kind": ErrorCode(ErrorKind.INVALID, "Not one of the alert kinds."),
+        "invalid_threshold": ErrorCode(
+            ErrorKind.INVALID, "A threshold above 0 (4 decimals; a utilization at most 100)."
+        ),
+        "invalid_currency": ErrorCode(ErrorKind.INVALID, "Not an ISO 4217 currency code."),
+        "invalid_product": ErrorCode(ErrorKind.INVALID, "Only reservation alerts name a product."),
+        "invalid_window": ErrorCode(ErrorKind.INVALID, "The hours watched are out of range."),
+        "invalid_emails": ErrorCode(ErrorKind.INVALID, "An address that is not an email."),
+    }
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message, {field: [message]} if field else None)
         self.field = field
 
 

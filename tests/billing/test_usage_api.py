@@ -12,7 +12,8 @@ import yaml
 
 from billing.catalog import load_catalog
 from billing.invoicing.drafting import invoice_draft
-from billing.invoicing.finalization import invoice_finalize
+from billing.invoicing.finalization import invoices_finalize
+from billing.invoicing.models import Invoice
 from billing.models import BillingPeriod
 from billing.services import org_rate
 from metering.ingestion import Ingestor
@@ -77,7 +78,7 @@ def november(db):
     period = BillingPeriod.objects.get(org=acme, start=NOV)
     invoice, reason = invoice_draft(period_id=period.pk, as_of=DEC + timedelta(days=3))
     assert invoice is not None, reason
-    return invoice_finalize(invoice_id=invoice.pk, as_of=DEC + timedelta(days=3))
+    return finalized(invoice.pk, DEC + timedelta(days=3))
 
 
 def reader(client_for, slug="acme"):
@@ -221,3 +222,8 @@ def test_finance_reads_every_contract_and_card(november, client):
     assert len(client.get("/api/v1/contracts").json()["results"]) == 2
     assert len(client.get("/api/v1/rate-cards").json()["results"]) == 3
     assert len(client.get("/api/v1/contracts", {"org": "sakura"}).json()["results"]) == 1
+
+
+def finalized(invoice_id, as_of):
+    invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
+    return Invoice.objects.get(pk=invoice_id)

@@ -23,6 +23,7 @@ from django.db import connection
 
 from billing.invoicing.models import Invoice, StripeInvoiceSync
 from metering.models import Allocation
+from testing.stripe_server import StripeServer
 
 pytestmark = [
     pytest.mark.postgres,
@@ -46,9 +47,11 @@ PACKAGE_70B_OUT = {"USD": (10, "9.00"), "EUR": (10, "8.20")}
 PER_UNIT = {
     "USD": {"h100-eu-north": "2.50", "h100-us-east": "2.40", "h200-eu-north": "3.20",
             "h200-us-east": "3.10", "b200-eu-north": "5.50", "b200-us-east": "5.30",
-            "llama-8b-input": "0.10"},
+            "llama-8b-input": "0.10", "llama-70b-cached-input": "0.09",
+            "llama-8b-cached-input": "0.01"},
     "EUR": {"h100-eu-north": "2.30", "h200-eu-north": "2.95", "b200-eu-north": "5.05",
-            "llama-8b-input": "0.09"},
+            "llama-8b-input": "0.09", "llama-70b-cached-input": "0.08",
+            "llama-8b-cached-input": "0.009"},
 }  # fmt: skip
 CURRENCY = {"acme": "USD", "globex": "USD", "umbrella": "USD", "initech": "EUR", "hooli": "EUR"}
 DISCOUNT: dict[str, dict[str | None, str]] = {
@@ -139,11 +142,14 @@ class Usage:
             record = json.loads(line)
             when = month_of(datetime.fromtimestamp(record["created"], UTC))
             org, usage = record["org"], record["usage"]
-            if record["model"] == "llama-3.1-70b":
-                self.tokens[(org, when, "llama-70b-input")] += usage["prompt_tokens"] / M
+            cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+            model = "llama-70b" if record["model"] == "llama-3.1-70b" else "llama-8b"
+            # input products bill the uncached part; cached input is a product of its own
+            self.tokens[(org, when, f"{model}-input")] += (usage["prompt_tokens"] - cached) / M
+            if cached:
+                self.tokens[(org, when, f"{model}-cached-input")] += cached / M
+            if model == "llama-70b":
                 self.tokens[(org, when, "llama-70b-output")] += usage["completion_tokens"] / M
-            else:
-                self.tokens[(org, when, "llama-8b-input")] += usage["prompt_tokens"] / M
 
     def _vllm(self, directory: Path) -> None:
         """Counter deltas per scrape; a counter that went down restarted: its value counts."""
@@ -241,21 +247,25 @@ def worker(tmp_path):
         broker=BROKER, set_as_current=False
     ).connection_for_write().default_channel.client.flushdb()
     db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": BROKER,
-        "TESSERA_STRIPE_FAKE": "1",
-        "TESSERA_VAR_DIR": str(tmp_path),
-    }
-    log = open(tmp_path / "worker.log", "wb")
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
-    command += ["--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-    yield env
-    proc.kill()
-    proc.wait(timeout=30)
-    log.close()
+    with StripeServer() as stripe:  # one Stripe fake for the demo and the worker
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_BROKER_URL": BROKER,
+            "STRIPE_API_KEY": "sk_test_tessera_demo",
+            "STRIPE_API_BASE": stripe.base,
+            "STRIPE_WEBHOOK_SECRET": stripe.fake.webhook_secret,
+            "TESSERA_VAR_DIR": str(tmp_path),
+        }
+        log = open(tmp_path / "worker.log", "wb")
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
+        command += ["--loglevel=INFO", "--without-heartbeat", "--without-mingle"]
+        command += ["--without-gossip"]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        yield env
+        proc.kill()
+        proc.wait(timeout=30)
+        log.close()
 
 
 def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker, tmp_path):

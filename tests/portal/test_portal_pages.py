@@ -6,7 +6,8 @@ from django.test import Client
 
 from billing.alerts.models import Alert, AlertFiring
 from billing.invoicing.drafting import invoice_draft
-from billing.invoicing.finalization import invoice_finalize
+from billing.invoicing.finalization import invoices_finalize
+from billing.invoicing.models import Invoice
 from billing.models import BillingPeriod
 from billing.services import org_rate
 from tenancy.models import Membership
@@ -64,7 +65,7 @@ def test_an_invoiced_period_says_invoiced_and_has_no_forecast(acme):  # noqa: F8
     period = BillingPeriod.objects.get(org=acme, start=datetime(2026, 11, 1, tzinfo=UTC))
     invoice, _ = invoice_draft(period_id=period.pk, as_of=datetime(2026, 12, 4, tzinfo=UTC))
     assert invoice is not None
-    invoice_finalize(invoice_id=invoice.pk, as_of=datetime(2026, 12, 4, tzinfo=UTC))
+    finalized(invoice.pk, datetime(2026, 12, 4, tzinfo=UTC))
     page = (
         member(acme, Membership.Role.VIEWER).get("/portal/", {"period": period.pk}).content.decode()
     )
@@ -114,3 +115,8 @@ def test_owners_add_endpoints_see_deliveries_and_replay(acme, settings):  # noqa
     assert replay.status_code == 302
     delivery.refresh_from_db()
     assert delivery.replayed_at is not None
+
+
+def finalized(invoice_id, as_of):
+    invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
+    return Invoice.objects.get(pk=invoice_id)

@@ -3,7 +3,8 @@
 from django.test import Client
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
+from billing.invoicing.finalization import invoices_finalize
+from billing.invoicing.models import Invoice
 from tenancy.models import Membership, Org
 from tenancy.services import staff_user_create
 
@@ -14,7 +15,7 @@ from .conftest import AFTER_GRACE, rated_period, worked_charges
 def test_pdfs_are_never_stored(world):
     rated_period(world, charges=worked_charges(world))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=AFTER_GRACE)
+    invoice = finalized(draft.pk, AFTER_GRACE)
     customer = UserFactory()
     MembershipFactory(org=Org.objects.get(slug="acme"), user=customer, role=Membership.Role.VIEWER)
     client, finance = Client(), Client()
@@ -27,3 +28,8 @@ def test_pdfs_are_never_stored(world):
         assert response.status_code == 200
         assert response["Content-Type"] == "application/pdf"
         assert "no-store" in response["Cache-Control"]
+
+
+def finalized(invoice_id, as_of):
+    invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
+    return Invoice.objects.get(pk=invoice_id)

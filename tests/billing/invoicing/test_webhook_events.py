@@ -9,7 +9,8 @@ from standardwebhooks import Webhook
 
 from billing.invoicing.credit_notes import credit_note_issue
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize, invoices_finalize_many
+from billing.invoicing.finalization import invoices_finalize
+from billing.invoicing.models import Invoice
 from tenancy.models import Org
 from webhooks.models import WebhookDelivery, WebhookEvent
 from webhooks.services import webhook_endpoint_create
@@ -33,17 +34,17 @@ def test_finalizing_and_crediting_send_signed_events(
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
     assert not WebhookEvent.objects.exists()  # a draft is not news
     with django_capture_on_commit_callbacks(execute=True):
-        invoice = invoice_finalize(invoice_id=draft.pk, as_of=AFTER_GRACE)
-        invoice_finalize(invoice_id=draft.pk, as_of=AFTER_GRACE)  # again: nothing new
+        invoice = finalized(draft.pk, AFTER_GRACE)
+        finalized(draft.pk, AFTER_GRACE)  # again: nothing new
     with django_capture_on_commit_callbacks(execute=True):
         note = credit_note_issue(
             invoice_id=invoice.pk, reason="Billed twice", as_of=datetime(2026, 11, 20, tzinfo=UTC)
         )
-    finalized, credited = (
+    issued, credited = (
         Webhook(secret.secret).verify(r.body, r.headers) for r in receiver.wait_for(2)
     )
-    assert finalized["type"] == "invoice.finalized"
-    assert finalized["data"] | {"links": None} == {
+    assert issued["type"] == "invoice.finalized"
+    assert issued["data"] | {"links": None} == {
         "id": invoice.pk,
         "number": "TFR-2026-000001",
         "org": "acme",
@@ -74,9 +75,14 @@ def test_a_batch_finalization_emits_one_event_per_invoice_in_one_go(
     webhook_endpoint_create(org=None, url=receiver.url)  # the platform's ERP
     drafts = periods_close(as_of=AFTER_GRACE).drafted
     with django_capture_on_commit_callbacks(execute=True):
-        invoices_finalize_many(invoice_ids=[d.pk for d in drafts], as_of=AFTER_GRACE)
+        invoices_finalize(invoice_ids=[d.pk for d in drafts], as_of=AFTER_GRACE)
     received = receiver.wait_for(3)
     assert sorted(r.headers["webhook-id"] for r in received) == sorted(
         WebhookEvent.objects.values_list("msg_id", flat=True)
     )
     assert WebhookDelivery.objects.filter(status="succeeded").count() == 3
+
+
+def finalized(invoice_id, as_of):
+    invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
+    return Invoice.objects.get(pk=invoice_id)
