@@ -68,6 +68,8 @@ def stacked_bars(
 ) -> SafeString:
     """``colors``: one per series, so that a product keeps its colour from chart to chart."""
     options = dict(_COMMON)
+    if width < 700:  # a half-width chart: product names do not fit two to a row
+        options["legend_at_bottom_columns"] = 1
     if colors:
         options["style"] = Style(**{**_STYLE_ARGS, "colors": tuple(colors)})
     chart = pygal.StackedBar(title=title, height=height, width=width, y_title=y_title, **options)

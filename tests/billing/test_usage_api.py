@@ -66,12 +66,14 @@ def november(db):
                 data={
                     "model": "llama-3.1-70b",
                     "input_tokens": 1_700_000 + h,
+                    "cached_tokens": 200_000,
+                    "uncached_input_tokens": 1_500_000 + h,
                     "output_tokens": 310_000,
                 },
             )
         )
-    # fmt: skip
-    Ingestor(api_key=collector, now=DEC + timedelta(hours=1)).ingest(events)
+    result = Ingestor(api_key=collector, now=DEC + timedelta(hours=1)).ingest(events)
+    assert result.rejected == 0, result.errors
     rollup_pending()
     acme = Org.objects.get(slug="acme")
     org_rate(org=acme, as_of=DEC)
@@ -120,7 +122,7 @@ def test_per_product_quantities_and_costs_equal_the_invoice_lines(november, clie
     # quantities are shown to 12 places, so 30 days add up to within 30 × 1e-12
     assert {k: v[1] for k, v in by_day.items()} == {k: v[1] for k, v in billed.items()}
     assert all(abs(by_day[k][0] - billed[k][0]) < D("1e-10") for k in billed)
-    assert len({(r["start"], r["product"]) for r in days}) == len(days) == 30 * 4
+    assert len({(r["start"], r["product"]) for r in days}) == len(days) == 30 * 5
     assert billed["h100-eu-north"][1] > 0
     assert billed["llama-70b-output"][1] > 0
 

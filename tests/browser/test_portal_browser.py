@@ -96,12 +96,14 @@ def busy_month(transactional_db, settings):
                 data={
                     "model": "llama-3.1-70b",
                     "input_tokens": 900_000 + (hour % 9) * 400_000,
+                    "cached_tokens": 300_000,
+                    "uncached_input_tokens": 600_000 + (hour % 9) * 400_000,
                     "output_tokens": 150_000 + (hour % 5) * 60_000,
                 },
             )
         )
-    # fmt: skip
-    Ingestor(api_key=api_key_create(name="c").api_key, now=as_of).ingest(events)
+    result = Ingestor(api_key=api_key_create(name="c").api_key, now=as_of).ingest(events)
+    assert result.rejected == 0, result.errors
     rollup_pending()
     alert_create(org=org, kind="cost_above", threshold="3000", name="Half the budget")
     alert_create(org=org, kind="cost_above", threshold="6000", name="Monthly budget")
