@@ -4,6 +4,7 @@ from django.utils import timezone
 from core.timeparse import parse_instant
 from metering import metrics
 
+from .alerts.services import alerts_evaluate_all
 from .rating.due import periods_due
 from .services import period_rate, periods_ensure_all
 
@@ -28,3 +29,11 @@ def rate_due() -> int:
     for period_id in due:
         rate_period.delay(period_id)
     return len(due)
+
+
+@shared_task(name="billing.alerts.evaluate_all", acks_late=True)
+def evaluate_alerts() -> int:
+    """Beat's backstop to the evaluation after each rating: every org's alerts against its
+    current period. Returns the new firings."""
+    fired, _ = alerts_evaluate_all()
+    return fired

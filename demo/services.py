@@ -15,8 +15,9 @@ from metering.models import Allocation
 from metering.services import allocation_create
 from tenancy.models import Membership, Org, StaffRole
 from tenancy.services import staff_user_create
+from webhooks.delivery import secrets_in_force
 from webhooks.models import WebhookEndpoint
-from webhooks.services import secrets_in_force, webhook_endpoint_create, webhook_endpoint_update
+from webhooks.services import webhook_endpoint_create, webhook_endpoint_update
 
 from .scenario import Hold, devices
 

@@ -27,6 +27,7 @@ from ..models import BillingPeriod, Product
 from ..selectors import current_period
 from .evaluation import Reading, readings
 from .models import Alert, AlertFiring
+from .tasks import alert_email_on_commit
 
 log = logging.getLogger(__name__)
 Kind = Alert.Kind
@@ -194,14 +195,7 @@ def _fire(
             webhook_event_emit(
                 org=period.org, type=EventType.ALERT_TRIGGERED, data=alert_event_data(firing)
             )
-            pk = firing.pk
-
-            def send_email() -> None:
-                from .tasks import send_alert_email
-
-                send_alert_email.delay(pk)
-
-            transaction.on_commit(send_email, robust=True)
+            alert_email_on_commit(firing_id=firing.pk)
     except IntegrityError:
         return None  # fired already for this threshold and period
     return firing
@@ -267,40 +261,3 @@ def alerts_evaluate_all(*, now: datetime | None = None) -> tuple[int, int]:
             metrics.TASK_FAILURES.labels(task="billing.alerts.evaluate").inc()
             log.exception("alert evaluation failed for org %s", org.slug)
     return fired, failed
-
-
-def alert_email_send(*, firing_id: int) -> bool:
-    """Email one firing to the alert's addresses (default: the org's owners), once: a
-    firing already emailed is skipped. Returns whether an email went out."""
-    from django.core.mail import send_mail
-
-    from tenancy.models import Membership
-
-    firing = AlertFiring.objects.select_related("alert", "org", "period").get(pk=firing_id)
-    if firing.emailed_at is not None:
-        return False
-    recipients = list(firing.alert.emails) or sorted(
-        {
-            email
-            for email in Membership.objects.filter(
-                org_id=firing.org_id, role=Membership.Role.OWNER
-            ).values_list("user__email", flat=True)
-            if email
-        }
-    )
-    if not recipients:
-        return False
-    alert = firing.alert
-    subject = f"[Tessera] {firing.org.name}: {alert}"
-    body = (
-        f"{firing.message}\n\n"
-        f"Org: {firing.org.name} ({firing.org.slug})\n"
-        f"Billing period: {firing.period.start:%Y-%m-%d} to {firing.period.end:%Y-%m-%d} "
-        "(end exclusive)\n"
-        f"Alert: {alert.get_kind_display()}, threshold {alert.threshold_label}\n\n"
-        "Amounts exclude VAT. This alert fires once per threshold and billing period; see "
-        "the Alerts page of the usage portal.\n"
-    )
-    send_mail(subject, body, None, recipients)
-    AlertFiring.objects.filter(pk=firing.pk).update(emailed_at=timezone.now())
-    return True

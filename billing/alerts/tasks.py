@@ -1,8 +1,9 @@
 from celery import shared_task
+from django.db import transaction
 
 from metering import metrics
 
-from .services import alert_email_send, alerts_evaluate_all
+from .emails import alert_email_send
 
 
 @shared_task(name="billing.alerts.send_email", acks_late=True)
@@ -15,8 +16,11 @@ def send_alert_email(firing_id: int) -> None:
         raise
 
 
-@shared_task(name="billing.alerts.evaluate_all", acks_late=True)
-def evaluate_all() -> int:
-    """Beat's backstop: evaluate every org's alerts against its current period."""
-    fired, _ = alerts_evaluate_all()
-    return fired
+def alert_email_on_commit(*, firing_id: int) -> None:
+    """Once the caller's transaction commits, enqueue the firing's email. Robust: a broker
+    failure is logged, never undoes the firing (which the portal shows all the same)."""
+
+    def enqueue_alert_email() -> None:
+        send_alert_email.delay(firing_id)
+
+    transaction.on_commit(enqueue_alert_email, robust=True)

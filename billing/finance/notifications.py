@@ -33,6 +33,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
         "can_manage": True,
         "show_org": True,
         "action": "/finance/alerts",
+        "numbers": None,  # thresholds in each alert's currency, default locale
     }
     return render(request, "finance/alerts.html", context)
 

@@ -9,10 +9,10 @@ import pytest
 from django.db import transaction
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from webhooks.delivery import backoff
+from webhooks.errors import WebhookError
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks.services import (
-    WebhookError,
-    backoff,
     webhook_delivery_replay,
     webhook_endpoint_create,
     webhook_event_emit,
@@ -173,7 +173,7 @@ def test_a_failing_endpoint_is_retried_with_backoff_then_marked_failing_and_repl
         )
         with monkeypatch.context() as patched:
             # stored, not sent from here: the worker will send it
-            patched.setattr("webhooks.services._enqueue", lambda *args, **kwargs: None)
+            patched.setattr("webhooks.services.deliveries_enqueue_on_commit", lambda **kwargs: None)
             event = emit(acme)
         delivery = WebhookDelivery.objects.get()
         # when the worker gets the delivery

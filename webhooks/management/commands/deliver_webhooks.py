@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from webhooks.services import deliveries_due, webhook_delivery_attempt
+from webhooks.delivery import deliveries_due, webhook_delivery_attempt
 
 
 class Command(BaseCommand):
