@@ -10,6 +10,7 @@ runs retry at their next scheduled run, skipping units whose backoff has not exp
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -95,12 +96,14 @@ def work_quarantine(
 
 
 def work_resolve(
-    *, kind: str, org_id: int, units: Iterable[str] = ("",), now: datetime | None = None
+    *, kind: str, org_id: int, units: Iterable[str] | None = None, now: datetime | None = None
 ) -> int:
-    """Resolve the open rows of these units (they just succeeded); returns how many."""
-    return QuarantinedWork.objects.filter(
-        kind=kind, org_id=org_id, unit__in=list(units), resolved_at__isnull=True
-    ).update(resolved_at=now or timezone.now())
+    """Resolve the open rows of these units, which just succeeded (``None``: every open unit
+    of ``kind`` for the org, after a run over the whole org); returns how many."""
+    query = QuarantinedWork.objects.filter(kind=kind, org_id=org_id, resolved_at__isnull=True)
+    if units is not None:
+        query = query.filter(unit__in=list(units))
+    return query.update(resolved_at=now or timezone.now())
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,16 @@ def attempt(
     org: Org,
     unit: str = "",
     hour: datetime | None = None,
+    savepoint: bool = True,
 ) -> Outcome[T]:
     """Run ``work`` as one isolated unit of a batch run (see the module docstring). Never
-    raises for the unit's failure: it is quarantined, logged, and returned as not ``ok``."""
+    raises for the unit's failure: it is quarantined, logged, and returned as not ``ok``.
+    ``unit=""`` is the org's whole run: its success resolves every open unit of ``kind`` for
+    the org (e.g. a rating of all its periods resolves each period's failed task).
+    ``savepoint=False`` for work made of its own transactions (rating period by period), so
+    that what it completed before the failure is kept."""
     try:
-        with transaction.atomic():
+        with transaction.atomic() if savepoint else nullcontext():
             value = work()
     except Exception as exc:
         error = describe(exc)
@@ -132,7 +140,7 @@ def attempt(
                          f" ({unit})" if unit else "", error)  # fmt: skip
         work_quarantine(kind=kind, org_id=org.pk, unit=unit, error=error, hour=hour)
         return Outcome(ok=False, error=error)
-    work_resolve(kind=kind, org_id=org.pk, units=[unit])
+    work_resolve(kind=kind, org_id=org.pk, units=[unit] if unit else None)
     return Outcome(ok=True, value=value)
 
 

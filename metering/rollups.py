@@ -76,6 +76,7 @@ def requeue_quarantined(*, now: datetime | None = None) -> int:
     marks = [
         RollupMark(org_id=org_id, event_type=event_type, hour=hour, marked_at=now)
         for org_id, event_type, hour in due
+        if hour is not None
     ]
     RollupMark.objects.bulk_create(marks, ignore_conflicts=True)
     return len(marks)

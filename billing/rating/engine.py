@@ -209,8 +209,8 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
             rating.lines.extend(lines)
             forecast += projected
         quantity = sum(on_demand.values(), ZERO)
-        if quantity and price is None:
-            raise RatingError(f"product {product.key!r} has usage but no price on the contract")
+        # On-demand usage of a product without a price is not billed: it is listed as unbilled
+        # usage, reason `no_price` (SPEC §3), and billed once a price is added and it is rated.
         if price is not None:
             rating.lines.extend(_on_demand_lines(ctx, product, price, quantity))
             forecast += sum(

@@ -4,6 +4,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from billing.invoicing.services import periods_close
+from metering.models import QuarantinedWork
+from metering.quarantine import quarantined_open
 from tenancy.models import Org
 
 
@@ -17,7 +19,8 @@ class Command(BaseCommand):
     help = (
         "Draft the invoice of every billing period whose grace window (TESSERA_GRACE_DAYS) has "
         "ended by --as-of. Idempotent: each period gets exactly one invoice, even when two runs "
-        "race. Periods whose charges are not rated through their end are listed and left."
+        "race. Periods whose charges are not rated through their end are listed and left; "
+        "when that is because the org's rating is quarantined, the command exits non-zero."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,11 +38,26 @@ class Command(BaseCommand):
             if org is None:
                 raise CommandError(f"No org {options['org']!r}.")
         report = periods_close(as_of=as_of, org=org)
-        for period, reason in report.skipped:
-            self.stdout.write(f"  skipped {period}: {reason}")
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"{len(report.drafted_ids)} draft invoice(s) created, {report.already} period(s) "
-                f"already invoiced, {len(report.skipped)} skipped (as of {as_of.isoformat()})."
+        held = {
+            entry.org_id: entry.error
+            for entry in quarantined_open(orgs=Org.objects.all()).filter(
+                kind=QuarantinedWork.Kind.RATING
             )
+        }
+        blocked = []
+        for period, reason in report.skipped:
+            if period.org_id in held:
+                reason = f"{reason}; rating quarantined: {held[period.org_id]}"
+                blocked.append(period.org.slug)
+            self.stdout.write(f"  skipped {period.org.slug} {period}: {reason}")
+        message = (
+            f"{len(report.drafted_ids)} draft invoice(s) created, {report.already} period(s) "
+            f"already invoiced, {len(report.skipped)} skipped (as of {as_of.isoformat()})."
         )
+        if blocked:
+            self.stdout.write(message)
+            raise CommandError(
+                f"{len(set(blocked))} org(s) not closed because their rating is quarantined: "
+                f"{', '.join(sorted(set(blocked)))}. Every other org was closed."
+            )
+        self.stdout.write(self.style.SUCCESS(message))

@@ -1,12 +1,19 @@
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.invoicing import services
+from billing.invoicing.models import Invoice
 from billing.invoicing.services import (
     chunks,
     invoices_finalize_many,
     invoices_to_finalize,
     month_of,
 )
+from metering.models import QuarantinedWork
+from metering.quarantine import attempt
 from tenancy.models import Org
 
 from .close_periods import parse_moment
@@ -15,7 +22,9 @@ from .close_periods import parse_moment
 class Command(BaseCommand):
     help = (
         "Finalize draft invoices: gapless number per issuer and year, legal snapshot, issue "
-        "and due dates. Idempotent (finalized invoices are left as they are)."
+        "and due dates. Idempotent (finalized invoices are left as they are). When a batch "
+        "fails, its invoices are finalized org by org: an org that fails keeps its drafts, is "
+        "quarantined and reported, every other org is finalized, and the command exits non-zero."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,10 +44,45 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
-        done = 0
+        done = finalized = 0
+        failed: dict[str, str] = {}
         for chunk in chunks(ids, services.CHUNK):
-            finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
-            numbers = [invoice.number for invoice in finalized]
+            try:
+                numbers = [i.number for i in invoices_finalize_many(invoice_ids=chunk, as_of=as_of)]
+            except Exception:
+                numbers = self._org_by_org(chunk, as_of, failed)
             done += len(chunk)
-            self.stdout.write(f"  {done}/{len(ids)} (last: {numbers[-1]})")
-        self.stdout.write(self.style.SUCCESS(f"{len(ids)} invoice(s) finalized."))
+            finalized += len(numbers)
+            last = f" (last: {numbers[-1]})" if numbers else ""
+            self.stdout.write(f"  {done}/{len(ids)}{last}")
+        self.stdout.write(f"{finalized} invoice(s) finalized; {len(failed)} org(s) failed.")
+        if failed:
+            raise CommandError(
+                f"{len(failed)} org(s) could not be finalized and are quarantined (their drafts "
+                f"are kept): {', '.join(failed)}. Every other org's invoices were finalized."
+            )
+        self.stdout.write(self.style.SUCCESS(f"{finalized} invoice(s) finalized."))
+
+    def _org_by_org(
+        self, chunk: Sequence[int], as_of: datetime | None, failed: dict[str, str]
+    ) -> list[str]:
+        """The chunk again, one transaction per org, in the chunk's (numbering) order."""
+        owner = dict(Invoice.objects.filter(pk__in=chunk).values_list("pk", "org_id"))
+        by_org: dict[int, list[int]] = {}
+        for pk in chunk:  # dicts keep insertion order: orgs and invoices in chunk order
+            if pk in owner:
+                by_org.setdefault(owner[pk], []).append(pk)
+        orgs = Org.objects.in_bulk(list(by_org))
+        numbers: list[str] = []
+        for org_id, mine in by_org.items():
+            outcome = attempt(
+                partial(invoices_finalize_many, invoice_ids=mine, as_of=as_of),
+                kind=QuarantinedWork.Kind.FINALIZE,
+                org=orgs[org_id],
+            )
+            if outcome.ok:
+                numbers += [invoice.number for invoice in outcome.value or []]
+            else:
+                failed[orgs[org_id].slug] = outcome.error
+                self.stderr.write(f"  {orgs[org_id].slug}: {outcome.error}")
+        return numbers
