@@ -20,8 +20,9 @@ from billing.invoicing.models import Invoice
 from billing.models import BillingPeriod, RatedCharge
 from billing.tasks import period_unit, rate_due
 from metering.models import HourlyRollup, QuarantinedWork
-from tenancy.models import Org
+from tenancy.models import Org, StaffRole
 
+from ..factories import staff_user
 from .conftest import charges, contract, gpu, ingest, the_period
 
 AS_OF = "2026-10-05T00:00:00Z"  # after the two-day period and its two-day grace window
@@ -82,6 +83,12 @@ def test_rate_goes_on_after_a_failing_org_and_exits_non_zero(monkeypatch):
     assert (entry.unit, entry.error) == ("", "ZeroDivisionError: injected fault")
     assert held("globex", "rating") == []
     assert 'tessera_quarantined_work{kind="rating"} 1.0' in Client().get("/metrics").text
+    console = Client()
+    console.force_login(staff_user("fin", StaffRole.FINANCE))
+    assert "1 unit of batch work quarantined" in console.get("/finance/").text
+    page = console.get("/finance/quarantine/").text
+    assert "<td>acme</td>" in page
+    assert "ZeroDivisionError: injected fault" in page
 
     # close_periods drafts every org that rated fine; acme's period waits for its rating
     out, _, error = run("close_periods", "--as-of", AS_OF)
