@@ -13,6 +13,9 @@ A rollup is billed when, as the rating engine would see it (``billing.rating.eng
    price on the contract, or a reservation of the product in force that day — else
    ``no_price``.
 
+A meter that no product reads at all is a view of usage that other meters bill (e.g. cached
+tokens, already part of the input count), not billable usage: it is not listed.
+
 Usage that arrives after a contract's last period was invoiced is covered by (1) and billed on
 a final adjustment invoice (SPEC §6 step 5), so it is not listed. Once the missing contract,
 product or price is added, the usage is billed by the next rating and leaves this list.
@@ -24,7 +27,7 @@ order; no event is read. Contracts, prices and reservations of the orgs are load
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -137,10 +140,15 @@ class _Products:
         return self.matches[key]
 
 
-def _groups(orgs: QuerySet[Org], start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-    """The rollups of ``[start, end)`` summed per (org, meter, dimension values, UTC day)."""
+def _groups(
+    orgs: QuerySet[Org], meters: Iterable[int], start: datetime, end: datetime
+) -> Iterator[dict[str, Any]]:
+    """The rollups of ``meters`` in ``[start, end)`` summed per (org, meter, dimension values,
+    UTC day)."""
     return (
-        HourlyRollup.objects.filter(org__in=orgs, hour__gte=start, hour__lt=end)
+        HourlyRollup.objects.filter(
+            org__in=orgs, meter_id__in=list(meters), hour__gte=start, hour__lt=end
+        )
         .annotate(day=TruncDate("hour", tzinfo=UTC))
         .values("org_id", "meter_id", "dims_key", "day")
         .annotate(
@@ -156,7 +164,7 @@ def unbilled_usage(*, orgs: QuerySet[Org], start: datetime, end: datetime) -> li
     meter, dimension values, reason), ordered by org slug, meter key, dimensions, reason."""
     terms, products = _Terms(orgs), _Products()
     totals: dict[tuple[int, int, str, str], list[Any]] = {}
-    for group in _groups(orgs, start, end):
+    for group in _groups(orgs, products.by_meter, start, end):
         org_id, meter_id, day = group["org_id"], group["meter_id"], group["day"]
         contract = terms.contract_on(org_id, day)
         matched = products.matching(meter_id, group["dims_key"])
@@ -188,6 +196,7 @@ def unbilled_usage(*, orgs: QuerySet[Org], start: datetime, end: datetime) -> li
             end=last + HOUR,
         )
         for (org_id, meter_id, dims_key, reason), (quantity, events, first, last) in totals.items()
+        if quantity  # nothing to bill: e.g. a zero cached-token count of an unknown model
     ]
     rows.sort(key=lambda r: (r.org, r.meter, json.dumps(r.dimensions, sort_keys=True), r.reason))
     return rows

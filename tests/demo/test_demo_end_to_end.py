@@ -46,9 +46,9 @@ PACKAGE_70B_OUT = {"USD": (10, "9.00"), "EUR": (10, "8.20")}
 PER_UNIT = {
     "USD": {"h100-eu-north": "2.50", "h100-us-east": "2.40", "h200-eu-north": "3.20",
             "h200-us-east": "3.10", "b200-eu-north": "5.50", "b200-us-east": "5.30",
-            "llama-8b-input": "0.10"},
+            "llama-8b-input": "0.10", "llama-8b-output": "0.20"},
     "EUR": {"h100-eu-north": "2.30", "h200-eu-north": "2.95", "b200-eu-north": "5.05",
-            "llama-8b-input": "0.09"},
+            "llama-8b-input": "0.09", "llama-8b-output": "0.18"},
 }  # fmt: skip
 CURRENCY = {"acme": "USD", "globex": "USD", "umbrella": "USD", "initech": "EUR", "hooli": "EUR"}
 DISCOUNT: dict[str, dict[str | None, str]] = {
@@ -142,8 +142,10 @@ class Usage:
             if record["model"] == "llama-3.1-70b":
                 self.tokens[(org, when, "llama-70b-input")] += usage["prompt_tokens"] / M
                 self.tokens[(org, when, "llama-70b-output")] += usage["completion_tokens"] / M
-            else:
+            elif record["model"] == "llama-3.1-8b":
                 self.tokens[(org, when, "llama-8b-input")] += usage["prompt_tokens"] / M
+                self.tokens[(org, when, "llama-8b-output")] += usage["completion_tokens"] / M
+            # any other model has no product: it is unbilled usage, on no invoice
 
     def _vllm(self, directory: Path) -> None:
         """Counter deltas per scrape; a counter that went down restarted: its value counts."""

@@ -11,16 +11,19 @@ from metering.quarantine import attempt
 from tenancy.models import Org
 
 
-def parse_as_of(raw: str) -> datetime:
+def parse_as_of(raw: str, option: str = "--as-of") -> datetime:
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC)
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise CommandError(f"--as-of {raw!r} is not an ISO 8601 date or datetime") from None
+        raise CommandError(f"{option} {raw!r} is not an ISO 8601 date or datetime") from None
     if moment.tzinfo is None:
-        raise CommandError(f"--as-of {raw!r} has no timezone; add 'Z' or an offset")
-    return moment.astimezone(UTC)
+        raise CommandError(f"{option} {raw!r} has no timezone; add 'Z' or an offset")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise CommandError(f"{option} {raw!r} is out of range") from None
 
 
 class Command(BaseCommand):

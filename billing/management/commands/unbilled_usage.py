@@ -30,9 +30,9 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: str | None) -> None:
         start, end = default_window()
         if options["start"]:
-            start = parse_as_of(options["start"])
+            start = parse_as_of(options["start"], "--start")
         if options["end"]:
-            end = parse_as_of(options["end"])
+            end = parse_as_of(options["end"], "--end")
         if end <= start:
             raise CommandError("--end must be after --start.")
         orgs = Org.objects.all()  # finance's report: every org, explicitly
