@@ -14,8 +14,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from billing import services
-from billing.invoicing import export
-from billing.invoicing import services as invoicing_services
+from billing.invoicing import export, finalization
 from billing.invoicing.models import Invoice
 from billing.models import BillingPeriod, RatedCharge
 from billing.tasks import period_unit, rate_due
@@ -147,7 +146,7 @@ def test_rate_due_rates_every_other_period_and_backs_off_the_failing_one(monkeyp
 def test_finalize_goes_org_by_org_when_a_batch_fails(monkeypatch):
     run("rate", "--as-of", AS_OF)
     run("close_periods", "--as-of", AS_OF)
-    real = invoicing_services._finalize_drafts
+    real = finalization._finalize_drafts
 
     def faulty(drafts: Any, **kwargs: Any) -> None:
         if any(invoice.org.slug == "acme" for invoice in drafts):
@@ -155,7 +154,7 @@ def test_finalize_goes_org_by_org_when_a_batch_fails(monkeypatch):
         real(drafts, **kwargs)
 
     # the batch holds both orgs' drafts, so it fails as a whole first
-    monkeypatch.setattr(invoicing_services, "_finalize_drafts", faulty)
+    monkeypatch.setattr(finalization, "_finalize_drafts", faulty)
     out, err, error = run("finalize_invoices", "--as-of", "2026-10-06")
 
     assert error is not None

@@ -7,7 +7,7 @@ from django.utils import timezone
 from billing.invoicing.export import documents, write_csv, write_json
 from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.selectors import credit_notes_for, invoices_for
-from billing.invoicing.services import month_of
+from core.timeparse import month_of
 from metering.models import QuarantinedWork
 from metering.quarantine import describe, logger, work_quarantine
 from tenancy.models import Org

@@ -4,14 +4,11 @@ from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from billing.invoicing import services
+from billing.invoicing import finalization
+from billing.invoicing.drafting import chunks
+from billing.invoicing.finalization import invoices_finalize_many, invoices_to_finalize
 from billing.invoicing.models import Invoice
-from billing.invoicing.services import (
-    chunks,
-    invoices_finalize_many,
-    invoices_to_finalize,
-    month_of,
-)
+from core.timeparse import month_of
 from metering.models import QuarantinedWork
 from metering.quarantine import attempt
 from tenancy.models import Org
@@ -46,7 +43,7 @@ class Command(BaseCommand):
         ids = invoices_to_finalize(org=org, period=period)
         done = finalized = 0
         failed: dict[str, str] = {}
-        for chunk in chunks(ids, services.CHUNK):
+        for chunk in chunks(ids, finalization.CHUNK):
             try:
                 numbers = [i.number for i in invoices_finalize_many(invoice_ids=chunk, as_of=as_of)]
             except Exception:
