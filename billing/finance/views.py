@@ -145,6 +145,8 @@ def close_periods(request: HttpRequest) -> HttpResponse:
     )
     for period, reason in report.skipped[:10]:
         messages.warning(request, f"{period.org.slug} {period.start:%Y-%m-%d}: {reason}")
+    for org_slug, error in report.failed[:10]:
+        messages.error(request, f"{org_slug}: close failed and is quarantined: {error}")
     return HttpResponseRedirect("/finance/")
 
 

@@ -12,12 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min, Sum
 from django.utils import timezone
 
+from metering.models import QuarantinedWork
+from metering.quarantine import attempt
 from tenancy.models import Org
 
 from ..lock_objects import lock_periods
@@ -38,6 +41,7 @@ BULK_BATCH = 1000  # rows per INSERT statement (SQLite caps the parameters of on
 PeriodStatus = BillingPeriod.Status
 KIND_ORDER = {kind: i for i, kind in enumerate(LineKind.values)}
 ALREADY_INVOICED = "already invoiced"
+CLOSE = QuarantinedWork.Kind.CLOSE
 
 
 def grace() -> timedelta:
@@ -50,11 +54,22 @@ def chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
 
 @dataclass
 class CloseReport:
-    """Ids only, so a run over every org keeps memory flat."""
+    """Ids only, so a run over every org keeps memory flat. ``failed``: (org slug, error) of
+    the orgs whose close failed and was quarantined (SPEC §8); ``final_adjustments``: how many
+    of the drafts are final adjustment invoices."""
 
     drafted_ids: list[int] = field(default_factory=list)
     already: int = 0
     skipped: list[tuple[BillingPeriod, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    final_adjustments: int = 0
+
+    def add(self, other: "CloseReport") -> None:
+        self.drafted_ids += other.drafted_ids
+        self.already += other.already
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.final_adjustments += other.final_adjustments
 
     @property
     def drafted(self) -> list[Invoice]:
@@ -89,11 +104,53 @@ def periods_close(*, as_of: datetime, org: Org | None = None) -> CloseReport:
     Periods are drafted ``CHUNK`` to a transaction, in a handful of set queries per chunk
     (``_close_chunk``); a chunk's periods are locked in one statement in pk order, so
     concurrent runs wait for each other, never deadlock, and the second one finds the first
-    one's periods invoiced. Only ``CHUNK`` periods' charges are in memory at a time."""
+    one's periods invoiced. Only ``CHUNK`` periods' charges are in memory at a time.
+
+    Faults are isolated per org (SPEC §8): a chunk that fails is rolled back and closed again
+    org by org; an org that still fails is quarantined and listed in ``failed``, every other
+    org is closed. Then final adjustment invoices are drafted for late usage that no next
+    invoice will carry (``settlement``)."""
+    from .settlement import periods_settle
+
     report = CloseReport()
+    held = QuarantinedWork.objects.filter(kind=CLOSE, resolved_at__isnull=True).exists()
     for chunk in chunks(periods_to_close(as_of=as_of, org=org), CHUNK):
-        with transaction.atomic():
-            _close_chunk(chunk, as_of=as_of, report=report)
+        part = CloseReport()
+        try:
+            with transaction.atomic():
+                _close_chunk(chunk, as_of=as_of, report=part)
+        except Exception:
+            part = _close_org_by_org(chunk, as_of=as_of)
+        else:
+            if held:  # the orgs of this chunk closed: their earlier failures are resolved
+                QuarantinedWork.objects.filter(
+                    kind=CLOSE,
+                    resolved_at__isnull=True,
+                    org_id__in=BillingPeriod.objects.filter(pk__in=chunk).values("org_id"),
+                ).update(resolved_at=timezone.now())
+        report.add(part)
+    report.add(periods_settle(as_of=as_of, org=org))
+    return report
+
+
+def _close_org_by_org(period_ids: Sequence[int], *, as_of: datetime) -> CloseReport:
+    """The periods of a failed chunk again, one transaction per org, in the chunk's order."""
+    owner = dict(BillingPeriod.objects.filter(pk__in=period_ids).values_list("pk", "org_id"))
+    by_org: dict[int, list[int]] = {}
+    for pk in period_ids:
+        if pk in owner:
+            by_org.setdefault(owner[pk], []).append(pk)
+    orgs = Org.objects.in_bulk(list(by_org))
+    report = CloseReport()
+    for org_id, ids in by_org.items():
+        part = CloseReport()
+        outcome = attempt(
+            partial(_close_chunk, ids, as_of=as_of, report=part), kind=CLOSE, org=orgs[org_id]
+        )
+        if outcome.ok:
+            report.add(part)
+        else:
+            report.failed.append((orgs[org_id].slug, outcome.error))
     return report
 
 

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from billing import services
-from billing.invoicing import export, finalization
+from billing.invoicing import drafting, export, finalization
 from billing.invoicing.models import Invoice
 from billing.models import BillingPeriod, RatedCharge
 from billing.tasks import period_unit, rate_due
@@ -140,6 +140,36 @@ def test_rate_due_rates_every_other_period_and_backs_off_the_failing_one(monkeyp
     assert rate_due.apply().get() == 1
     assert held("acme", "rating") == []
     assert charges(the_period("acme")) == [("h100", "on_demand", 0, D(1), D("2.50"), D("2.50"))]
+
+
+@pytest.mark.usefixtures("two_orgs")
+def test_close_goes_org_by_org_when_a_batch_fails(monkeypatch):
+    run("rate", "--as-of", AS_OF)
+    real = drafting._charge_lines
+
+    def faulty(invoice: Invoice, charges: Any) -> Any:
+        if invoice.org.slug == "acme":
+            raise LookupError("injected fault")
+        return real(invoice, charges)
+
+    # both orgs' periods are one batch, which fails as a whole first
+    monkeypatch.setattr(drafting, "_charge_lines", faulty)
+    out, err, error = run("close_periods", "--as-of", AS_OF)
+
+    assert error is not None
+    assert "acme" in str(error)
+    assert "acme: close failed and is quarantined: LookupError: injected fault" in err
+    assert "1 draft invoice(s) created" in out
+    assert list(Invoice.objects.values_list("org__slug", flat=True)) == ["globex"]
+    assert the_period("acme").status == BillingPeriod.Status.CLOSING  # rolled back
+    [entry] = held("acme", "close")
+    assert entry.error == "LookupError: injected fault"
+
+    monkeypatch.undo()
+    _, _, error = run("close_periods", "--as-of", AS_OF)
+    assert error is None
+    assert sorted(Invoice.objects.values_list("org__slug", flat=True)) == ["acme", "globex"]
+    assert held("acme", "close") == []
 
 
 @pytest.mark.usefixtures("two_orgs")

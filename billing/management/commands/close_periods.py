@@ -20,7 +20,9 @@ class Command(BaseCommand):
         "Draft the invoice of every billing period whose grace window (TESSERA_GRACE_DAYS) has "
         "ended by --as-of. Idempotent: each period gets exactly one invoice, even when two runs "
         "race. Periods whose charges are not rated through their end are listed and left; "
-        "when that is because the org's rating is quarantined, the command exits non-zero."
+        "an org whose close fails, or whose rating is quarantined, is reported and the command "
+        "exits non-zero after closing every other org. Late usage after a contract's last "
+        "invoiced period is drafted on a final adjustment invoice."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -44,20 +46,24 @@ class Command(BaseCommand):
                 kind=QuarantinedWork.Kind.RATING
             )
         }
-        blocked = []
+        blocked = sorted({org_slug for org_slug, _ in report.failed})
+        for org_slug, error in report.failed:
+            self.stderr.write(f"  {org_slug}: close failed and is quarantined: {error}")
         for period, reason in report.skipped:
             if period.org_id in held:
                 reason = f"{reason}; rating quarantined: {held[period.org_id]}"
                 blocked.append(period.org.slug)
             self.stdout.write(f"  skipped {period.org.slug} {period}: {reason}")
         message = (
-            f"{len(report.drafted_ids)} draft invoice(s) created, {report.already} period(s) "
-            f"already invoiced, {len(report.skipped)} skipped (as of {as_of.isoformat()})."
+            f"{len(report.drafted_ids)} draft invoice(s) created ({report.final_adjustments} "
+            f"final adjustment), {report.already} period(s) already invoiced, "
+            f"{len(report.skipped)} skipped (as of {as_of.isoformat()})."
         )
         if blocked:
             self.stdout.write(message)
+            names = sorted(set(blocked))
             raise CommandError(
-                f"{len(set(blocked))} org(s) not closed because their rating is quarantined: "
-                f"{', '.join(sorted(set(blocked)))}. Every other org was closed."
+                f"{len(names)} org(s) not closed because their close or rating failed and is "
+                f"quarantined: {', '.join(names)}. Every other org was closed."
             )
         self.stdout.write(self.style.SUCCESS(message))
