@@ -3,11 +3,14 @@ rolled up. Faults are injected two ways: a recompute that raises for one org or 
 one org's data could trigger), and a row written straight into the events table, bypassing the
 API, as data from before validation existed would be."""
 
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
@@ -180,3 +183,19 @@ def test_a_bad_row_in_the_events_table_holds_only_its_own_hour(collector, org, o
     (held,) = open_work(org)
     assert held.hour == H0
     assert held.error.startswith("DataError: invalid input syntax for type numeric")
+
+
+@pytest.mark.usefixtures("gpu_meter")
+def test_the_rollup_command_reports_the_quarantined_hour_and_exits_non_zero(
+    collector, org, other_org, monkeypatch
+):
+    ingest(collector, [gpu(1, "acme", H0), gpu(1, "globex", H0)])
+    fail_for(monkeypatch, org)
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError, match="1 hour\\(s\\) quarantined"):
+        call_command("rollup", stdout=out, stderr=err)
+
+    assert "Rolled up 2 (org, event type, hour) marks." in out.getvalue()
+    assert "acme gpu.usage@2026-11-20T03:00:00+00:00: ArithmeticError" in err.getvalue()
+    assert rolled(other_org) == {H0: Decimal(60)}
