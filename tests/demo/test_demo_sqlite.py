@@ -51,7 +51,7 @@ def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_pat
     assert "10 of 10 invoices pushed" in second.stdout
     # left for finance: an embeddings model the catalog has no product for (SPEC §3)
     assert (
-        "Unbilled usage: 1 row(s) on /finance/unbilled/ (initech llm_input_tokens "
+        "Unbilled usage: 1 row(s) on /finance/unbilled/ (initech llm_uncached_input_tokens "
         "{'model': 'bge-m3'} 42000 token: no_matching_product)" in second.stdout
     )
     for login in ("ada", "demo-am", "fin", "ops"):
