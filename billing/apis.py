@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from config.errors import error_responses
 from metering.apis import format_quantity, parse_moment
-from tenancy.access import caller, has_role, org_for_read
+from tenancy.access import caller, has_role
+from tenancy.api_access import org_for_read
 from tenancy.models import Org, StaffRole
 
 from .models import Product

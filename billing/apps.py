@@ -8,7 +8,7 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from metering.metrics import register_gauge
 
-        from .rating.triggers import rating_lag
+        from .rating.due import rating_lag
         from .rating.unbilled import unbilled_events_gauge, unbilled_rows_gauge
 
         register_gauge(rating_lag)

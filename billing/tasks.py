@@ -1,15 +1,15 @@
-from datetime import datetime
 from functools import partial
 
 from celery import shared_task
 from django.utils import timezone
 
+from core.timeparse import parse_instant
 from metering import metrics
 from metering.models import QuarantinedWork
 from metering.quarantine import attempt, backing_off
 
 from .models import BillingPeriod
-from .rating.triggers import periods_due
+from .rating.due import periods_due
 from .services import period_rate, periods_ensure_all
 
 RATING = QuarantinedWork.Kind.RATING
@@ -29,7 +29,7 @@ def rate_period(period_id: int, as_of: str | None = None) -> bool:
     period = BillingPeriod.objects.select_related("org").filter(pk=period_id).first()
     if period is None:
         return False
-    moment = datetime.fromisoformat(as_of) if as_of else None
+    moment = parse_instant(as_of) if as_of else None
     outcome = attempt(
         partial(period_rate, period_id=period_id, as_of=moment),
         kind=RATING,

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from tenancy.models import Org
 
+from .lock_objects import lock_open_work
 from .models import QuarantinedWork
 
 logger = logging.getLogger("tessera.quarantine")
@@ -41,15 +42,6 @@ def describe(exc: BaseException) -> str:
     """``ExceptionType: message``, first line of the message, at most 1,000 characters."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {message}"[:1000]
-
-
-def lock_open_work(*, kind: str, org_id: int, unit: str) -> QuarantinedWork | None:
-    """The open row of one unit, locked (failures of one unit are counted one at a time)."""
-    return (
-        QuarantinedWork.objects.select_for_update()
-        .filter(kind=kind, org_id=org_id, unit=unit, resolved_at__isnull=True)
-        .first()
-    )
 
 
 def work_quarantine(

@@ -4,26 +4,29 @@ One drafting path: ``periods_close`` (the batch run) and ``invoice_draft`` (one 
 go through ``_close_chunk``, which locks the periods, decides which are due and drafts them
 with set queries and bulk inserts. A period whose org may have late usage of an earlier
 invoiced period (SPEC §6 step 5) is drafted on its own, after the periods before it are
-written, so it sees exactly what drafting one by one in that order would see.
+written, so it sees exactly what drafting one by one in that order would see. Late usage that
+no next invoice will carry goes on a final adjustment invoice (``periods_settle``, SPEC §3
+"Unbilled usage").
 """
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, Sum
+from django.db.models import Exists, F, Min, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from metering.models import QuarantinedWork
 from metering.quarantine import attempt
 from tenancy.models import Org
 
-from ..lock_objects import lock_periods
+from ..lock_objects import lock_period, lock_periods
 from ..models import BillingPeriod, Contract, CreditDraw, Issuer, RatedCharge
 from .adjustments import (
     adjustment_description,
@@ -109,9 +112,7 @@ def periods_close(*, as_of: datetime, org: Org | None = None) -> CloseReport:
     Faults are isolated per org (SPEC §8): a chunk that fails is rolled back and closed again
     org by org; an org that still fails is quarantined and listed in ``failed``, every other
     org is closed. Then final adjustment invoices are drafted for late usage that no next
-    invoice will carry (``settlement``)."""
-    from .settlement import periods_settle
-
+    invoice will carry (``periods_settle``)."""
     report = CloseReport()
     held = QuarantinedWork.objects.filter(kind=CLOSE, resolved_at__isnull=True).exists()
     for chunk in chunks(periods_to_close(as_of=as_of, org=org), CHUNK):
@@ -414,3 +415,119 @@ def _adjustment_lines(
                 )
             )
     return lines, checks
+
+
+# --- final adjustment invoices ------------------------------------------------------------
+# Late usage of an invoiced period goes on the org's next invoice of the same issuer and
+# currency. When none will come (every such contract has ended, every period is invoiced),
+# ``periods_settle`` drafts a final adjustment invoice, hosted by the last period, with only
+# adjustment lines; once the latest late change is a grace window old, so that usage arriving
+# together is billed together. The periods it re-rates are recorded (``LateUsageCheck``), so a
+# second run finds nothing left.
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def pending_late_usage() -> Q:
+    """Invoiced periods whose usage changed after they were last billed, checked or rated:
+    in SQL, what ``periods_with_late_usage`` checks one period at a time."""
+    billed = Invoice.objects.filter(
+        org_id=OuterRef("org_id"), period=OuterRef("pk"), kind=Invoice.Kind.PERIOD
+    ).values("charges_rated_at")[:1]
+    checked = (
+        LateUsageCheck.objects.filter(org_id=OuterRef("org_id"), period=OuterRef("pk"))
+        .order_by("-rated_at")
+        .values("rated_at")[:1]
+    )
+    last_seen = Greatest(
+        Coalesce(Subquery(billed), Value(EPOCH)),
+        Coalesce(Subquery(checked), Value(EPOCH)),
+        Coalesce(F("rated_at"), Value(EPOCH)),
+    )
+    return Q(status=PeriodStatus.INVOICED, usage_changed_at__gt=last_seen)
+
+
+def settlement_hosts(*, as_of: datetime, org: Org | None = None) -> list[int]:
+    """Ids of the periods that host a final adjustment invoice as of ``as_of``: per (org,
+    issuer, currency) whose contracts have all ended and whose periods are all invoiced, the
+    last period, when one of those periods has late usage not billed yet."""
+    series = Contract.objects.filter(
+        org_id=OuterRef("org_id"), issuer_id=OuterRef("contract__issuer_id"),
+        currency=OuterRef("currency"),
+    )  # fmt: skip
+    going_on = series.filter(Q(end__isnull=True) | Q(end__gt=as_of.date()))
+    not_invoiced = BillingPeriod.objects.filter(
+        org_id=OuterRef("org_id"),
+        contract__issuer_id=OuterRef("contract__issuer_id"),
+        currency=OuterRef("currency"),
+    ).exclude(status=PeriodStatus.INVOICED)
+    late = BillingPeriod.objects.filter(pending_late_usage()).filter(
+        ~Exists(going_on), ~Exists(not_invoiced)
+    )
+    if org is not None:
+        late = late.filter(org=org)
+    hosts = []
+    for org_id, issuer_id, currency in (
+        late.values_list("org_id", "contract__issuer_id", "currency").distinct().order_by()
+    ):
+        last = (
+            BillingPeriod.objects.filter(
+                org_id=org_id, contract__issuer_id=issuer_id, currency=currency
+            )
+            .order_by("-start", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if last is not None:
+            hosts.append(last)
+    return sorted(hosts)
+
+
+def final_adjustment_draft(*, period_id: int, as_of: datetime) -> Invoice | None:
+    """Draft the final adjustment invoice hosted by ``period_id`` (a period from
+    ``settlement_hosts``) if late usage is left to bill and its latest change is a grace
+    window old; else None. Run inside a transaction: the host period's row lock serializes
+    concurrent runs, and the second one finds the first one's checks."""
+    host = lock_period(period_id=period_id)
+    if host.status != PeriodStatus.INVOICED:
+        return None
+    contract = Contract.objects.select_related("issuer", "org").get(pk=host.contract_id)
+    invoice = _new_invoice(host, contract)
+    invoice.kind = Invoice.Kind.FINAL_ADJUSTMENT
+    invoice.charges_rated_at = None  # none of the host's charges are copied: adjustments only
+    late = periods_with_late_usage(invoice=invoice)
+    if not late or max(p.usage_changed_at or as_of for p in late) > as_of - grace():
+        return None
+    lines, checks = _adjustment_lines(invoice, start=0)
+    if not lines:
+        return None
+    subtotal = sum((line.amount for line in lines), ZERO)
+    tax = apply_totals(invoice, invoice_totals(invoice, subtotal=subtotal, credits=ZERO))
+    invoice.save()
+    InvoiceLine.objects.bulk_create(lines)
+    InvoiceTax.objects.bulk_create([tax])
+    LateUsageCheck.objects.bulk_create(checks)
+    return invoice
+
+
+def periods_settle(*, as_of: datetime, org: Org | None = None) -> CloseReport:
+    """Draft every final adjustment invoice due by ``as_of`` (``close_periods`` runs this
+    after closing periods), one host period per transaction; a host that fails is
+    quarantined and listed in ``failed``, the others are drafted."""
+    report = CloseReport()
+    hosts = settlement_hosts(as_of=as_of, org=org)
+    owners = dict(BillingPeriod.objects.filter(pk__in=hosts).values_list("pk", "org_id"))
+    orgs = Org.objects.in_bulk(set(owners.values()))
+    for host_id in hosts:
+        outcome = attempt(
+            partial(final_adjustment_draft, period_id=host_id, as_of=as_of),
+            kind=QuarantinedWork.Kind.CLOSE,
+            org=orgs[owners[host_id]],
+            unit=f"final-adjustment:{host_id}",
+        )
+        if not outcome.ok:
+            report.failed.append((orgs[owners[host_id]].slug, outcome.error))
+        elif outcome.value is not None:
+            report.drafted_ids.append(outcome.value.pk)
+            report.final_adjustments += 1
+    return report

@@ -6,14 +6,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.invoicing import finalization
 from billing.invoicing.drafting import chunks
-from billing.invoicing.finalization import invoices_finalize_many, invoices_to_finalize
+from billing.invoicing.finalization import invoices_finalize, invoices_to_finalize
 from billing.invoicing.models import Invoice
-from core.timeparse import month_of
+from core.timeparse import month_of, parse_instant
 from metering.models import QuarantinedWork
 from metering.quarantine import attempt
 from tenancy.models import Org
-
-from .close_periods import parse_moment
 
 
 class Command(BaseCommand):
@@ -37,7 +35,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No org {options['org']!r}.")
         try:
             period = month_of(options["period"]) if options["period"] else None
-            as_of = parse_moment(options["as_of"]) if options["as_of"] else None
+            as_of = parse_instant(options["as_of"], assume_utc=True) if options["as_of"] else None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
@@ -45,13 +43,17 @@ class Command(BaseCommand):
         failed: dict[str, str] = {}
         for chunk in chunks(ids, finalization.CHUNK):
             try:
-                numbers = [i.number for i in invoices_finalize_many(invoice_ids=chunk, as_of=as_of)]
+                numbered = invoices_finalize(invoice_ids=chunk, as_of=as_of)
             except Exception:
-                numbers = self._org_by_org(chunk, as_of, failed)
+                numbered = self._org_by_org(chunk, as_of, failed)
             done += len(chunk)
-            finalized += len(numbers)
-            last = f" (last: {numbers[-1]})" if numbers else ""
-            self.stdout.write(f"  {done}/{len(ids)}{last}")
+            finalized += len(numbered)
+            last = (
+                Invoice.objects.values_list("number", flat=True).get(pk=numbered[-1])
+                if numbered
+                else "none"
+            )
+            self.stdout.write(f"  {done}/{len(ids)} (last: {last})")
         self.stdout.write(f"{finalized} invoice(s) finalized; {len(failed)} org(s) failed.")
         if failed:
             raise CommandError(
@@ -62,24 +64,25 @@ class Command(BaseCommand):
 
     def _org_by_org(
         self, chunk: Sequence[int], as_of: datetime | None, failed: dict[str, str]
-    ) -> list[str]:
-        """The chunk again, one transaction per org, in the chunk's (numbering) order."""
+    ) -> list[int]:
+        """The chunk again, one transaction per org, in the chunk's (numbering) order;
+        returns the ids finalized."""
         owner = dict(Invoice.objects.filter(pk__in=chunk).values_list("pk", "org_id"))
         by_org: dict[int, list[int]] = {}
         for pk in chunk:  # dicts keep insertion order: orgs and invoices in chunk order
             if pk in owner:
                 by_org.setdefault(owner[pk], []).append(pk)
         orgs = Org.objects.in_bulk(list(by_org))
-        numbers: list[str] = []
+        numbered: list[int] = []
         for org_id, mine in by_org.items():
             outcome = attempt(
-                partial(invoices_finalize_many, invoice_ids=mine, as_of=as_of),
+                partial(invoices_finalize, invoice_ids=mine, as_of=as_of),
                 kind=QuarantinedWork.Kind.FINALIZE,
                 org=orgs[org_id],
             )
             if outcome.ok:
-                numbers += [invoice.number for invoice in outcome.value or []]
+                numbered += outcome.value or []
             else:
                 failed[orgs[org_id].slug] = outcome.error
                 self.stderr.write(f"  {orgs[org_id].slug}: {outcome.error}")
-        return numbers
+        return numbered

@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from billing.models import Contract
 from billing.services import org_rate
+from core.timeparse import parse_instant
 from metering.models import QuarantinedWork
 from metering.quarantine import attempt
 from tenancy.models import Org
@@ -13,15 +14,9 @@ from tenancy.models import Org
 
 def parse_as_of(raw: str, option: str = "--as-of") -> datetime:
     try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise CommandError(f"{option} {raw!r} is not an ISO 8601 date or datetime") from None
-    if moment.tzinfo is None:
-        raise CommandError(f"{option} {raw!r} has no timezone; add 'Z' or an offset")
-    try:
-        return moment.astimezone(UTC)
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise CommandError(f"{option} {exc}") from None
     except OverflowError:
         raise CommandError(f"{option} {raw!r} is out of range") from None
 
