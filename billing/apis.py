@@ -1,19 +1,22 @@
+from dataclasses import asdict
 from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
-from tenancy.access import caller, is_staff_reader, visible_orgs
+from metering.apis import format_quantity, parse_moment
+from tenancy.access import caller, has_role, is_staff_reader, visible_orgs
 from tenancy.api_access import org_for_read
-from tenancy.models import Org
+from tenancy.models import Org, StaffRole
 
 from .models import Product
+from .rating.unbilled import REASONS, unbilled_usage
 from .selectors import contract_terms, contracts_for, org_summary, products_list
 
 
@@ -224,3 +227,58 @@ class ContractDetailApi(APIView):
         if terms is None:
             raise NotFound("No such contract.")
         return Response(self.OutputSerializer(terms).data)
+
+
+class UnbilledUsageApi(APIView):
+    """Accepted usage that no invoice line bills, with the reason (SPEC §3, §5). Finance and
+    operators only: it spans every org."""
+
+    @extend_schema_serializer(component_name="UnbilledUsageQuery")
+    class QuerySerializer(serializers.Serializer):
+        start = serializers.CharField(help_text="ISO date or datetime, whole hour (inclusive).")
+        end = serializers.CharField(help_text="ISO date or datetime, whole hour (exclusive).")
+        org = serializers.SlugField(required=False, help_text="Only this org.")
+
+    @extend_schema_serializer(component_name="UnbilledUsage")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="UnbilledUsageRow")
+        class RowSerializer(serializers.Serializer):
+            org = serializers.CharField()
+            meter = serializers.CharField()
+            unit = serializers.CharField(help_text="The meter's unit.")
+            dimensions = serializers.DictField()
+            reason = serializers.ChoiceField(choices=REASONS)
+            quantity = serializers.CharField(help_text="Decimal string, in the meter's unit.")
+            events = serializers.IntegerField()
+            start = serializers.DateTimeField(help_text="First hour with such usage.")
+            end = serializers.DateTimeField(help_text="End of the last hour (exclusive).")
+
+        start = serializers.DateTimeField()
+        end = serializers.DateTimeField()
+        results = RowSerializer(many=True)
+
+    @extend_schema(
+        operation_id="unbilled_usage_list",
+        parameters=[QuerySerializer],
+        responses={200: OutputSerializer, **error_responses(400, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        user, api_key = caller(request)
+        if api_key is not None or not has_role(user, StaffRole.FINANCE, StaffRole.OPERATOR):
+            raise PermissionDenied("Only finance and operators may read unbilled usage.")
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        start = parse_moment(params["start"], "start")
+        end = parse_moment(params["end"], "end")
+        if end <= start:
+            raise ValidationError({"end": ["end must be after start."]})
+        orgs = Org.objects.all()  # finance and operators see every org
+        if params.get("org"):
+            orgs = orgs.filter(slug=params["org"])
+            if not orgs.exists():
+                raise ValidationError({"org": [f"No org {params['org']!r}."]})
+        rows = unbilled_usage(orgs=orgs, start=start, end=end)
+        results = [{**asdict(row), "quantity": format_quantity(row.quantity)} for row in rows]
+        body = {"start": start, "end": end, "results": results}
+        return Response(self.OutputSerializer(body).data)

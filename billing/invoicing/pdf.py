@@ -144,6 +144,8 @@ def _header(invoice: Invoice) -> Table:
             f"{invoice.period_start.date().isoformat()} to {_last_day(invoice.period_end)}",
         ),
     ]
+    if invoice.kind == Invoice.Kind.FINAL_ADJUSTMENT:
+        facts.append(("Kind", "Final adjustment (late usage)"))
     return heading(issuer, "INVOICE", facts)
 
 

@@ -131,6 +131,7 @@ class Command(BaseCommand):
 
         self.step("Summary")
         self.summary(pipeline.summary_rows(exports), stored, time.monotonic() - started)
+        self.say(pipeline.unbilled_line())
         self.say("Logins (local demo passwords):")
         for login in logins:
             self.say(f"  {login.username:8} {login.password:14} {login.who}, {login.home}")
