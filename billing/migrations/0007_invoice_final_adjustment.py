@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 immutability = importlib.import_module("billing.migrations.0004_invoice_immutability")
 
@@ -33,7 +35,7 @@ def sqlite_statements(columns: tuple[str, ...]) -> list[str]:
     ]
 
 
-def drop_sqlite_triggers(apps, schema_editor):
+def drop_sqlite_triggers(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Before SQLite rebuilds ``billing_invoice``: the triggers of its child tables name it,
     and SQLite refuses to rename a table into place while a trigger names a missing one."""
     if schema_editor.connection.vendor == "sqlite":
