@@ -1,6 +1,8 @@
 """Read APIs of billing (SPEC §5): products, usage with cost, the period summary and its
 reserved hours, rate cards and contracts. Thin: parse, check who may read, one selector."""
 
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,14 +26,16 @@ from config.pagination import PAGE_PARAMETERS, SequenceCursor, paginated
 from metering.apis import UsagePointSerializer, format_quantity, parse_moment
 from metering.models import Meter
 from metering.selectors import UsagePoint, usage_series, window_end
-from tenancy.access import caller, is_staff_reader, visible_orgs
+from tenancy.access import caller, has_role, is_staff_reader, visible_orgs
 from tenancy.api_access import org_for_read
-from tenancy.models import ApiKey, Org
+from tenancy.models import Org, StaffRole
 
-from .models import BillingPeriod, Contract, Product, RateCard
+from .models import BillingPeriod, Product, RateCard
 from .money import minor_units
+from .rating.unbilled import REASONS, unbilled_usage
 from .selectors import (
     ReservedHour,
+    contract_terms,
     contracts_for,
     current_period,
     org_summary,
@@ -43,20 +47,6 @@ from .selectors import (
 from .usage import ProductWindow, product_usage, products_matching, window_start
 
 MAX_DAYS = 400
-
-
-def _orgs(request: Request, slug: str | None) -> QuerySet[Org]:
-    """Orgs whose contracts the caller may read: staff see theirs (all, for finance), narrowed
-    by ``slug``; a customer or an org key, its own org only."""
-    user, api_key = caller(request)
-    if is_staff_reader(user=user, api_key=api_key):
-        orgs = visible_orgs(user=user)
-        if slug:
-            orgs = orgs.filter(slug=slug)
-            if not orgs.exists():
-                raise PermissionDenied(f"You may not read org {slug!r}.")
-        return orgs
-    return Org.objects.filter(pk=org_for_read(request, slug).pk)
 
 
 def amount_text(amount: Decimal, currency: str) -> str:
@@ -534,55 +524,25 @@ class RateCardListApi(APIView):
         slug = request.query_params.get("org")
         user, api_key = caller(request)
         staff = is_staff_reader(user=user, api_key=api_key)
-        orgs = None if staff and not slug else _orgs(request, slug)
+        orgs = None if staff and not slug else _contract_orgs(request)
         cards = rate_cards_for(orgs=orgs)
         return Response(paginated(request, self, cards, lambda c: self.OutputSerializer(c).data))
 
 
-@extend_schema_serializer(component_name="Contract")
-class ContractSerializer(serializers.Serializer):
-    @extend_schema_serializer(component_name="ContractPriceTerm")
-    class PriceTerm(serializers.Serializer):
-        product = serializers.CharField(source="product.key", allow_null=True)
-        discount_percent = serializers.DecimalField(max_digits=7, decimal_places=4)
-        unit_price = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
+def _contract_orgs(request: Request) -> QuerySet[Org]:
+    """The orgs whose contracts the caller may read: staff see theirs (finance and operators
+    every org), customers and org keys their own org (``?org=`` picks one)."""
+    slug = request.query_params.get("org")
+    user, api_key = caller(request)
+    if is_staff_reader(user=user, api_key=api_key):
+        orgs = visible_orgs(user=user)
+        return orgs.filter(slug=slug) if slug else orgs
+    return Org.objects.filter(pk=org_for_read(request, slug).pk)
 
-    @extend_schema_serializer(component_name="ContractReservation")
-    class ReservationTerm(serializers.Serializer):
-        product = serializers.CharField(source="product.key")
-        quantity = serializers.DecimalField(max_digits=30, decimal_places=12)
-        unit_price = serializers.DecimalField(max_digits=28, decimal_places=12)
-        burst_unit_price = serializers.DecimalField(
-            max_digits=28, decimal_places=12, allow_null=True
-        )
-        start = serializers.DateField()
-        end = serializers.DateField()
-        ramps = inline_serializer(
-            "ContractRamp",
-            {
-                "starts": serializers.DateField(),
-                "quantity": serializers.DecimalField(max_digits=30, decimal_places=12),
-            },
-            many=True,
-            source="ramps.all",
-        )
 
-    @extend_schema_serializer(component_name="ContractCommitment")
-    class CommitmentTerm(serializers.Serializer):
-        amount = serializers.DecimalField(max_digits=20, decimal_places=4)
-        per = serializers.CharField()
-
-    @extend_schema_serializer(component_name="ContractCredit")
-    class CreditTerm(serializers.Serializer):
-        key = serializers.CharField()
-        amount = serializers.DecimalField(max_digits=20, decimal_places=4)
-        balance = serializers.DecimalField(max_digits=20, decimal_places=4)
-        currency = serializers.CharField()
-        effective = serializers.DateField()
-        expires = serializers.DateField(allow_null=True)
-        priority = serializers.IntegerField()
-
-    id = serializers.IntegerField()
+@extend_schema_serializer(component_name="ContractSummary")
+class _ContractSummary(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
     key = serializers.CharField()
     org = serializers.CharField(source="org.slug")
     issuer = serializers.CharField(source="issuer.key")
@@ -592,39 +552,154 @@ class ContractSerializer(serializers.Serializer):
     end = serializers.DateField(allow_null=True, help_text="Exclusive; null: open-ended.")
     billing_day = serializers.IntegerField()
     payment_terms_days = serializers.IntegerField()
-    prices = PriceTerm(many=True, source="prices.all")
-    reservations = ReservationTerm(many=True, source="reservations.all")
-    spend_commitments = CommitmentTerm(many=True, source="commitments.all")
-    credits = CreditTerm(many=True, source="credits.all")
 
 
 class ContractListApi(APIView):
-    """Contracts with their terms: your org's (staff: those they may see, ``?org=``)."""
-
     @extend_schema(
         operation_id="contracts_list",
         parameters=[OpenApiParameter("org", str, description="Org slug."), *PAGE_PARAMETERS],
         responses={
-            200: inline_serializer("ContractPage", {"results": ContractSerializer(many=True)}),
+            200: inline_serializer("ContractPage", {"results": _ContractSummary(many=True)}),
             **error_responses(400),
         },
     )
     def get(self, request: Request) -> Response:
-        contracts = contracts_for(orgs=_orgs(request, request.query_params.get("org")))
-        return Response(paginated(request, self, contracts, lambda c: ContractSerializer(c).data))
+        contracts = contracts_for(orgs=_contract_orgs(request))
+        return Response(paginated(request, self, contracts, lambda c: _ContractSummary(c).data))
 
 
 class ContractDetailApi(APIView):
+    """A contract with its dated terms and amendment history (SPEC §3 "Amendments"): each
+    reservation and price names the amendment that added it (null: the contract's own)."""
+
+    @extend_schema_serializer(component_name="Contract")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="ContractReservation")
+        class ReservationSerializer(serializers.Serializer):
+            product = serializers.CharField(source="product.key")
+            quantity = serializers.DecimalField(max_digits=30, decimal_places=6)
+            unit_price = serializers.DecimalField(max_digits=28, decimal_places=12)
+            burst_unit_price = serializers.DecimalField(
+                max_digits=28, decimal_places=12, allow_null=True
+            )
+            start = serializers.DateField()
+            end = serializers.DateField(help_text="Exclusive.")
+            ramp = serializers.SerializerMethodField()
+            amendment = serializers.IntegerField(source="amendment_id", allow_null=True)
+
+            def get_ramp(self, reservation: Any) -> list[dict[str, str]]:
+                return [
+                    {"from": r.starts.isoformat(), "quantity": f"{r.quantity.normalize():f}"}
+                    for r in reservation.ramps.all()
+                ]
+
+        @extend_schema_serializer(component_name="ContractTerm")
+        class PriceSerializer(serializers.Serializer):
+            product = serializers.CharField(
+                source="product.key", allow_null=True, default=None, help_text="null: all."
+            )
+            discount_percent = serializers.DecimalField(max_digits=7, decimal_places=4)
+            unit_price = serializers.DecimalField(
+                max_digits=28, decimal_places=12, allow_null=True, help_text="A custom price."
+            )
+            valid_from = serializers.DateField()
+            valid_until = serializers.DateField(allow_null=True, help_text="Exclusive.")
+            amendment = serializers.IntegerField(source="amendment_id", allow_null=True)
+
+        @extend_schema_serializer(component_name="ContractAmendment")
+        class AmendmentSerializer(serializers.Serializer):
+            id = serializers.IntegerField(source="pk")
+            effective = serializers.DateField()
+            signed_at = serializers.DateTimeField()
+            signed_by = serializers.CharField(
+                source="signed_by.username", allow_null=True, default=None
+            )
+            deal = serializers.SerializerMethodField()
+            summary = serializers.CharField()
+
+            def get_deal(self, amendment: Any) -> int | None:
+                deal = getattr(amendment, "deal", None)
+                return deal.pk if deal is not None else None
+
+        contract = _ContractSummary()
+        reservations = ReservationSerializer(many=True)
+        prices = PriceSerializer(many=True)
+        amendments = AmendmentSerializer(many=True)
+
     @extend_schema(
         operation_id="contracts_retrieve",
-        responses={200: ContractSerializer, **error_responses(404)},
+        responses={200: OutputSerializer, **error_responses(400, 404)},
     )
     def get(self, request: Request, contract_id: int) -> Response:
-        user, api_key = caller(request)
-        if api_key is not None and api_key.scope != ApiKey.Scope.READ:
-            raise PermissionDenied(f"An API key with scope '{api_key.scope}' cannot read.")
-        orgs = visible_orgs(user=user, api_key=api_key)
-        contract: Contract | None = contracts_for(orgs=orgs).filter(pk=contract_id).first()
-        if contract is None:
+        terms = contract_terms(orgs=_contract_orgs(request), contract_id=contract_id)
+        if terms is None:
             raise NotFound("No such contract.")
-        return Response(ContractSerializer(contract).data)
+        return Response(self.OutputSerializer(terms).data)
+
+
+class UnbilledUsageApi(APIView):
+    """Accepted usage that no invoice line bills, with the reason (SPEC §3, §5). Finance and
+    operators only: it spans every org."""
+
+    @extend_schema_serializer(component_name="UnbilledUsageQuery")
+    class QuerySerializer(serializers.Serializer):
+        start = serializers.CharField(help_text="ISO date or datetime, whole hour (inclusive).")
+        end = serializers.CharField(help_text="ISO date or datetime, whole hour (exclusive).")
+        org = serializers.SlugField(required=False, help_text="Only this org.")
+
+    @extend_schema_serializer(component_name="UnbilledUsage")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="UnbilledUsageRow")
+        class RowSerializer(serializers.Serializer):
+            org = serializers.CharField()
+            meter = serializers.CharField()
+            unit = serializers.CharField(help_text="The meter's unit.")
+            dimensions = serializers.DictField()
+            reason = serializers.ChoiceField(choices=REASONS)
+            quantity = serializers.CharField(help_text="Decimal string, in the meter's unit.")
+            events = serializers.IntegerField()
+            start = serializers.DateTimeField(help_text="First hour with such usage.")
+            end = serializers.DateTimeField(help_text="End of the last hour (exclusive).")
+
+        start = serializers.DateTimeField()
+        end = serializers.DateTimeField()
+        results = RowSerializer(many=True)
+
+    @extend_schema(
+        operation_id="unbilled_usage_list",
+        parameters=[QuerySerializer, *PAGE_PARAMETERS],
+        responses={200: OutputSerializer, **error_responses(400, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        user, api_key = caller(request)
+        if api_key is not None or not has_role(user, StaffRole.FINANCE, StaffRole.OPERATOR):
+            raise PermissionDenied("Only finance and operators may read unbilled usage.")
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        start = parse_moment(params["start"], "start")
+        end = parse_moment(params["end"], "end")
+        if end <= start:
+            raise ValidationError({"end": ["end must be after start."]})
+        orgs = Org.objects.all()  # finance and operators see every org
+        if params.get("org"):
+            orgs = orgs.filter(slug=params["org"])
+            if not orgs.exists():
+                raise ValidationError({"org": [f"No org {params['org']!r}."]})
+        rows = unbilled_usage(orgs=orgs, start=start, end=end)
+        page = SequenceCursor[Any](
+            request,
+            lambda r: [r.org, r.meter, json.dumps(r.dimensions, sort_keys=True), r.reason],
+        ).page(
+            sorted(
+                rows,
+                key=lambda r: (r.org, r.meter, json.dumps(r.dimensions, sort_keys=True), r.reason),
+            )
+        )
+        results = [
+            {**asdict(row), "quantity": format_quantity(row.quantity)} for row in page["results"]
+        ]
+        body = {"start": start, "end": end, "results": results}
+        return Response(
+            {**self.OutputSerializer(body).data, "next": page["next"], "previous": page["previous"]}
+        )

@@ -9,6 +9,7 @@ from django.utils import timezone
 from tenancy.models import Org
 
 from .models import (
+    Amendment,
     BillingPeriod,
     Contract,
     ContractPrice,
@@ -19,6 +20,7 @@ from .models import (
     RatedCharge,
     Reservation,
     ReservationUsage,
+    SpendCommitment,
 )
 from .rating.credits import drawn_for
 from .rating.engine import FORECAST_METHOD
@@ -45,6 +47,8 @@ class ReservationUse:
     product: str
     start: date
     end: date
+    quantity: Decimal  # at its start (ramps change it)
+    amendment: int | None  # the amendment that added it (None: the contract's own)
     reserved: Decimal  # unit-hours so far
     used: Decimal
     covered: Decimal
@@ -121,8 +125,10 @@ def org_summary(
         if Decimal(period.usage[key]) or amounts.get(p.pk)
     ]
     uses = []
-    for row in ReservationUsage.objects.filter(org=org, period=period).select_related(
-        "reservation__product"
+    for row in (
+        ReservationUsage.objects.filter(org=org, period=period)
+        .select_related("reservation__product")
+        .order_by("reservation__product__key", "reservation__start", "reservation_id")
     ):
         reservation = row.reservation
         utilization = (
@@ -133,6 +139,8 @@ def org_summary(
                 product=reservation.product.key,
                 start=reservation.start,
                 end=reservation.end,
+                quantity=reservation.quantity,
+                amendment=reservation.amendment_id,
                 reserved=row.reserved,
                 used=row.used,
                 covered=row.covered,
@@ -176,7 +184,8 @@ def reservation_hours(
     *, org: Org, period: BillingPeriod, product: str | None = None
 ) -> list[ReservedHour]:
     """The hourly netting of the period's reservations, rated so far: one row per product and
-    hour (stacked reservations of a product add up), sorted by product then hour."""
+    hour, sorted by product then hour; stacked reservations of a product add up (R(h) = Σ
+    R_i(h), and their shares of U(h) give U(h))."""
     reserved: dict[tuple[str, datetime], Decimal] = defaultdict(Decimal)
     used: dict[tuple[str, datetime], Decimal] = {}
     rows = ReservationUsage.objects.filter(org=org, period=period).select_related(
@@ -189,27 +198,60 @@ def reservation_hours(
         for offset, r, u in row.hours:
             hour = period.start + timedelta(hours=int(offset))
             reserved[(key, hour)] += Decimal(r)
-            used[(key, hour)] = Decimal(u)
+            # Each stacked reservation's row holds its share of U(h): they add up to U(h).
+            used[(key, hour)] = used.get((key, hour), ZERO) + Decimal(u)
     return [
         ReservedHour(key, hour, reserved[(key, hour)], used[(key, hour)])
         for key, hour in sorted(reserved)
     ]
 
 
+@dataclass(frozen=True)
+class ContractTerms:
+    """A contract with every term it holds, each knowing the amendment that added it (None:
+    the contract's own), and its amendments in the order they were signed (SPEC §3)."""
+
+    contract: Contract
+    reservations: list[Reservation]
+    prices: list[ContractPrice]
+    commitments: list[SpendCommitment]
+    amendments: list[Amendment]
+
+
 def contracts_for(*, orgs: QuerySet[Org]) -> QuerySet[Contract]:
-    """The contracts of ``orgs`` (what the caller may see) with every term prefetched."""
     return (
         Contract.objects.filter(org__in=orgs)
         .select_related("org", "issuer")
-        .prefetch_related(
-            Prefetch("prices", queryset=ContractPrice.objects.select_related("product")),
-            Prefetch(
-                "reservations",
-                queryset=Reservation.objects.select_related("product").prefetch_related("ramps"),
-            ),
-            "commitments",
-            "credits",
-        )
+        .order_by("org__slug", "start")
+    )
+
+
+def contract_terms(*, orgs: QuerySet[Org], contract_id: int) -> ContractTerms | None:
+    """One contract of ``orgs`` with its terms and amendment history; None when there is no
+    such contract among them (the caller answers alike whether it exists or not)."""
+    contract = contracts_for(orgs=orgs).filter(pk=contract_id).first()
+    if contract is None:
+        return None
+    org = contract.org
+    return ContractTerms(
+        contract=contract,
+        reservations=list(
+            Reservation.objects.filter(org=org, contract=contract)
+            .select_related("product", "amendment")
+            .prefetch_related("ramps")
+            .order_by("product__key", "start", "pk")
+        ),
+        prices=list(
+            ContractPrice.objects.filter(org=org, contract=contract)
+            .select_related("product", "amendment")
+            .order_by("valid_from", "pk")
+        ),
+        commitments=list(SpendCommitment.objects.filter(org=org, contract=contract)),
+        amendments=list(
+            Amendment.objects.filter(org=org, contract=contract)
+            .select_related("signed_by", "deal")
+            .order_by("signed_at", "pk")
+        ),
     )
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
         name="reservation-hours",
     ),
     path("", include("billing.alerts.urls")),
+    path("unbilled-usage", apis.UnbilledUsageApi.as_view(), name="unbilled-usage"),
     path("", include("billing.deals.urls")),
     path("", include("billing.invoicing.urls")),
 ]

@@ -16,6 +16,7 @@ from billing.models import (
     Price,
     Product,
     Reservation,
+    ReservationUsage,
     SpendCommitment,
 )
 from billing.rating.engine import RatingError, rate_card_for
@@ -77,6 +78,59 @@ def dimension_choices(products: list[Product]) -> dict[str, list[str]]:
         for name, value in product.filter.items():
             choices[name].add(str(value))
     return {name: sorted(values) for name, values in sorted(choices.items())}
+
+
+@dataclass(frozen=True)
+class ReservationStack:
+    """One reserved product's hours: each reservation's R_i(h) in ``bands`` (named as a
+    person reads them, in the order they stack), and U(h)."""
+
+    product: str
+    hours: list[datetime]
+    bands: dict[str, list[Decimal]]
+    used: list[Decimal]
+
+    @property
+    def totals(self) -> list[Decimal]:
+        """R(h) = Σ R_i(h)."""
+        return [sum(column, Decimal(0)) for column in zip(*self.bands.values(), strict=True)]
+
+
+def reservation_stacks(*, org: Org, period: BillingPeriod) -> list[ReservationStack]:
+    """Per reserved product, its reservations' hourly netting in the period, rated so far:
+    "8 reserved from 2026-11-01", "+4 reserved from 2026-11-02 (amendment)"."""
+    rows = (
+        ReservationUsage.objects.filter(org=org, period=period)
+        .select_related("reservation__product")
+        .order_by("reservation__product__key", "reservation__start", "reservation_id")
+    )
+    grouped: dict[str, list[ReservationUsage]] = defaultdict(list)
+    for row in rows:
+        grouped[row.reservation.product.key].append(row)
+    stacks = []
+    for product, members in grouped.items():
+        offsets = sorted({int(h[0]) for row in members for h in row.hours})
+        used: dict[int, Decimal] = defaultdict(Decimal)
+        bands: dict[str, list[Decimal]] = {}
+        for index, row in enumerate(members):
+            reservation = row.reservation
+            name = (
+                f"{'+' if index else ''}{reservation.quantity.normalize():f} reserved from "
+                f"{reservation.start}" + (" (amendment)" if reservation.amendment_id else "")
+            )
+            held = {int(h[0]): Decimal(h[1]) for h in row.hours}
+            for h in row.hours:
+                used[int(h[0])] += Decimal(h[2])  # each row holds its share of U(h)
+            bands[name] = [held.get(offset, Decimal(0)) for offset in offsets]
+        stacks.append(
+            ReservationStack(
+                product=product,
+                hours=[period.start + timedelta(hours=offset) for offset in offsets],
+                bands=bands,
+                used=[used[offset] for offset in offsets],
+            )
+        )
+    return stacks
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from billing.alerts.selectors import firings_for
 from billing.invoicing.selectors import org_documents
 from billing.models import BillingPeriod, Product
-from billing.selectors import org_summary, reservation_hours
+from billing.selectors import org_summary
 from billing.usage import ProductWindow, products_matching
 from tenancy.models import ApiKey, Membership, Org
 from tenancy.services import api_key_create, api_key_revoke
@@ -143,10 +143,7 @@ def _period_context(
     usage = _by_day(rows, days, "quantity")
     # One stacked usage chart per billing unit: GPU-hours and tokens do not add up.
     units = sorted({p.unit for p in usage})
-    hours = reservation_hours(org=org, period=period)
-    by_product: dict[str, list[Any]] = defaultdict(list)
-    for hour in hours:
-        by_product[hour.product].append(hour)
+    stacks = selectors.reservation_stacks(org=org, period=period)
     names = {p.key: p for p in catalog}
     # A product keeps its colour in every chart (by its place in the catalog).
     colour = {p: charts.PALETTE[i % len(charts.PALETTE)] for i, p in enumerate(catalog)}
@@ -181,8 +178,7 @@ def _period_context(
             for unit in units
         ],
         "reservation_charts": [
-            _reservation_chart(names.get(key), key, rows_of, numbers)
-            for key, rows_of in sorted(by_product.items())
+            _reservation_chart(names.get(stack.product), stack, numbers) for stack in stacks
         ],
         "firings": firings_for(orgs=Org.objects.filter(pk=org.pk), period=period)[:20],
         **_tokens(org, period),
@@ -190,26 +186,30 @@ def _period_context(
 
 
 def _reservation_chart(
-    product: Product | None, key: str, hours: list[Any], numbers: Numbers
+    product: Product | None, stack: selectors.ReservationStack, numbers: Numbers
 ) -> dict[str, Any]:
-    """Reserved vs used per hour of one reserved product (stacked reservations added up)."""
-    reserved = sum((h.reserved for h in hours), Decimal(0))
-    used = sum((h.used for h in hours), Decimal(0))
-    covered = sum((min(h.used, h.reserved) for h in hours), Decimal(0))
-    name, unit = (product.name, product.unit) if product else (key, "unit")
+    """Reserved vs used per hour of one reserved product: its reservations stacked (SPEC §3:
+    stacked reservations net once against their sum), each line the top of its share."""
+    name, unit = (product.name, product.unit) if product else (stack.product, "unit")
+    reserved = sum((sum(band, Decimal(0)) for band in stack.bands.values()), Decimal(0))
+    totals = stack.totals
+    covered = sum((min(u, r) for u, r in zip(stack.used, totals, strict=True)), Decimal(0))
     return {
         "name": name,
         "unit": unit,
+        "stack": list(stack.bands),
         "reserved": reserved,
-        "used": used,
-        "burst": sum((max(Decimal(0), h.used - h.reserved) for h in hours), Decimal(0)),
+        "used": sum(stack.used, Decimal(0)),
+        "burst": sum(
+            (max(Decimal(0), u - r) for u, r in zip(stack.used, totals, strict=True)), Decimal(0)
+        ),  # fmt: skip
         "utilization": covered * 100 / reserved if reserved else Decimal(0),
-        "burst_hours": sum(1 for h in hours if h.used > h.reserved),
+        "burst_hours": sum(1 for u, r in zip(stack.used, totals, strict=True) if u > r),
         "chart": charts.reserved_vs_used(
             title=name,
-            labels=[h.hour.strftime("%b %d %H:00") for h in hours],
-            reserved=[h.reserved for h in hours],
-            used=[h.used for h in hours],
+            labels=[h.strftime("%b %d %H:00") for h in stack.hours],
+            stack=stack.bands,
+            used=stack.used,
             y_title=f"{unit}s in the hour",
             formatter=numbers.axis,
         ),

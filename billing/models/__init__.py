@@ -5,7 +5,7 @@ import ``base`` (never this package), so no model module imports another in a cy
 """
 
 from ..alerts.models import Alert, AlertFiring
-from ..deals.models import Deal, DealEvent, DealLine
+from ..deals.models import Deal, DealEvent, DealLine, DealTerm
 from ..invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -21,6 +21,7 @@ from ..invoicing.models import (
     TaxReason,
 )
 from .base import (
+    Amendment,
     BillingPeriod,
     CapacityPool,
     Contract,
@@ -41,6 +42,7 @@ from .base import (
 __all__ = [
     "Alert",
     "AlertFiring",
+    "Amendment",
     "BillingPeriod",
     "CapacityPool",
     "Contract",
@@ -53,6 +55,7 @@ __all__ = [
     "Deal",
     "DealEvent",
     "DealLine",
+    "DealTerm",
     "DocumentCounter",
     "Invoice",
     "InvoiceLine",

@@ -210,10 +210,10 @@ def test_rate_cards_and_contracts_are_scoped(november, client_for):
     assert (contract["key"], contract["org"], contract["rate_card"]) == (
         "acme-2026", "acme", "list-usd-2026",
     )  # fmt: skip
-    assert contract["reservations"][0]["ramps"] == [
-        {"starts": "2027-02-01", "quantity": "16.000000000000"}
-    ]
-    assert {p["product"] for p in contract["prices"]} == {"h100-eu-north", None, "llama-70b-output"}
+    assert acme.get("/api/v1/contracts").json()["next"] is None
+    detail = acme.get(f"/api/v1/contracts/{contract['id']}").json()
+    assert detail["reservations"][0]["ramp"] == [{"from": "2027-02-01", "quantity": "16"}]
+    assert {p["product"] for p in detail["prices"]} == {"h100-eu-north", None, "llama-70b-output"}
     sakura_contract = reader(client_for, "sakura").get("/api/v1/contracts").json()["results"][0]
     assert acme.get(f"/api/v1/contracts/{sakura_contract['id']}").status_code == 404
     assert acme.get("/api/v1/contracts", {"org": "sakura"}).status_code == 403

@@ -33,15 +33,35 @@ def amount(value: Any, numbers: Any) -> str:
 
 
 @register.filter
-def price(value: Any, numbers: Any) -> str:
-    """A unit price in the org's locale, with the decimals it has: ``{{ x|price:numbers }}``."""
-    return str(numbers.price(value))
+def price(value: Any, numbers: Any = None) -> str:
+    """A unit price with at least two decimals, and all it has beyond: 2 → 2.00,
+    2.1 → 2.10, 0.0000125 → 0.0000125; in the org's locale and currency with
+    ``{{ x|price:numbers }}``."""
+    if numbers is not None:
+        return str(numbers.price(value))
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    text = plain(number)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
 
 
 @register.filter
-def qty(value: Any, numbers: Any) -> str:
-    """A quantity in the org's locale with sensible decimals: ``{{ x|qty:numbers }}``."""
-    return str(numbers.quantity(value))
+def qty(value: Any, numbers: Any = None) -> str:
+    """A quantity with thousands separators, trailing zeros dropped: 14112.000 → 14,112; in
+    the org's locale with sensible decimals with ``{{ x|qty:numbers }}``."""
+    if numbers is not None:
+        return str(numbers.quantity(value))
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    whole, _, fraction = plain(number).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    grouped = f"{sign}{int(whole.lstrip('-') or 0):,}"
+    return f"{grouped}.{fraction}" if fraction else grouped
 
 
 @register.filter

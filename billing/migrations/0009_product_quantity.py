@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0006_invoice_status_graph")]
+    dependencies = [("billing", "0008_merge_20261207_0355")]
 
     operations = [
         migrations.AddField(
