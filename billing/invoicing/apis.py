@@ -26,7 +26,7 @@ from core.timeparse import month_of
 from tenancy.access import caller, has_role, org_for_read
 from tenancy.models import Org, StaffRole
 
-from ..stripe.webhooks import BadSignature, webhook_receive
+from ..stripe.webhooks import BadPayload, BadSignature, webhook_receive
 from .credit_notes import CreditRequest, credit_note_issue
 from .errors import InvoicingError
 from .export import credit_note_dict, documents, invoice_dict, write_csv, write_json
@@ -347,6 +347,8 @@ class StripeWebhookApi(APIView):
             return Response(
                 error_body("bad_signature", f"Signature check failed: {exc}"), status=400
             )
+        except BadPayload as exc:
+            return Response(error_body("bad_payload", f"Unusable event: {exc}"), status=400)
         return Response(
             {"received": True, "id": received.event.event_id, "duplicate": received.duplicate,
              "result": received.event.result}

@@ -8,6 +8,7 @@ deadlock.
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ FINALIZED_FIELDS = [
     *legal_snapshot_fields(),
     "subtotal",
     "credits",
+    "balance_carried",
     "tax_total",
     "total",
     "number_year",
@@ -59,6 +61,20 @@ def invoices_finalize_many(
     in that order, from one block of numbers per (issuer, year) taken from the locked counter
     row (so the numbers are those one-by-one finalization in this order would give, and a
     rollback gives the whole block back). Raises ``Invoice.DoesNotExist`` if one is missing."""
+    return invoices_finalize_batch(invoice_ids=invoice_ids, as_of=as_of, user=user).invoices
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    invoices: list[Invoice]  # in the order asked
+    finalized_ids: list[int]  # those this call finalized (not those another run had done)
+
+
+def invoices_finalize_batch(
+    *, invoice_ids: Sequence[int], as_of: datetime | None = None, user: Any = None
+) -> FinalizeResult:
+    """``invoices_finalize_many``, also saying which invoices this call finalized: the drafts
+    found under the lock (so concurrent runs never both count one invoice)."""
     as_of = (as_of or timezone.now()).astimezone(UTC)
     with transaction.atomic():
         invoices = lock_invoices(invoice_ids=invoice_ids)
@@ -68,7 +84,10 @@ def invoices_finalize_many(
         drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
         if drafts:
             _finalize_drafts(drafts, as_of=as_of, user=user)
-    return [invoices[pk] for pk in invoice_ids]
+    return FinalizeResult(
+        invoices=[invoices[pk] for pk in invoice_ids],
+        finalized_ids=[invoice.pk for invoice in drafts],
+    )
 
 
 def invoices_to_finalize(
@@ -90,11 +109,12 @@ def invoices_finalize(
 ) -> list[int]:
     """Finalize every draft (of ``org``, of the period starting in (year, month)),
     ``CHUNK`` to a transaction (``invoices_finalize_many``), numbered in (org, period start)
-    order. Returns their ids."""
+    order. Returns the ids of those this call finalized."""
     ids = invoices_to_finalize(org=org, period=period)
+    done: list[int] = []
     for chunk in chunks(ids, CHUNK):
-        invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
-    return ids
+        done += invoices_finalize_batch(invoice_ids=chunk, as_of=as_of).finalized_ids
+    return done
 
 
 def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -> None:
@@ -157,7 +177,34 @@ def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -
         )
         for invoice in drafts
     )
+    _settle_zero_and_negative(drafts, as_of=as_of, user=user, orgs=orgs)
     invoices_sync_on_commit(invoice_ids=[invoice.pk for invoice in drafts])
+
+
+def _settle_zero_and_negative(
+    drafts: Sequence[Invoice], *, as_of: datetime, user: Any, orgs: dict[int, Org]
+) -> None:
+    """SPEC §3: the remainder of a negative period becomes a balance credit on the org (drawn
+    first by the next invoice); an invoice with nothing to pay (total 0.00) is paid at once,
+    as Stripe marks a zero invoice paid at finalization."""
+    from ..rating.credits import balance_credit_create
+
+    zero = [invoice for invoice in drafts if invoice.total == 0]
+    for invoice in drafts:
+        grant = balance_credit_create(invoice=invoice)
+        if grant is not None:
+            changes = {"balance": invoice.balance_carried, "grant": grant.key}
+            _audit_entry(invoice, "balance_carried", changes, user=user,
+                         org=orgs[invoice.org_id]).save(force_insert=True)  # fmt: skip
+    if zero:
+        Invoice.objects.filter(pk__in=[invoice.pk for invoice in zero]).update(
+            status=Status.PAID, status_reason="Nothing to pay (total 0.00).",
+            status_changed_at=as_of,
+        )  # fmt: skip
+        for invoice in zero:
+            invoice.status = Status.PAID
+            invoice.status_reason = "Nothing to pay (total 0.00)."
+            invoice.status_changed_at = as_of
 
 
 def _audit_entry(

@@ -65,3 +65,6 @@ RERATE_PERIOD = os.environ.get("TESSERA_RERATE_PERIOD", "billing.rating.engine.c
 # demo and tests, where no network reaches Stripe.
 STRIPE_FAKE = _bool("TESSERA_STRIPE_FAKE", False)
 STRIPE_MAX_NETWORK_RETRIES = _int("TESSERA_STRIPE_MAX_NETWORK_RETRIES", 2)
+# Receivables and draft review (issue 15).
+VARIANCE_FLAG_PERCENT = os.environ.get("TESSERA_VARIANCE_FLAG_PERCENT", "25")
+STRIPE_FAKE_REDIS = os.environ.get("TESSERA_STRIPE_FAKE_REDIS", "")

@@ -23,3 +23,12 @@ TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
 TESSERA_RERATE_PERIOD = env.RERATE_PERIOD
 TESSERA_STRIPE_FAKE = env.STRIPE_FAKE
 TESSERA_STRIPE_MAX_NETWORK_RETRIES = env.STRIPE_MAX_NETWORK_RETRIES
+# Draft review flags a product whose amount moved more than this many percent from the
+# previous period (issue 15).
+TESSERA_VARIANCE_FLAG_PERCENT = env.VARIANCE_FLAG_PERCENT
+# Called after commit with (event=, org_id=, payload=) for invoice.paid / invoice.overdue: the
+# outbound-webhook service plugs in here (SPEC §5).
+TESSERA_INVOICE_EVENT_HOOKS: list[str] = []
+# The fake Stripe's shared state (issue 15): a Redis URL, so the web process and the worker
+# see one Stripe; empty: the broker's Redis, else process memory.
+TESSERA_STRIPE_FAKE_REDIS = env.STRIPE_FAKE_REDIS

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.invoicing import finalization
 from billing.invoicing.drafting import chunks
-from billing.invoicing.finalization import invoices_finalize_many, invoices_to_finalize
+from billing.invoicing.finalization import invoices_finalize_batch, invoices_to_finalize
 from core.timeparse import month_of
 from tenancy.models import Org
 
@@ -32,10 +32,18 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
-        done = 0
+        seen = finalized = 0
         for chunk in chunks(ids, finalization.CHUNK):
-            finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
-            numbers = [invoice.number for invoice in finalized]
-            done += len(chunk)
-            self.stdout.write(f"  {done}/{len(ids)} (last: {numbers[-1]})")
-        self.stdout.write(self.style.SUCCESS(f"{len(ids)} invoice(s) finalized."))
+            result = invoices_finalize_batch(invoice_ids=chunk, as_of=as_of)
+            seen += len(chunk)
+            finalized += len(result.finalized_ids)
+            numbers = [invoice.number for invoice in result.invoices]
+            self.stdout.write(f"  {seen}/{len(ids)} looked at (last: {numbers[-1]})")
+        # Counted under the invoice locks: a draft another run finalized first is not ours.
+        others = len(ids) - finalized
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{finalized} invoice(s) finalized"
+                + (f"; {others} already finalized by another run." if others else ".")
+            )
+        )

@@ -101,4 +101,8 @@ def test_credit_notes_never_change(finalized):
 
 def test_the_sqlite_trigger_lists_every_frozen_column():
     columns = {f.column for f in Invoice._meta.concrete_fields}
-    assert set(migration.INVOICE_FROZEN_COLUMNS) == columns - set(migration.MUTABLE_COLUMNS)
+    latest = __import__(
+        "billing.migrations.0007_invoice_receivables_void_balance",
+        fromlist=["INVOICE_FROZEN_COLUMNS"],
+    )
+    assert set(latest.INVOICE_FROZEN_COLUMNS) == columns - set(migration.MUTABLE_COLUMNS)
