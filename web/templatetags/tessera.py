@@ -24,3 +24,20 @@ def money(value: Any) -> str:
         return f"{Decimal(str(value)):,.2f}"
     except (InvalidOperation, ValueError):
         return str(value)
+
+
+@register.filter
+def changes(value: Any) -> list[tuple[str, str]]:
+    """An audit entry's values as readable (label, value) pairs: ``{"credits_given_back":
+    "30.0000"}`` → ``[("credits given back", "30.0000")]``; nested values joined plainly."""
+    if not isinstance(value, dict):
+        return [("", str(value))]
+
+    def text(item: Any) -> str:
+        if isinstance(item, dict):
+            return ", ".join(f"{k.replace('_', ' ')} {text(v)}" for k, v in item.items())
+        if isinstance(item, list):
+            return ", ".join(text(v) for v in item)
+        return "—" if item in (None, "") else str(item)
+
+    return [(str(key).replace("_", " "), text(item)) for key, item in value.items()]

@@ -89,7 +89,8 @@ def test_discard_returns_the_period_to_closing_and_the_next_close_drafts_it(worl
 
     period = invoice_discard(invoice_id=draft.pk, reason="Price fix pending")
 
-    assert period.status == "closing" and not Invoice.objects.filter(pk=draft.pk).exists()
+    assert period.status == "closing"
+    assert not Invoice.objects.filter(pk=draft.pk).exists()
     assert len(periods_close(as_of=AFTER_GRACE).drafted) == 1
     assert AuditEntry.objects.filter(action="invoice.draft_discarded").count() == 1
 
@@ -110,8 +111,9 @@ def test_one_off_lines_change_the_totals_and_refuse_bad_input(world):
     # 250.00 + 150.00 − 20.00 = 380.00, + 20% = 456.00
     assert (invoice.subtotal, invoice.tax_total, invoice.total) == (
         D("380.00"), D("76.00"), D("456.00"))  # fmt: skip
-    assert list(InvoiceLine.objects.filter(invoice=invoice, kind="one_off").values_list(
-        "description", "amount")) == [("Setup fee", D("150.00")), ("Goodwill credit", D("-20.00"))]  # fmt: skip
+    one_offs = InvoiceLine.objects.filter(invoice=invoice, kind="one_off")
+    assert list(one_offs.values_list("description", "amount")) == [
+        ("Setup fee", D("150.00")), ("Goodwill credit", D("-20.00"))]  # fmt: skip
     final = invoice_finalize(invoice_id=draft.pk, as_of=AFTER_GRACE)
     with pytest.raises(InvoicingError, match="only a draft"):
         invoice_add_one_off(invoice_id=final.pk, amount="1", description="late")
@@ -130,7 +132,8 @@ def test_variance_flags_a_product_that_moved_more_than_the_threshold(world, sett
 
     previous, rows = invoice_variance(invoice=november)
 
-    assert previous is not None and previous.number == "TFR-2026-000001"
+    assert previous is not None
+    assert previous.number == "TFR-2026-000001"
     table = {r.label: (r.previous, r.amount, r.change_percent, r.flagged) for r in rows}
     assert table == {
         "NVIDIA H100 GPU-hour, eu-north": (D("250.00"), D("1000.00"), D("300.0"), True),
@@ -139,8 +142,9 @@ def test_variance_flags_a_product_that_moved_more_than_the_threshold(world, sett
 
 
 def test_close_periods_refuses_a_future_as_of_without_force(world):
-    rated_period(world, start=datetime(2026, 12, 1, tzinfo=UTC), end=datetime(2027, 1, 1,
-                 tzinfo=UTC), charges=[(world.h100, Kind.ON_DEMAND, 0, "1", "2.50", "2.50")])  # fmt: skip
+    january = datetime(2027, 1, 1, tzinfo=UTC)
+    charges = [(world.h100, Kind.ON_DEMAND, 0, "1", "2.50", "2.50")]
+    rated_period(world, start=DEC, end=january, charges=charges)
     with pytest.raises(CommandError, match="--force"):
         call_command("close_periods", "--as-of", "2027-01-04", stdout=io.StringIO())
     assert not Invoice.objects.exists()

@@ -69,7 +69,8 @@ def test_void_gives_the_30_of_credits_back_and_the_reissue_draws_them_again(cata
     assert grant.balance == D("0.00")  # drawn again
     assert (second.number, second.credits, second.total) == (
         "TFR-2026-000002", D("30.00"), D("24.00"))  # fmt: skip
-    assert second.replaces_id == first.pk and first.replaced_by.pk == second.pk
+    assert second.replaces_id == first.pk
+    assert first.replaced_by.pk == second.pk
     actions = set(AuditEntry.objects.values_list("action", flat=True))
     assert {"invoice.void", "period.reopened", "invoice.reissued", "invoice.drafted"} <= actions
 
@@ -82,7 +83,8 @@ def test_a_period_reopened_by_void_is_drafted_again_by_the_close_run(catalog):
     report = periods_close(as_of=timezone.now())
 
     (draft,) = report.drafted
-    assert draft.replaces_id == first.pk and draft.credits == D("30.00")
+    assert draft.replaces_id == first.pk
+    assert draft.credits == D("30.00")
     assert Invoice.objects.filter(period_id=first.period_id).count() == 2
 
 
@@ -116,9 +118,8 @@ def _negative_november(world):
     return october, invoice_finalize(invoice_id=draft.pk, as_of=DEC + timedelta(days=2))
 
 
-def test_a_negative_period_is_a_zero_invoice_and_a_balance_the_next_invoice_draws(
-    world, _stub_rating
-):
+@pytest.mark.usefixtures("_stub_rating")
+def test_a_negative_period_is_a_zero_invoice_and_a_balance_the_next_invoice_draws(world):
     october, november = _negative_november(world)
 
     assert InvoiceLine.objects.get(invoice=november).amount == D("-22.32")
@@ -131,9 +132,10 @@ def test_a_negative_period_is_a_zero_invoice_and_a_balance_the_next_invoice_draw
         D("22.32"), D("22.32"), november.pk)  # fmt: skip
 
     # December: 10 GPU-hours, 25.00. A promotional grant exists too: the balance goes first.
-    december = rated_period(world, contract=october.contract, start=DEC,
-                            end=datetime(2027, 1, 1, tzinfo=UTC),
-                            charges=[(world.h100, Kind.ON_DEMAND, 0, "10", "2.50", "25.00")])  # fmt: skip
+    charges = [(world.h100, Kind.ON_DEMAND, 0, "10", "2.50", "25.00")]
+    january = datetime(2027, 1, 1, tzinfo=UTC)
+    december = rated_period(world, contract=october.contract, start=DEC, end=january,
+                            charges=charges)  # fmt: skip
     CreditGrant.objects.create(org=december.org, key="promo", amount=D("100.00"),
                                balance=D("100.00"), currency="USD", effective=date(2026, 1, 1),
                                expires=date(2027, 6, 1))  # fmt: skip

@@ -60,7 +60,8 @@ def test_events_it_cannot_store_are_refused_with_400(db, fake, body):
     )
     response = APIClient().post(URL, data=payload.encode(), content_type="application/json",
                                 HTTP_STRIPE_SIGNATURE=header)  # fmt: skip
-    assert response.status_code == 400 and response.json()["code"] == "bad_payload"
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_payload"
     assert not StripeEvent.objects.exists()
 
 
@@ -111,5 +112,6 @@ def test_a_payment_on_a_void_invoice_is_flagged_for_finance(fake, finalized):
 
     assert Invoice.objects.get(pk=finalized.pk).status == "void"
     (flagged,) = payments_needing_attention()
-    assert flagged.invoice_id == finalized.pk and "void" in flagged.attention
+    assert flagged.invoice_id == finalized.pk
+    assert "void" in flagged.attention
     assert "flagged" in StripeEvent.objects.get().result
