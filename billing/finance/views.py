@@ -255,7 +255,9 @@ def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpRe
                 method=request.POST.get("method") or InvoicePayment.Method.BANK_TRANSFER,
                 user=request.user,
             )
-            messages.success(request, f"Payment of {payment.amount} recorded.")
+            messages.success(
+                request, f"Payment of {payment.amount:,.2f} {payment.currency} recorded."
+            )
         elif action == "discard":
             invoice_discard(invoice_id=invoice_id, reason=reason, user=request.user)
             messages.success(request, "Draft discarded; its period is back to closing.")

@@ -303,6 +303,10 @@ class FakeStripe:
         with self._locked():
             self.faults.append(Fault(kind, method.lower(), re.compile(path), times))
 
+    def clear_faults(self) -> None:
+        with self._locked():
+            self.faults = []
+
     # --- the API --------------------------------------------------------------------------
 
     def handle(

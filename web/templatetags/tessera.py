@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -38,6 +39,12 @@ def changes(value: Any) -> list[tuple[str, str]]:
             return ", ".join(f"{k.replace('_', ' ')} {text(v)}" for k, v in item.items())
         if isinstance(item, list):
             return ", ".join(text(v) for v in item)
-        return "—" if item in (None, "") else str(item)
+        if item in (None, ""):
+            return "—"
+        text_ = str(item)
+        # Stored amounts have 4 places (20, 4): 240.0000 reads as 240.00.
+        if re.fullmatch(r"-?\d+\.\d{2}00", text_):
+            return text_[:-2]
+        return text_
 
     return [(str(key).replace("_", " "), text(item)) for key, item in value.items()]
