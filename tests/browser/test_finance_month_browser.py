@@ -3,7 +3,7 @@ variance flag, add a one-off line, finalize, mark one invoice paid by bank trans
 another go overdue, void and reissue one; a customer gets a styled 403 with a way back.
 Real usage (ingestion, rollups, rating), so the reissue re-rates the period for real."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -122,8 +122,9 @@ def test_finance_closes_its_month(browser, live_server, settings, catalog):  # n
 
     browser.get(f"{base}/finance/audit/")
     shoot(browser, "finance-month-7-audit")
-    for action in ("invoice.drafted", "invoice.one_off_added", "invoice.payment_recorded",
-                   "invoice.overdue", "invoice.void", "invoice.reissued", "periods.closed"):  # fmt: skip
+    actions = ("invoice.drafted", "invoice.one_off_added", "invoice.payment_recorded",
+               "invoice.overdue", "invoice.void", "invoice.reissued", "periods.closed")  # fmt: skip
+    for action in actions:
         assert action in browser.page_source, action
     assert "{'" not in browser.page_source  # no raw Python dicts
 

@@ -33,7 +33,8 @@ def _gunicorn(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         **os.environ, **STRIPE_ENV,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": BROKER, "TESSERA_VAR_DIR": str(tmp_path), "DEBUG": "true",  # plain-HTTP cookies
+        # DEBUG: cookies that are not Secure-only, for plain HTTP on loopback.
+        "CELERY_BROKER_URL": BROKER, "TESSERA_VAR_DIR": str(tmp_path), "DEBUG": "true",
         "SECRET_KEY": "sync-" + "k" * 50, "ALLOWED_HOSTS": "127.0.0.1",
         "TESSERA_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING",
     }  # fmt: skip
@@ -54,15 +55,16 @@ def _gunicorn(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def _login(url: str) -> httpx.Client:
     client = httpx.Client(base_url=url, follow_redirects=True, timeout=30)
-    page = client.get("/accounts/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    token = _csrf(client, "/accounts/login/")
     client.post("/accounts/login/", data={"username": "fin", "password": "fin-pass-1234",
                                           "csrfmiddlewaretoken": token})  # fmt: skip
     return client
 
 
 def _csrf(client: httpx.Client, path: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get(path).text).group(1)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get(path).text)
+    assert found is not None
+    return found.group(1)
 
 
 def test_finalize_under_gunicorn_sync_by_two_workers_then_the_webhook(
@@ -83,8 +85,8 @@ def test_finalize_under_gunicorn_sync_by_two_workers_then_the_webhook(
         first = workers.start(**STRIPE_ENV)
         client = _login(url)
         token = _csrf(client, "/finance/invoices/?status=draft")
-        response = client.post("/finance/invoices/finalize/",
-                               data={"invoice": str(draft.pk), "csrfmiddlewaretoken": token})  # fmt: skip
+        form = {"invoice": str(draft.pk), "csrfmiddlewaretoken": token}
+        response = client.post("/finance/invoices/finalize/", data=form)
         assert "Finalized 1: TFR-2026-000001" in response.text
 
         # The first worker creates the customer and the invoice, then fails on the items.
