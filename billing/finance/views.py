@@ -23,7 +23,7 @@ from ..invoicing import export
 from ..invoicing.credit_notes import CreditRequest, credit_note_issue
 from ..invoicing.drafting import periods_close, periods_to_close, stale_reason
 from ..invoicing.errors import InvoicingError
-from ..invoicing.finalization import invoice_finalize, invoices_finalize_batch
+from ..invoicing.finalization import invoices_finalize, invoices_finalize_counted
 from ..invoicing.models import Invoice, InvoicePayment, StripeInvoiceSync
 from ..invoicing.pdf import render_invoice_pdf
 from ..invoicing.receivables import (
@@ -166,8 +166,9 @@ def finalize_selected(request: HttpRequest) -> HttpResponse:
         .order_by("org_id", "period_start", "pk")
         .values_list("pk", flat=True)
     )
-    result = invoices_finalize_batch(invoice_ids=drafts, user=request.user)
-    numbers = [i.number for i in result.invoices if i.pk in set(result.finalized_ids)]
+    result = invoices_finalize_counted(invoice_ids=drafts, user=request.user)
+    numbers = list(Invoice.objects.filter(pk__in=result.finalized_ids).order_by(
+        "issuer_id", "number_year", "sequence").values_list("number", flat=True))  # fmt: skip
     messages.success(request, f"Finalized {len(numbers)}: {', '.join(numbers)}")
     return HttpResponseRedirect(request.POST.get("next") or "/finance/invoices/?status=draft")
 
@@ -234,8 +235,9 @@ def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpRe
     reason = (request.POST.get("reason") or "").strip()
     try:
         if action == "finalize":
-            invoice = invoice_finalize(invoice_id=invoice_id, user=request.user)
-            messages.success(request, f"Finalized as {invoice.number}.")
+            invoices_finalize(invoice_ids=[invoice_id], user=request.user)
+            number = Invoice.objects.values_list("number", flat=True).get(pk=invoice_id)
+            messages.success(request, f"Finalized as {number}.")
         elif action == "void":
             invoice = invoice_void(invoice_id=invoice_id, reason=reason, user=request.user)
             messages.success(

@@ -45,49 +45,56 @@ FINALIZED_FIELDS = [
 ]
 
 
-def invoice_finalize(
-    *, invoice_id: int, as_of: datetime | None = None, user: Any = None
-) -> Invoice:
-    """Number the invoice (gapless per issuer and year), freeze the org's and issuer's legal
-    details, set issue and due dates. Idempotent: a finalized invoice is returned as is."""
-    return invoices_finalize_many(invoice_ids=[invoice_id], as_of=as_of, user=user)[0]
+def invoices_finalize(
+    *,
+    invoice_ids: Sequence[int] | None = None,
+    org: Org | None = None,
+    period: tuple[int, int] | None = None,
+    as_of: datetime | None = None,
+    user: Any = None,
+) -> list[int]:
+    """Finalize invoices: number each draft (gapless per issuer and year), freeze the org's
+    and issuer's legal details, set issue and due dates (SPEC §6, §9).
 
-
-def invoices_finalize_many(
-    *, invoice_ids: Sequence[int], as_of: datetime | None = None, user: Any = None
-) -> list[Invoice]:
-    """``invoice_finalize`` for each of ``invoice_ids``, in one transaction and a handful of
-    queries; returns the invoices in ``invoice_ids`` order. The drafts among them are numbered
-    in that order, from one block of numbers per (issuer, year) taken from the locked counter
-    row (so the numbers are those one-by-one finalization in this order would give, and a
-    rollback gives the whole block back). Raises ``Invoice.DoesNotExist`` if one is missing."""
-    return invoices_finalize_batch(invoice_ids=invoice_ids, as_of=as_of, user=user).invoices
+    ``invoice_ids``: these invoices, numbered in that order (one already finalized is left as
+    it is; a missing one raises ``Invoice.DoesNotExist`` and finalizes nothing of its chunk).
+    Otherwise every draft (of ``org``, of the period starting in (year, month)), in (org,
+    period start) order. ``CHUNK`` invoices to a transaction, each chunk in a handful of
+    queries, from one block of numbers per (issuer, year) taken from the locked counter row:
+    the numbers are those one-by-one finalization in this order would give, and a rollback
+    gives the whole block back. Idempotent. Returns the ids, in order
+    (``invoices_finalize_counted`` also says which of them this call finalized)."""
+    return invoices_finalize_counted(
+        invoice_ids=invoice_ids, org=org, period=period, as_of=as_of, user=user
+    ).ids
 
 
 @dataclass(frozen=True)
 class FinalizeResult:
-    invoices: list[Invoice]  # in the order asked
-    finalized_ids: list[int]  # those this call finalized (not those another run had done)
+    ids: list[int]  # every invoice looked at, in numbering order
+    finalized_ids: list[int]  # those this call finalized (drafts under its lock)
 
 
-def invoices_finalize_batch(
-    *, invoice_ids: Sequence[int], as_of: datetime | None = None, user: Any = None
+def invoices_finalize_counted(
+    *,
+    invoice_ids: Sequence[int] | None = None,
+    org: Org | None = None,
+    period: tuple[int, int] | None = None,
+    as_of: datetime | None = None,
+    user: Any = None,
 ) -> FinalizeResult:
-    """``invoices_finalize_many``, also saying which invoices this call finalized: the drafts
-    found under the lock (so concurrent runs never both count one invoice)."""
+    """``invoices_finalize``, counting what was done: a draft that another run finalized
+    first (found finalized under the lock) is not counted (issue 15: honest counts)."""
     as_of = (as_of or timezone.now()).astimezone(UTC)
-    with transaction.atomic():
-        invoices = lock_invoices(invoice_ids=invoice_ids)
-        missing = [pk for pk in invoice_ids if pk not in invoices]
-        if missing:
-            raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
-        drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
-        if drafts:
-            _finalize_drafts(drafts, as_of=as_of, user=user)
-    return FinalizeResult(
-        invoices=[invoices[pk] for pk in invoice_ids],
-        finalized_ids=[invoice.pk for invoice in drafts],
+    ids = (
+        list(invoice_ids)
+        if invoice_ids is not None
+        else invoices_to_finalize(org=org, period=period)
     )
+    finalized: list[int] = []
+    for chunk in chunks(ids, CHUNK):
+        finalized += _finalize_chunk(chunk, as_of=as_of, user=user)
+    return FinalizeResult(ids=ids, finalized_ids=finalized)
 
 
 def invoices_to_finalize(
@@ -104,17 +111,19 @@ def invoices_to_finalize(
     return list(query.order_by("org_id", "period_start", "pk").values_list("pk", flat=True))
 
 
-def invoices_finalize(
-    *, org: Org | None = None, period: tuple[int, int] | None = None, as_of: datetime | None = None
-) -> list[int]:
-    """Finalize every draft (of ``org``, of the period starting in (year, month)),
-    ``CHUNK`` to a transaction (``invoices_finalize_many``), numbered in (org, period start)
-    order. Returns the ids of those this call finalized."""
-    ids = invoices_to_finalize(org=org, period=period)
-    done: list[int] = []
-    for chunk in chunks(ids, CHUNK):
-        done += invoices_finalize_batch(invoice_ids=chunk, as_of=as_of).finalized_ids
-    return done
+@transaction.atomic
+def _finalize_chunk(invoice_ids: Sequence[int], *, as_of: datetime, user: Any) -> list[int]:
+    """Finalize the drafts among ``invoice_ids`` in one transaction. Locks: the invoices in
+    one statement in pk order, then the counters (``reserve_numbers``), so chunks and single
+    finalizations wait for each other and never deadlock."""
+    invoices = lock_invoices(invoice_ids=invoice_ids)
+    missing = [pk for pk in invoice_ids if pk not in invoices]
+    if missing:
+        raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
+    drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
+    if drafts:
+        _finalize_drafts(drafts, as_of=as_of, user=user)
+    return [invoice.pk for invoice in drafts]
 
 
 def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -> None:
@@ -189,22 +198,21 @@ def _settle_zero_and_negative(
     as Stripe marks a zero invoice paid at finalization."""
     from ..rating.credits import balance_credit_create
 
-    zero = [invoice for invoice in drafts if invoice.total == 0]
     for invoice in drafts:
         grant = balance_credit_create(invoice=invoice)
         if grant is not None:
             changes = {"balance": invoice.balance_carried, "grant": grant.key}
             _audit_entry(invoice, "balance_carried", changes, user=user,
                          org=orgs[invoice.org_id]).save(force_insert=True)  # fmt: skip
+    zero = [invoice for invoice in drafts if invoice.total == 0]
     if zero:
+        reason = "Nothing to pay (total 0.00)."
         Invoice.objects.filter(pk__in=[invoice.pk for invoice in zero]).update(
-            status=Status.PAID, status_reason="Nothing to pay (total 0.00).",
-            status_changed_at=as_of,
-        )  # fmt: skip
+            status=Status.PAID, status_reason=reason, status_changed_at=as_of
+        )
         for invoice in zero:
-            invoice.status = Status.PAID
-            invoice.status_reason = "Nothing to pay (total 0.00)."
-            invoice.status_changed_at = as_of
+            invoice.status, invoice.status_reason, invoice.status_changed_at = (
+                Status.PAID, reason, as_of)  # fmt: skip
 
 
 def _audit_entry(

@@ -24,7 +24,10 @@ import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
 from ..invoicing.errors import InvoicingError
+from ..invoicing.lock_objects import lock_stripe_event
 from ..invoicing.models import Invoice, InvoicePayment, StripeEvent, StripeInvoiceSync
 from ..invoicing.receivables import invoice_payment_record
 from ..invoicing.status import invoice_status_advance
@@ -42,12 +45,22 @@ MAX_ID = 255  # StripeEvent.event_id, and the longest Stripe id we store
 MAX_TYPE = 100
 
 
-class BadSignature(Exception):
-    pass
+class BadSignature(DomainError):
+    """The body does not carry Stripe's valid signature (or is not a Stripe event)."""
+
+    codes = {"bad_signature": ErrorCode(ErrorKind.INVALID, "The Stripe signature check failed.")}
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("bad_signature", f"Signature check failed: {reason}")
 
 
-class BadPayload(Exception):
-    """Signed, but not an event we can even store (answered 400)."""
+class BadPayload(DomainError):
+    """Signed, but not an event we can even store (answered 400, never 500)."""
+
+    codes = {"bad_payload": ErrorCode(ErrorKind.INVALID, "The signed event cannot be stored.")}
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("bad_payload", f"Unusable event: {reason}")
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ def webhook_receive(*, payload: bytes, signature: str | None) -> Received:
     except IntegrityError:
         event, created = StripeEvent.objects.get(event_id=event_id), False
     with transaction.atomic():
-        event = StripeEvent.objects.select_for_update().get(pk=event.pk)
+        event = lock_stripe_event(event_pk=event.pk)
         if event.applied_at is not None:
             return Received(event, duplicate=True)
         event.result = _apply(event)[:200]

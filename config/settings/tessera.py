@@ -10,6 +10,7 @@ TESSERA_MAX_BODY_BYTES = env.MAX_BODY_BYTES
 TESSERA_ROLLUP_BATCH_HOURS = env.ROLLUP_BATCH_HOURS
 STRIPE_API_KEY = env.STRIPE_API_KEY
 STRIPE_WEBHOOK_SECRET = env.STRIPE_WEBHOOK_SECRET
+STRIPE_API_BASE = env.STRIPE_API_BASE
 # Ingestion asks for a rollup (debounced) after it commits; beat runs one every interval too.
 TESSERA_ROLLUP_ON_INGEST = env.ROLLUP_ON_INGEST
 # Rollups that change an open period ask for a rating run (debounced); beat runs one too.
@@ -20,8 +21,6 @@ TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS
 TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]
 # A deal more than this many percent below list price needs finance's approval (decimal).
 TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
-TESSERA_RERATE_PERIOD = env.RERATE_PERIOD
-TESSERA_STRIPE_FAKE = env.STRIPE_FAKE
 TESSERA_STRIPE_MAX_NETWORK_RETRIES = env.STRIPE_MAX_NETWORK_RETRIES
 # Draft review flags a product whose amount moved more than this many percent from the
 # previous period (issue 15).
@@ -29,6 +28,3 @@ TESSERA_VARIANCE_FLAG_PERCENT = env.VARIANCE_FLAG_PERCENT
 # Called after commit with (event=, org_id=, payload=) for invoice.paid / invoice.overdue: the
 # outbound-webhook service plugs in here (SPEC §5).
 TESSERA_INVOICE_EVENT_HOOKS: list[str] = []
-# The fake Stripe's shared state (issue 15): a Redis URL, so the web process and the worker
-# see one Stripe; empty: the broker's Redis, else process memory.
-TESSERA_STRIPE_FAKE_REDIS = env.STRIPE_FAKE_REDIS

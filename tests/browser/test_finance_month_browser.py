@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice, InvoicePayment
 from billing.invoicing.receivables import invoices_mark_overdue
 from billing.services import org_rate
@@ -36,8 +36,7 @@ def _month(settings, catalog):  # noqa: F811
     ingest([gpu(h, "3600") for h in range(20)] + [gpu(h, "3600", org="globex") for h in range(10)])
     for org in Org.objects.all():
         org_rate(org=org, as_of=NOV_CLOSE)
-    for draft in periods_close(as_of=NOV_CLOSE).drafted:
-        invoice_finalize(invoice_id=draft.pk, as_of=NOV_CLOSE)
+    invoices_finalize(invoice_ids=periods_close(as_of=NOV_CLOSE).drafted_ids, as_of=NOV_CLOSE)
     ingest([gpu(h, "3600", n=1, day0=NOV) for h in range(80)]
            + [gpu(h, "3600", org="globex", n=1, day0=NOV) for h in range(10)])  # fmt: skip
     for org in Org.objects.all():

@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -7,13 +6,8 @@ from django.utils import timezone
 
 from billing.invoicing.drafting import periods_close, periods_to_close
 from billing.models import BillingPeriod
+from core.timeparse import parse_instant
 from tenancy.models import Org
-
-
-def parse_moment(value: str) -> datetime:
-    """An ISO date or datetime; naive means UTC."""
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Command(BaseCommand):
@@ -34,7 +28,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: Any) -> None:
         try:
-            as_of = parse_moment(options["as_of"]) if options["as_of"] else timezone.now()
+            as_of = (
+                parse_instant(options["as_of"], assume_utc=True)
+                if options["as_of"]
+                else timezone.now()
+            )
         except ValueError as exc:
             raise CommandError(f"--as-of: {exc}") from None
         org = None

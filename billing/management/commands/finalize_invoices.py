@@ -2,11 +2,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.invoicing import finalization
 from billing.invoicing.drafting import chunks
-from billing.invoicing.finalization import invoices_finalize_batch, invoices_to_finalize
-from core.timeparse import month_of
+from billing.invoicing.finalization import invoices_finalize_counted, invoices_to_finalize
+from billing.invoicing.models import Invoice
+from core.timeparse import month_of, parse_instant
 from tenancy.models import Org
-
-from .close_periods import parse_moment
 
 
 class Command(BaseCommand):
@@ -28,17 +27,17 @@ class Command(BaseCommand):
                 raise CommandError(f"No org {options['org']!r}.")
         try:
             period = month_of(options["period"]) if options["period"] else None
-            as_of = parse_moment(options["as_of"]) if options["as_of"] else None
+            as_of = parse_instant(options["as_of"], assume_utc=True) if options["as_of"] else None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
         seen = finalized = 0
         for chunk in chunks(ids, finalization.CHUNK):
-            result = invoices_finalize_batch(invoice_ids=chunk, as_of=as_of)
+            result = invoices_finalize_counted(invoice_ids=chunk, as_of=as_of)
             seen += len(chunk)
             finalized += len(result.finalized_ids)
-            numbers = [invoice.number for invoice in result.invoices]
-            self.stdout.write(f"  {seen}/{len(ids)} looked at (last: {numbers[-1]})")
+            last = Invoice.objects.values_list("number", flat=True).get(pk=chunk[-1])
+            self.stdout.write(f"  {seen}/{len(ids)} looked at (last: {last})")
         # Counted under the invoice locks: a draft another run finalized first is not ours.
         others = len(ids) - finalized
         self.stdout.write(

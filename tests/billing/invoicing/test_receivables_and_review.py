@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from audit.models import AuditEntry
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.errors import InvoicingError
-from billing.invoicing.finalization import invoice_finalize
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice, InvoiceLine, InvoicePayment
 from billing.invoicing.receivables import (
     invoice_outstanding,
@@ -27,6 +27,11 @@ from tenancy.models import Org
 from .conftest import AFTER_GRACE, DEC, NOV, Kind, rated_period
 
 D = Decimal
+
+
+def invoice_finalize(*, invoice_id: int, as_of: datetime) -> Invoice:
+    invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
+    return Invoice.objects.get(pk=invoice_id)
 
 
 @pytest.fixture

@@ -11,20 +11,25 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.errors import InvoicingError
-from billing.invoicing.finalization import invoice_finalize
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.invoicing.status import invoice_reissue, invoice_void
 from billing.models import BillingPeriod, CreditDraw, CreditGrant
-from billing.rating.credits import credits_apply
 from billing.services import org_rate
 from tenancy.models import Org
 
 from .. import conftest as billing
-from . import stub_rating
-from .conftest import AFTER_GRACE, DEC, NOV, Kind, rated_period
-from .stub_rating import StubCharge
+from . import late_usage
+from .conftest import DEC
 
 D = Decimal
+
+
+def invoice_finalize(*, invoice_id: int, as_of: datetime) -> Invoice:
+    invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
+    return Invoice.objects.get(pk=invoice_id)
+
+
 OCT_CLOSE = datetime(2026, 10, 6, tzinfo=UTC)  # the 2-day period ends Oct 3, + 2 days grace
 
 
@@ -97,32 +102,29 @@ def test_void_needs_a_reason_and_changes_nothing_without_one(catalog):
     assert BillingPeriod.objects.get(pk=first.period_id).status == "invoiced"
 
 
-@pytest.fixture
-def _stub_rating(settings):
-    settings.TESSERA_RERATE_PERIOD = "tests.billing.invoicing.stub_rating.compute_period_stub"
-    stub_rating.RERATED.clear()
+TIERS = [{"up_to": 100, "unit_price": "2.2632"}, {"up_to": None, "unit_price": "2.00"}]
+VOLUME = {"key": "vol-usd", "currency": "USD", "effective_from": "2026-01-01",
+          "prices": [{"product": "h100", "model": "volume", "tiers": TIERS}]}  # fmt: skip
 
 
-def _negative_november(world):
-    # October: 100 GPU-hours at 2.50 = 250.00, invoiced. Then October's volume is re-priced
-    # lower (2.2768): 227.68, i.e. −22.32, and November has no usage of its own.
-    october = rated_period(world, charges=[(world.h100, Kind.ON_DEMAND, 0, "100", "2.50",
-                                            "250.00")])  # fmt: skip
-    invoice_finalize(invoice_id=periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AFTER_GRACE)
-    stub_rating.RERATED[october.pk] = [
-        StubCharge(world.h100, Kind.ON_DEMAND, 0, D("100"), D("2.2768"), D("227.68"))
-    ]
-    BillingPeriod.objects.filter(pk=october.pk).update(usage_changed_at=timezone.now())
-    rated_period(world, contract=october.contract, start=NOV, end=DEC, charges=[])
-    draft = periods_close(as_of=DEC + timedelta(days=2)).drafted[0]
-    return october, invoice_finalize(invoice_id=draft.pk, as_of=DEC + timedelta(days=2))
+def test_a_negative_period_is_a_zero_invoice_and_a_balance_the_next_invoice_draws(catalog):
+    # Volume pricing: 100 GPU-hours in October at 2.2632 = 226.32, invoiced. Two late hours
+    # re-price the whole volume lower: 102 × 2.00 = 204.00, i.e. −22.32 for October, billed on
+    # November's invoice; November has no usage of its own.
+    catalog(billing.contract(start="2026-10-01", end="2027-01-01", rate_card="vol-usd"),
+            rate_cards=[*billing.CATALOG["rate_cards"], VOLUME])  # fmt: skip
+    late_usage.gpu_hours("acme", late_usage.OCT, 100)
+    (october,) = late_usage.bill(late_usage.NOV, "acme").drafted
+    assert october.subtotal == D("226.32")
+    late_usage.gpu_hours("acme", late_usage.OCT, 2, tag=1, now=late_usage.LATE)
 
+    (november,) = late_usage.bill(DEC, "acme").drafted
+    november.refresh_from_db()
 
-@pytest.mark.usefixtures("_stub_rating")
-def test_a_negative_period_is_a_zero_invoice_and_a_balance_the_next_invoice_draws(world):
-    october, november = _negative_november(world)
-
-    assert InvoiceLine.objects.get(invoice=november).amount == D("-22.32")
+    # The engine re-prices the whole volume: the old line reversed, the new one billed.
+    lines = InvoiceLine.objects.filter(invoice=november).order_by("position")
+    assert [(line.kind, line.quantity, line.amount) for line in lines] == [
+        ("adjustment", D(-100), D("-226.32")), ("adjustment", D(102), D("204.00"))]  # fmt: skip
     # subtotal −22.32, carried 22.32 to the balance, no tax on a zero basis, total 0.00
     assert (november.subtotal, november.balance_carried, november.tax_total, november.total) == (
         D("-22.32"), D("22.32"), D("0.00"), D("0.00"))  # fmt: skip
@@ -131,20 +133,13 @@ def test_a_negative_period_is_a_zero_invoice_and_a_balance_the_next_invoice_draw
     assert (balance.amount, balance.balance, balance.from_invoice_id) == (
         D("22.32"), D("22.32"), november.pk)  # fmt: skip
 
-    # December: 10 GPU-hours, 25.00. A promotional grant exists too: the balance goes first.
-    charges = [(world.h100, Kind.ON_DEMAND, 0, "10", "2.50", "25.00")]
-    january = datetime(2027, 1, 1, tzinfo=UTC)
-    december = rated_period(world, contract=october.contract, start=DEC, end=january,
-                            charges=charges)  # fmt: skip
-    CreditGrant.objects.create(org=december.org, key="promo", amount=D("100.00"),
-                               balance=D("100.00"), currency="USD", effective=date(2026, 1, 1),
-                               expires=date(2027, 6, 1))  # fmt: skip
-    assert credits_apply(period=december, subtotal=D("25.00")) == D("25.00")
-    draft = periods_close(as_of=datetime(2027, 1, 3, tzinfo=UTC)).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2027, 1, 3, tzinfo=UTC))
+    # December: 10 GPU-hours at 2.2632 = 22.63; the balance is drawn first: 22.32.
+    late_usage.gpu_hours("acme", DEC, 10)
+    (december,) = late_usage.bill(late_usage.JAN, "acme").drafted
+    december.refresh_from_db()
 
     balance.refresh_from_db()
-    assert balance.balance == D("0.00")  # the whole 22.32 used, before the grant
-    assert CreditGrant.objects.get(key="promo").balance == D("97.32")  # 25.00 − 22.32 = 2.68
-    # 25.00 − 25.00 credits = 0.00 basis, total 0.00
-    assert (invoice.subtotal, invoice.credits, invoice.total) == (D("25.00"), D("25.00"), D("0"))
+    assert balance.balance == D("0.00")
+    # 22.63 − 22.32 = 0.31 basis, + 20% VAT 0.062 → 0.06, total 0.37
+    assert (december.subtotal, december.credits, december.tax_total, december.total) == (
+        D("22.63"), D("22.32"), D("0.06"), D("0.37"))  # fmt: skip

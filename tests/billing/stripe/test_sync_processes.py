@@ -1,13 +1,13 @@
 """The Stripe sync across real processes (issue 15): gunicorn finalizes, a Celery worker
 syncs, a second worker resumes what the first left, and gunicorn applies Stripe's webhook.
-The fake's state lives in Redis, so every process sees the same Stripe (before, the second
-worker's in-memory fake answered "No such invoice" for what the first had created)."""
+Every process talks to one fake Stripe over HTTP (``STRIPE_API_BASE``), whose state is kept
+in Redis: another ``FakeStripe`` on the same store (another process, a restarted server)
+sees the same customers and invoices."""
 
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,22 +16,22 @@ from django.db import connection
 
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.models import Invoice, StripeInvoiceSync
-from billing.stripe.testing import FakeStripe, shared_store
 from tenancy.services import staff_user_create
+from testing.stripe_fake import FakeStripe, RedisStore
+from testing.stripe_server import StripeServer
 
 from ...metering.test_celery_worker import BROKER, ROOT, Workers, wait_for
 from ...reliability.servers import free_port
 from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-STRIPE_ENV = {"TESSERA_STRIPE_FAKE": "1", "TESSERA_STRIPE_FAKE_REDIS": BROKER}
 
 
-def _gunicorn(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _gunicorn(tmp_path: Path, stripe_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     db = connection.settings_dict
     port = free_port()
     env = {
-        **os.environ, **STRIPE_ENV,
+        **os.environ, **stripe_env,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         # DEBUG: cookies that are not Secure-only, for plain HTTP on loopback.
         "CELERY_BROKER_URL": BROKER, "TESSERA_VAR_DIR": str(tmp_path), "DEBUG": "true",
@@ -72,17 +72,19 @@ def test_finalize_under_gunicorn_sync_by_two_workers_then_the_webhook(
     tmp_path,
     world,  # noqa: F811
 ):
-    settings.TESSERA_STRIPE_FAKE_REDIS = BROKER
     rated_period(world, charges=worked_charges(world))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
     staff_user_create(username="fin", role="finance", password="fin-pass-1234")
     workers = Workers()  # flushes the broker's Redis db: a fresh Stripe too
-    fake = FakeStripe(store=shared_store())
-    assert fake.store is not None
+    store = RedisStore(BROKER, f"tessera:stripe-fake:{connection.settings_dict['NAME']}")
+    server = StripeServer(FakeStripe(store=store)).__enter__()
+    fake = server.fake
+    stripe_env = {"STRIPE_API_KEY": "sk_test_tessera_sync", "STRIPE_API_BASE": server.base,
+                  "STRIPE_WEBHOOK_SECRET": fake.webhook_secret}  # fmt: skip
     fake.inject("500", path=r"^/v1/invoiceitems$", times=100)  # the first worker fails there
-    web, url = _gunicorn(tmp_path)
+    web, url = _gunicorn(tmp_path, stripe_env)
     try:
-        first = workers.start(**STRIPE_ENV)
+        first = workers.start(**stripe_env)
         client = _login(url)
         token = _csrf(client, "/finance/invoices/?status=draft")
         form = {"invoice": str(draft.pk), "csrfmiddlewaretoken": token}
@@ -101,10 +103,10 @@ def test_finalize_under_gunicorn_sync_by_two_workers_then_the_webhook(
         fake.clear_faults()
 
         # Another worker process resumes: it finds the invoice the first one created.
-        workers.start(**STRIPE_ENV)
+        workers.start(**stripe_env)
         workers.send("billing.stripe.sync_pending")
         assert wait_for(lambda: StripeInvoiceSync.objects.filter(state="done").exists(), 90)
-        fake.refresh()
+        fake = FakeStripe(store=store).refresh()  # what is kept in Redis
         assert list(fake.invoices) == [stripe_id]
         assert len(fake.customers) == 1
         invoice = Invoice.objects.get(pk=draft.pk)
@@ -123,4 +125,4 @@ def test_finalize_under_gunicorn_sync_by_two_workers_then_the_webhook(
         web.terminate()
         web.wait(timeout=30)
         workers.stop()
-        time.sleep(0)
+        server.__exit__()

@@ -1,17 +1,19 @@
-"""A ``FakeStripe`` served over HTTP from the test process, so that its state outlives a
-worker killed mid-sync, and the test can stop a request after Stripe applied it and before
-the worker hears the answer (the worst moment to die)."""
+"""A ``FakeStripe`` served over HTTP on 127.0.0.1, for every process that is pointed at it
+(``STRIPE_API_BASE``): the demo's web server and workers share one Stripe, and a test's fake
+outlives a worker killed mid-sync. A test can also stop a request after Stripe applied it and
+before the caller hears the answer (the worst moment to die)."""
 
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from billing.stripe.testing import FakeStripe
+from .stripe_fake import FakeStripe
 
 
 class StripeServer:
-    def __init__(self) -> None:
-        self.fake = FakeStripe()
+    def __init__(self, fake: FakeStripe | None = None) -> None:
+        # ``fake``: e.g. one whose state is kept in Redis (``RedisStore``) and outlives us.
+        self.fake = fake or FakeStripe()
         self.held = threading.Event()  # a request was applied and its answer is held back
         self.release = threading.Event()
         self._hold: tuple[str, re.Pattern[str], int] | None = None

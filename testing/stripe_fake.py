@@ -3,7 +3,8 @@
     fake = FakeStripe()
     client = stripe.StripeClient("sk_test_fake", http_client=fake.http_client())
 
-Tests and the demo use it because no network reaches Stripe here. It keeps customers,
+Tests and the demo use it because no network reaches Stripe here; ``stripe_server`` serves it
+over HTTP to other processes. It keeps customers,
 invoices, invoice items and credit notes; finalize, pay, void and mark-uncollectible move
 invoices the way Stripe does; idempotency keys are honoured as Stripe does (same key and same
 parameters: the first response, replayed; same key, other parameters: a 400
@@ -13,11 +14,10 @@ list are refused with Stripe's "Received unknown parameter". Faults can be injec
 connection drops). Every state change records an event; ``signed_webhook`` signs it with the
 SDK's own signature scheme.
 
-Shared state (issue 15): with a ``store`` (``RedisStore``), every request runs under the
-store's lock on the state loaded from it and saves it back, so the web process, the Celery
-worker and the test process all see one Stripe. ``shared_fake`` (what
-``TESSERA_STRIPE_FAKE`` uses) takes ``TESSERA_STRIPE_FAKE_REDIS``, else the broker's Redis,
-else process memory. Call ``refresh()`` before reading the attributes of a shared fake.
+Persistent state (issue 15): with a ``store`` (``RedisStore``), every request runs under
+the store's lock on the state loaded from it and saves it back, so the state outlives the
+process that serves the fake (``stripe_server``) and every ``FakeStripe`` on the same store
+sees one Stripe. Call ``refresh()`` before reading the attributes of a stored fake.
 
 Faithful where it matters: finalizing an invoice whose total is negative is refused (Stripe
 never has a negative amount due); an invoice finalized at 0 is paid at once (Stripe marks a
@@ -625,34 +625,3 @@ class FakeStripe:
     def last_event(self, type_: str) -> dict[str, Any]:
         self.refresh()
         return next(e for e in reversed(self.events) if e["type"] == type_)
-
-
-_shared: FakeStripe | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_store() -> RedisStore | None:
-    """The store of the shared fake: ``TESSERA_STRIPE_FAKE_REDIS``, else the broker when it
-    is Redis, else None (process memory). The key names the database, so two test runs or
-    demos on one Redis never see each other's Stripe."""
-    from django.conf import settings
-
-    url = settings.TESSERA_STRIPE_FAKE_REDIS or settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        return None
-    database = settings.DATABASES["default"]
-    name = database.get("TEST", {}).get("NAME") or database["NAME"]
-    from django.db import connection
-
-    name = connection.settings_dict["NAME"] or name
-    return RedisStore(url, f"tessera:stripe-fake:{name}")
-
-
-def shared_fake() -> FakeStripe:
-    """The process-wide fake behind ``TESSERA_STRIPE_FAKE`` (the demo, the worker tests):
-    state in ``shared_store()`` when there is one."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = FakeStripe(store=shared_store())
-        return _shared
