@@ -254,6 +254,8 @@ def bill(*, span: Span, workdir: Path, progress: Say) -> list[Path]:
         path = workdir / f"invoices-{month:%Y-%m}.json"
         quiet("export_invoices", period=f"{month:%Y-%m}", format="json", output=str(path), log=log)
         exports.append(path)
+    # Receivables: the earliest invoices are past their due date by now (finance's overdue list).
+    quiet("mark_overdue", log=log)
     return exports
 
 

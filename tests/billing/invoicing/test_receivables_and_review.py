@@ -169,3 +169,10 @@ def test_finalize_invoices_counts_what_it_finalized(world):
     out = io.StringIO()
     call_command("finalize_invoices", "--as-of", "2026-11-03", stdout=out)
     assert "0 invoice(s) finalized." in out.getvalue()
+
+
+def test_mark_overdue_command(issued):
+    out = io.StringIO()
+    call_command("mark_overdue", "--as-of", "2026-12-04", stdout=out)
+    assert "1 invoice(s) now overdue." in out.getvalue()
+    assert Invoice.objects.get(pk=issued.pk).status == "overdue"
