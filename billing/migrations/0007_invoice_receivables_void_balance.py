@@ -13,11 +13,22 @@ status_graph = importlib.import_module("billing.migrations.0006_invoice_status_g
 INVOICE_FROZEN_COLUMNS = (*immutability.INVOICE_FROZEN_COLUMNS, "balance_carried", "replaces_id")
 
 
+def sqlite_triggers_off(apps, schema_editor):
+    """SQLite rebuilds a table to alter it (new table, copy, drop, rename), which the
+    immutability triggers on billing_invoice and its children do not survive: drop them
+    first, ``guards`` re-creates them after."""
+    if schema_editor.connection.vendor == "sqlite":
+        immutability.backward(apps, schema_editor)
+
+
 def guards(apps, schema_editor):
     """The status graph gained ``overdue``: re-create the status guard (as 0006 says any
     change of the graph must); on SQLite also re-list the frozen columns (PostgreSQL compares
     whole rows, so the new columns are frozen there already)."""
-    status_graph.forward(apps, schema_editor)
+    if schema_editor.connection.vendor == "sqlite":
+        immutability.forward(apps, schema_editor)
+    else:
+        status_graph.forward(apps, schema_editor)
     if schema_editor.connection.vendor == "sqlite":
         changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in INVOICE_FROZEN_COLUMNS)
         schema_editor.execute("DROP TRIGGER IF EXISTS billing_invoice_guard_update")
@@ -35,6 +46,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(sqlite_triggers_off, migrations.RunPython.noop, elidable=False),
         migrations.CreateModel(
             name="InvoicePayment",
             fields=[
