@@ -164,6 +164,7 @@ def main() -> None:
         rows = [
             (
                 org_ids[e["subject"]],
+                "platform",
                 e["source"],
                 e["id"],
                 e["type"],
@@ -179,8 +180,8 @@ def main() -> None:
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY metering_usageevent (org_id, source, event_id, type, time, data, "
-                "content_hash, received_at) FROM STDIN"
+                "COPY metering_usageevent (org_id, namespace, source, event_id, type, time, "
+                "data, content_hash, received_at) FROM STDIN"
             ) as copy,
         ):
             for row in rows:

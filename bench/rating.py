@@ -37,6 +37,7 @@ from billing.catalog import load_catalog  # noqa: E402
 from billing.models import BillingPeriod, Contract, CreditGrant, RatedCharge  # noqa: E402
 from billing.services import org_rate  # noqa: E402
 from metering.models import HourlyRollup, Meter  # noqa: E402
+from metering.rollups import dims_key  # noqa: E402
 from tenancy.models import Org  # noqa: E402
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -106,7 +107,7 @@ def rollup_rows(org_ids: list[int], meters: dict[str, int], hours: int):
                 ("llm_output", {"model": "llama"}, 40_000 + h * 11),
             ]
             for meter, dims, value in values:
-                key = json.dumps(dims, sort_keys=True, separators=(",", ":"))
+                key = dims_key(dims)
                 yield org_id, meters[meter], hour, dims, key, Decimal(value)
 
 
@@ -122,8 +123,8 @@ def write_rollups(org_ids: list[int], hours: int) -> int:
                 "event_count, latest_tiebreak, updated_at) FROM STDIN"
             ) as copy,
         ):
-            for org_id, meter_id, hour, _dims, key, value in rollup_rows(org_ids, meters, hours):
-                copy.write_row((org_id, meter_id, hour, key, key, value, 60, "", now))
+            for org_id, meter_id, hour, dims, key, value in rollup_rows(org_ids, meters, hours):
+                copy.write_row((org_id, meter_id, hour, json.dumps(dims), key, value, 60, "", now))
                 count += 1
         return count
     batch = []

@@ -48,3 +48,29 @@ def changes(value: Any) -> list[tuple[str, str]]:
         return text_
 
     return [(str(key).replace("_", " "), text(item)) for key, item in value.items()]
+
+
+@register.filter
+def price(value: Any) -> str:
+    """A unit price with at least two decimals, and all it has beyond: 2 → 2.00,
+    2.1 → 2.10, 0.0000125 → 0.0000125."""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    text = plain(number)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+@register.filter
+def qty(value: Any) -> str:
+    """A quantity with thousands separators, trailing zeros dropped: 14112.000 → 14,112."""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    whole, _, fraction = plain(number).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    grouped = f"{sign}{int(whole.lstrip('-') or 0):,}"
+    return f"{grouped}.{fraction}" if fraction else grouped
