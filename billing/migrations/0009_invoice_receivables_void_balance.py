@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import django.db.models.deletion
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 immutability = importlib.import_module("billing.migrations.0004_invoice_immutability")
 status_graph = importlib.import_module("billing.migrations.0006_invoice_status_graph")
@@ -16,7 +18,7 @@ INVOICE_FROZEN_COLUMNS = (
 )  # fmt: skip
 
 
-def guards(apps, schema_editor):
+def guards(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """The status graph gained ``overdue``: re-create the status guard (as 0006 says any
     change of the graph must). On SQLite, where rebuilding ``billing_invoice`` needed the
     triggers dropped first, re-create them all with the new frozen columns (PostgreSQL
