@@ -1,25 +1,30 @@
 """The outbound webhook events of invoicing (SPEC §5), emitted through
-``webhooks.services.webhook_events_emit`` inside the transaction that makes the change:
+``webhooks.services.webhook_events_emit`` inside the transaction that makes the change (an
+outbox: nothing is sent unless it commits):
 
-- ``invoice.finalized`` (``invoice_finalized_emit``, from finalization),
-- ``credit_note.issued`` (``credit_note_issued_emit``, from the credit-note service),
-- ``invoice.paid`` and ``invoice.overdue``: ``invoices_emit(invoices, EventType.INVOICE_PAID)``
-  from whatever service records the payment or the lapse of the due date.
+- ``invoice.finalized``: ``invoice_finalized_emit``, from finalization (a batch at once);
+- ``credit_note.issued``: ``credit_note_issued_emit``, from the credit-note service;
+- ``invoice.paid`` and ``invoice.overdue``: ``invoice_event_emit``, from the receivables
+  (a payment recorded, from Stripe or by hand; a due date passed).
 
-``data`` is the invoice as the API shows it, amounts as decimal strings (minor units) and
-dates ISO 8601; receivers fetch lines and the PDF from ``links``.
+``data`` is the invoice as the API shows it, amounts as decimal strings and dates ISO 8601;
+receivers fetch its lines and PDF from ``links``.
 """
 
 from collections.abc import Sequence
 from typing import Any
 
+from tenancy.models import Org
 from webhooks.models import EventType
 from webhooks.services import Emit, webhook_events_emit
 
 from .models import CreditNote, Invoice
 
 
-def invoice_event_data(invoice: Invoice, org_slug: str) -> dict[str, Any]:
+def invoice_event_payload(invoice: Invoice, org_slug: str | None = None) -> dict[str, Any]:
+    """The event's ``data``: the invoice as a customer sees it."""
+    if org_slug is None:
+        org_slug = Org.objects.values_list("slug", flat=True).get(pk=invoice.org_id)
     return {
         "id": invoice.pk,
         "number": invoice.number,
@@ -46,17 +51,22 @@ def invoices_emit(
 ) -> None:
     """Emit ``type`` (an invoice ``EventType``) for each invoice, in a few queries."""
     if org_slugs is None:
-        from tenancy.models import Org
-
         org_slugs = dict(
             Org.objects.filter(pk__in={i.org_id for i in invoices}).values_list("pk", "slug")
         )
     webhook_events_emit(
         events=[
-            Emit(invoice.org_id, type, invoice_event_data(invoice, org_slugs[invoice.org_id]))
+            Emit(invoice.org_id, type, invoice_event_payload(invoice, org_slugs[invoice.org_id]))
             for invoice in invoices
         ]
     )
+
+
+def invoice_event_emit(*, invoice: Invoice, event: str) -> None:
+    """Emit ``event`` (``invoice.paid`` | ``invoice.overdue``) for one invoice."""
+    if event not in (EventType.INVOICE_PAID, EventType.INVOICE_OVERDUE):
+        raise ValueError(f"not an invoice status event: {event!r}")
+    invoices_emit(invoices=[invoice], type=event)
 
 
 def invoice_finalized_emit(*, invoices: Sequence[Invoice], org_slugs: dict[int, str]) -> None:

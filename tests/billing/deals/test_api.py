@@ -215,7 +215,7 @@ def test_an_amendment_through_the_api_then_the_contract_shows_its_history(am, fi
         ("a100", "25.0000", "2026-11-16", amendment["id"]),
         ("h100", "10.0000", "2026-10-01", None),
     ]
-    listed = api(am).get("/api/v1/contracts?org=acme").json()
+    listed = api(am).get("/api/v1/contracts?org=acme").json()["results"]
     assert [c["key"] for c in listed] == ["acme-c"]
 
 
@@ -234,10 +234,12 @@ def test_contracts_are_read_by_who_may_see_the_org(am, other_am, customer):
     assert api(other_am).get(f"/api/v1/contracts/{acme.pk}").status_code == 404
     assert api(customer).get(f"/api/v1/contracts/{globex.pk}").status_code == 404
     assert api(customer).get(f"/api/v1/contracts/{acme.pk}").json()["contract"]["key"] == "acme-c"
-    assert [c["key"] for c in api(customer).get("/api/v1/contracts").json()] == ["acme-c"]
+    assert [c["key"] for c in api(customer).get("/api/v1/contracts").json()["results"]] == [
+        "acme-c"
+    ]
     key = api_key_create(name="r", org=Org.objects.get(slug="acme"), scope=ApiKey.Scope.READ)
     by_key = APIClient(HTTP_AUTHORIZATION=f"Bearer {key.raw_key}")
-    assert [c["key"] for c in by_key.get("/api/v1/contracts").json()] == ["acme-c"]
+    assert [c["key"] for c in by_key.get("/api/v1/contracts").json()["results"]] == ["acme-c"]
     assert by_key.get(f"/api/v1/contracts/{globex.pk}").status_code == 404
 
 

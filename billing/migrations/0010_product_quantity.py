@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0008_merge_20261207_0355")]
+    dependencies = [("billing", "0009_invoice_receivables_void_balance")]
 
     operations = [
         migrations.AddField(
