@@ -244,7 +244,9 @@ def wait_for(predicate, timeout: float) -> bool:
 def worker(tmp_path):
     from celery import Celery
 
-    Celery(broker=BROKER).connection_for_write().default_channel.client.flushdb()
+    Celery(
+        broker=BROKER, set_as_current=False
+    ).connection_for_write().default_channel.client.flushdb()
     db = connection.settings_dict
     with StripeServer() as stripe:  # one Stripe fake for the demo and the worker
         env = {
