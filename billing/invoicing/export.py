@@ -8,7 +8,7 @@ one row with empty line fields).
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -122,36 +122,54 @@ def _tax(tax: Any, currency: str) -> dict[str, str]:
     }
 
 
-def documents(query: QuerySet[Invoice] | QuerySet[CreditNote]) -> Iterator[dict[str, Any]]:
-    """Export dicts, read in chunks so memory stays flat however many documents."""
+def documents(
+    query: QuerySet[Invoice] | QuerySet[CreditNote],
+    *,
+    on_error: Callable[[Invoice | CreditNote, Exception], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Export dicts, read in chunks so memory stays flat however many documents. With
+    ``on_error``, a document that cannot be exported is handed to it and left out, and the
+    export goes on (SPEC §8); without, the error propagates."""
     for document in query.iterator(chunk_size=CHUNK):
-        if isinstance(document, Invoice):
-            yield invoice_dict(document)
-        else:
-            yield credit_note_dict(document)
+        try:
+            if isinstance(document, Invoice):
+                row = invoice_dict(document)
+            else:
+                row = credit_note_dict(document)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(document, exc)
+            continue
+        yield row
 
 
 def write_einvoices(
-    query: QuerySet[Invoice] | QuerySet[CreditNote], directory: Path, fmt: str
-) -> tuple[list[str], list[tuple[str, str]]]:
+    query: QuerySet[Invoice] | QuerySet[CreditNote],
+    directory: Path,
+    fmt: str,
+    *,
+    on_error: Callable[[Invoice | CreditNote, Exception], None] | None = None,
+) -> list[str]:
     """One file per document in ``directory``: ``facturx`` → ``<number>.pdf`` (PDF/A-3 with
-    ``factur-x.xml``), ``xrechnung`` → ``<number>.xml``. A document that cannot be written
-    is skipped and reported (number, why); the others are written. Returns (file names
-    written, failures)."""
+    ``factur-x.xml``), ``xrechnung`` → ``<number>.xml``. With ``on_error``, a document that
+    cannot be written is handed to it and skipped, and the others are written (SPEC §8);
+    without, the error propagates. Returns the file names written."""
     from .einvoice import document_file
 
     directory.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
-    failures: list[tuple[str, str]] = []
     for document in query.iterator(chunk_size=CHUNK):
         try:
             name, content, _ = document_file(document, fmt)
-        except Exception as exc:  # noqa: BLE001 - one bad document must not stop the rest
-            failures.append((document.number or f"draft-{document.pk}", f"{exc}"))
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(document, exc)
             continue
         (directory / name).write_bytes(content)
         written.append(name)
-    return written, failures
+    return written
 
 
 def write_json(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:

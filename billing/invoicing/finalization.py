@@ -9,6 +9,7 @@ deadlock.
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..models import Issuer
 from ..stripe.tasks import invoices_sync_on_commit
 from .drafting import apply_totals, chunks, invoice_totals, legal_snapshot, legal_snapshot_fields
 from .errors import InvoicingError
+from .events import invoice_finalized_emit
 from .fx import FxRateMissing, national_vat
 from .lock_objects import lock_invoices
 from .models import DocumentCounter, Invoice, InvoiceTax
@@ -38,6 +40,7 @@ FINALIZED_FIELDS = [
     "tax_total_national",
     "subtotal",
     "credits",
+    "balance_carried",
     "tax_total",
     "total",
     "number_year",
@@ -69,12 +72,36 @@ def invoices_finalize(
     period start) order. ``CHUNK`` invoices to a transaction, each chunk in a handful of
     queries, from one block of numbers per (issuer, year) taken from the locked counter row:
     the numbers are those one-by-one finalization in this order would give, and a rollback
-    gives the whole block back. Idempotent. Returns the ids, in order.
+    gives the whole block back. Idempotent. Returns the ids, in order
+    (``invoices_finalize_counted`` also says which of them this call finalized).
 
     A draft whose VAT must also be stated in its issuer's national currency and that has no
     ECB rate loaded for its issue date stays a draft, and the others go on: its reason is put
     in ``problems`` (by invoice id) when given, else ``InvoicingError("fx_rate_missing")`` is
     raised once every chunk is done."""
+    return invoices_finalize_counted(
+        invoice_ids=invoice_ids, org=org, period=period, as_of=as_of, user=user, problems=problems
+    ).ids
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    ids: list[int]  # every invoice looked at, in numbering order
+    finalized_ids: list[int]  # those this call finalized (drafts under its lock)
+
+
+def invoices_finalize_counted(
+    *,
+    invoice_ids: Sequence[int] | None = None,
+    org: Org | None = None,
+    period: tuple[int, int] | None = None,
+    as_of: datetime | None = None,
+    user: Any = None,
+    problems: dict[int, str] | None = None,
+) -> FinalizeResult:
+    """``invoices_finalize``, counting what was done: a draft that another run finalized
+    first (found finalized under the lock), or that stays a draft for want of an ECB rate, is
+    not counted (issue 15: honest counts)."""
     as_of = (as_of or timezone.now()).astimezone(UTC)
     ids = (
         list(invoice_ids)
@@ -82,11 +109,12 @@ def invoices_finalize(
         else invoices_to_finalize(org=org, period=period)
     )
     left: dict[int, str] = {} if problems is None else problems
+    finalized: list[int] = []
     for chunk in chunks(ids, CHUNK):
-        _finalize_chunk(chunk, as_of=as_of, user=user, problems=left)
+        finalized += _finalize_chunk(chunk, as_of=as_of, user=user, problems=left)
     if problems is None and left:
         raise InvoicingError("fx_rate_missing", "; ".join(left.values()))
-    return ids
+    return FinalizeResult(ids=ids, finalized_ids=finalized)
 
 
 def invoices_to_finalize(
@@ -106,7 +134,7 @@ def invoices_to_finalize(
 @transaction.atomic
 def _finalize_chunk(
     invoice_ids: Sequence[int], *, as_of: datetime, user: Any, problems: dict[int, str]
-) -> None:
+) -> list[int]:
     """Finalize the drafts among ``invoice_ids`` in one transaction. Locks: the invoices in
     one statement in pk order, then the counters (``reserve_numbers``), so chunks and single
     finalizations wait for each other and never deadlock."""
@@ -116,7 +144,8 @@ def _finalize_chunk(
         raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
     drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
     if drafts:
-        _finalize_drafts(drafts, as_of=as_of, user=user, problems=problems)
+        return _finalize_drafts(drafts, as_of=as_of, user=user, problems=problems)
+    return []
 
 
 def _freeze_national_vat(
@@ -151,8 +180,9 @@ def _freeze_national_vat(
 
 def _finalize_drafts(
     drafts: Sequence[Invoice], *, as_of: datetime, user: Any, problems: dict[int, str]
-) -> None:
-    """Finalize ``drafts`` (locked, in numbering order) inside the caller's transaction."""
+) -> list[int]:
+    """Finalize ``drafts`` (locked, in numbering order) inside the caller's transaction.
+    Returns the ids finalized (a draft left for a missing ECB rate is not among them)."""
     org_ids = {invoice.org_id for invoice in drafts}
     orgs = Org.objects.in_bulk(org_ids)
     issuers = Issuer.objects.in_bulk({invoice.issuer_id for invoice in drafts})
@@ -186,7 +216,7 @@ def _finalize_drafts(
     issue_date = as_of.date()
     drafts = _freeze_national_vat(list(drafts), issue_date=issue_date, problems=problems)
     if not drafts:
-        return
+        return []
     year, kind = issue_date.year, DocumentCounter.Kind.INVOICE
     blocks = Counter((invoice.issuer_id, year) for invoice in drafts)
     sequences = reserve_numbers(blocks=blocks, kind=kind)
@@ -214,7 +244,35 @@ def _finalize_drafts(
         )
         for invoice in drafts
     )
+    _settle_zero_and_negative(drafts, as_of=as_of, user=user, orgs=orgs)
     invoices_sync_on_commit(invoice_ids=[invoice.pk for invoice in drafts])
+    invoice_finalized_emit(invoices=drafts, org_slugs={pk: org.slug for pk, org in orgs.items()})
+    return [invoice.pk for invoice in drafts]
+
+
+def _settle_zero_and_negative(
+    drafts: Sequence[Invoice], *, as_of: datetime, user: Any, orgs: dict[int, Org]
+) -> None:
+    """SPEC §3: the remainder of a negative period becomes a balance credit on the org (drawn
+    first by the next invoice); an invoice with nothing to pay (total 0.00) is paid at once,
+    as Stripe marks a zero invoice paid at finalization."""
+    from ..rating.credits import balance_credit_create
+
+    for invoice in drafts:
+        grant = balance_credit_create(invoice=invoice)
+        if grant is not None:
+            changes = {"balance": invoice.balance_carried, "grant": grant.key}
+            _audit_entry(invoice, "balance_carried", changes, user=user,
+                         org=orgs[invoice.org_id]).save(force_insert=True)  # fmt: skip
+    zero = [invoice for invoice in drafts if invoice.total == 0]
+    if zero:
+        reason = "Nothing to pay (total 0.00)."
+        Invoice.objects.filter(pk__in=[invoice.pk for invoice in zero]).update(
+            status=Status.PAID, status_reason=reason, status_changed_at=as_of
+        )
+        for invoice in zero:
+            invoice.status, invoice.status_reason, invoice.status_changed_at = (
+                Status.PAID, reason, as_of)  # fmt: skip
 
 
 def _audit_entry(

@@ -258,6 +258,11 @@ def invoice_sheet(invoice: Invoice) -> Sheet:
                 "Billing period",
                 f"{invoice.period_start.date().isoformat()} to {_last_day(invoice.period_end)}",
             ),
+            *(
+                [("Kind", "Final adjustment (late usage)")]
+                if invoice.kind == Invoice.Kind.FINAL_ADJUSTMENT
+                else []
+            ),
         ],  # fmt: skip
         rows=rows,
         subtotal=invoice.subtotal,

@@ -1,6 +1,7 @@
 """Invoicing reads. Every read of tenant data names the orgs it may return."""
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from django.db.models import Prefetch, QuerySet
@@ -79,6 +80,7 @@ class OrgDocument:
     pdf_url: str
     facturx_url: str
     xrechnung_url: str
+    due_date: date | None = None
 
 
 def org_documents(*, org: Org) -> list[OrgDocument]:
@@ -95,6 +97,7 @@ def org_documents(*, org: Org) -> list[OrgDocument]:
             pdf_url=f"/api/v1/invoices/{i.pk}/pdf",
             facturx_url=f"/api/v1/invoices/{i.pk}/facturx",
             xrechnung_url=f"/api/v1/invoices/{i.pk}/xrechnung",
+            due_date=i.due_date,
         )
         for i in invoices.order_by("-period_start", "-pk")
     ]

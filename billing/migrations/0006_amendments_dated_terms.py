@@ -5,9 +5,11 @@ from decimal import Decimal
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 
-def dated_terms(apps, schema_editor):
+def dated_terms(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Existing terms hold from their contract's start; a custom price took no discount, so
     the discount kept beside it (never applied) is cleared."""
     ContractPrice = apps.get_model("billing", "ContractPrice")

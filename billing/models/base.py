@@ -92,6 +92,16 @@ class Product(models.Model):
         max_digits=24, decimal_places=6, validators=[MinValueValidator(Decimal("0.000001"))]
     )
 
+    class Quantity(models.TextChoices):
+        """How a period's quantity is taken (SPEC §3 Product). The same for sum and count
+        meters; for max, latest and unique count meters ``period`` bills the month's peak,
+        last value or distinct count instead of the sum of the hours' values."""
+
+        HOURLY = "hourly", "Hourly: Σ U(h), in unit-hours"
+        PERIOD = "period", "Period: the meter's aggregation over the whole period"
+
+    quantity = models.CharField(max_length=8, choices=Quantity.choices, default="hourly")
+
     class Meta:
         ordering = ["key"]
 
@@ -409,6 +419,15 @@ class CreditGrant(models.Model):
     effective = models.DateField(help_text="00:00 UTC, inclusive.")
     expires = models.DateField(null=True, blank=True, help_text="Exclusive; null: never.")
     priority = models.PositiveSmallIntegerField(default=1, help_text="Lower draws first.")
+    # SPEC §3: the remainder of a negative period is a ``balance`` credit, drawn first.
+    source = models.CharField(
+        max_length=16,
+        choices=[("grant", "Grant"), ("balance", "Account balance")],
+        default="grant",
+    )
+    from_invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["org_id", "expires", "priority", "id"]

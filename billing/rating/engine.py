@@ -466,9 +466,8 @@ def _on_demand_lines(
     and days. Also the forecast of these lines at the period's end."""
     priced = [(span, ranges, q, ctx.price_under(product, span.term)) for span, ranges, q in parts]
     total = sum((q for _, _, q, _ in priced), ZERO)
-    for _, _, q, price in priced:
-        if q and price is None:
-            raise RatingError(f"product {product.key!r} has usage but no price on the contract")
+    # Usage of a product without a price under its term is not billed: it is listed as unbilled
+    # usage, reason `no_price` (SPEC §3), and billed once a price is added and it is rated.
     used = [(span, ranges, q, price) for span, ranges, q, price in priced if q and price]
     if not changed:
         # One term: the period's pricing as it always was (and the forecast of it).

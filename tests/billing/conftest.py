@@ -1,12 +1,11 @@
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from billing.catalog import load_catalog
-from billing.fx.models import FxRate
 from billing.models import BillingPeriod, RatedCharge
 from metering.ingestion import Ingestor
 from metering.rollups import rollup_pending
@@ -14,6 +13,7 @@ from tenancy.models import Org
 from tenancy.services import api_key_create
 
 from ..conftest import make_event
+from ..support.fx import ecb_rates
 
 CATALOG: dict[str, Any] = {
     "issuers": [
@@ -75,18 +75,6 @@ def contract(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _no_rate_on_rollup(settings: Any) -> None:
     settings.TESSERA_RATE_ON_ROLLUP = False
-
-
-def ecb_rates(start: date = date(2026, 1, 1), days: int = 550) -> None:
-    """ECB reference rates for every day from ``start`` (1 EUR = 1.0850 USD), so that a USD
-    invoice of the French issuer can state its VAT in EUR when it is finalized."""
-    FxRate.objects.bulk_create(
-        [
-            FxRate(date=start + timedelta(days=i), currency="USD", rate=Decimal("1.0850"))
-            for i in range(days)
-        ],
-        ignore_conflicts=True,
-    )
 
 
 @pytest.fixture

@@ -3,11 +3,14 @@ from typing import IO, Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from billing.invoicing.export import documents, write_csv, write_einvoices, write_json
 from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.selectors import credit_notes_for, invoices_for
 from core.timeparse import month_of
+from metering.models import QuarantinedWork
+from metering.quarantine import describe, logger, work_quarantine
 from tenancy.models import Org
 
 
@@ -27,7 +30,9 @@ class Command(BaseCommand):
         "Export the invoices (or credit notes) of a month as JSON or CSV, or as EN 16931 "
         "e-invoices: --format facturx writes <number>.pdf (PDF/A-3 with factur-x.xml) and "
         "--format xrechnung <number>.xml (CII) into the --output directory (SPEC §5). Invoices "
-        "are those whose period starts in --period; drafts only with --status draft."
+        "are those whose period starts in --period; drafts only with --status draft. A "
+        "document that cannot be exported is left out, quarantined and reported; the others "
+        "are written and the command exits non-zero."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -68,15 +73,30 @@ class Command(BaseCommand):
                 include_drafts=bool(statuses and "draft" in statuses),
             )  # fmt: skip
         output = options["output"]
-        if options["format"] in ("facturx", "xrechnung"):
-            if not output:
-                raise CommandError(f"--format {options['format']} needs --output DIRECTORY")
-            written, failures = write_einvoices(query, Path(str(output)), str(options["format"]))
-            for number, reason in failures:
-                self.stderr.write(f"  {number}: {reason}")
-            self.stderr.write(f"{len(written)} document(s) written to {output}.")
-            if failures:
-                raise CommandError(f"{len(failures)} document(s) could not be written.")
+        einvoice = options["format"] in ("facturx", "xrechnung")
+        if einvoice and not output:
+            raise CommandError(f"--format {options['format']} needs --output DIRECTORY")
+        failed: list[str] = []
+        failed_units: set[str] = set()
+        prefix = "credit_note" if options["credit_notes"] else "invoice"
+
+        def set_aside(document: Invoice | CreditNote, exc: Exception) -> None:
+            name = document.number or f"draft {document.pk}"
+            error = describe(exc)
+            logger.exception("export of %s (org %s) quarantined: %s", name, document.org_id, error)
+            unit = f"{prefix}:{document.pk}"
+            work_quarantine(
+                kind=QuarantinedWork.Kind.EXPORT, org_id=document.org_id, unit=unit, error=error
+            )
+            failed.append(name)
+            failed_units.add(unit)
+            self.stderr.write(f"  {name}: {error}")
+
+        if einvoice:
+            written = write_einvoices(
+                query, Path(str(output)), str(options["format"]), on_error=set_aside
+            )
+            self._finish(query, prefix, failed, failed_units, len(written), output)
             return
         out: IO[str] = (
             open(str(output), "w", encoding="utf-8", newline="")
@@ -84,7 +104,7 @@ class Command(BaseCommand):
             else cast(IO[str], _Raw(self.stdout))
         )
         try:
-            rows = documents(query)
+            rows = documents(query, on_error=set_aside)
             if options["format"] == "json":
                 count = write_json(rows, out)
             else:
@@ -92,5 +112,38 @@ class Command(BaseCommand):
         finally:
             if output:
                 out.close()
+        self._finish(query, prefix, failed, failed_units, count, output)
+
+    def _finish(
+        self,
+        query: QuerySet[Invoice] | QuerySet[CreditNote],
+        prefix: str,
+        failed: list[str],
+        failed_units: set[str],
+        count: int,
+        output: object,
+    ) -> None:
+        """Report, resolve what this run exported, and fail if anything was set aside."""
         if output:
             self.stderr.write(f"{count} document(s) written to {output}.")
+        _resolve_exported(query, prefix=prefix, failed_units=failed_units)
+        if failed:
+            raise CommandError(
+                f"{len(failed)} document(s) could not be exported and are quarantined: "
+                f"{', '.join(failed)}. The {count} other(s) were written."
+            )
+
+
+def _resolve_exported(
+    query: QuerySet[Invoice] | QuerySet[CreditNote], *, prefix: str, failed_units: set[str]
+) -> None:
+    """Resolve the quarantined exports of documents that this run exported."""
+    held = QuarantinedWork.objects.filter(
+        kind=QuarantinedWork.Kind.EXPORT, resolved_at__isnull=True, unit__startswith=f"{prefix}:"
+    ).exclude(unit__in=failed_units)
+    ids = {int(unit.split(":", 1)[1]) for unit in held.values_list("unit", flat=True)}
+    if ids:
+        exported = {
+            f"{prefix}:{pk}" for pk in query.filter(pk__in=ids).values_list("pk", flat=True)
+        }
+        held.filter(unit__in=exported).update(resolved_at=timezone.now())

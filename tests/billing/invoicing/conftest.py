@@ -18,7 +18,7 @@ from ...factories import (
     ProductFactory,
     RatedChargeFactory,
 )
-from ..conftest import ecb_rates
+from ...support.fx import ecb_rates
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)

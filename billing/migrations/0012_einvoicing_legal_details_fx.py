@@ -8,61 +8,32 @@ the table: its triggers (and those of the tables that read it) are dropped first
 again after, the invoice's with the longer list.
 """
 
+import importlib
+
 import django.db.models.deletion
 from django.db import migrations, models
 
-_0004 = __import__("billing.migrations.0004_invoice_immutability", fromlist=["_sqlite_statements"])
-MUTABLE_COLUMNS = _0004.MUTABLE_COLUMNS
+final_adjustment = importlib.import_module("billing.migrations.0007_invoice_final_adjustment")
+receivables = importlib.import_module("billing.migrations.0009_invoice_receivables_void_balance")
+
+# The invoice's frozen columns now (a test checks this list against the model).
 INVOICE_FROZEN_COLUMNS = (
-    *_0004.INVOICE_FROZEN_COLUMNS,
+    *receivables.INVOICE_FROZEN_COLUMNS,
     "customer_email",
     "issuer_details", "tax_currency", "tax_fx_rate", "tax_fx_date", "tax_total_national",
 )  # fmt: skip
 
 
-def _sqlite_statements(columns):
-    """0004's SQLite triggers, with the invoice's update guard listing ``columns``."""
-    changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in columns)
-    update_guard = (
-        "CREATE TRIGGER billing_invoice_guard_update BEFORE UPDATE ON billing_invoice "
-        f"WHEN OLD.status <> 'draft' AND ({changed}) "
-        "BEGIN SELECT RAISE(ABORT, 'a finalized invoice never changes'); END"
-    )
-    return [
-        update_guard if statement.startswith("CREATE TRIGGER billing_invoice_guard_update ")
-        else statement
-        for statement in _0004._sqlite_statements()
-    ]  # fmt: skip
-
-
-def _drop_sqlite_triggers(apps, schema_editor):
-    """SQLite remakes a table to add a column; triggers of other tables that read
-    billing_invoice would break the remake's rename, so all go first and come back after."""
-    if schema_editor.connection.vendor == "sqlite":
-        for name in _0004._sqlite_trigger_names():
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
-
-
-def _create_sqlite_triggers(columns):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "sqlite":
-            _drop_sqlite_triggers(apps, schema_editor)
-            for statement in _sqlite_statements(columns):
-                schema_editor.execute(statement)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0007_merge_amendments_invoice_status_graph"),
+        ("billing", "0011_alerts"),
         ("tenancy", "0002_org_billing_email"),
     ]
 
     operations = [
         migrations.RunPython(
-            _drop_sqlite_triggers,
-            _create_sqlite_triggers(_0004.INVOICE_FROZEN_COLUMNS),
+            final_adjustment.drop_sqlite_triggers,
+            final_adjustment.create_sqlite_triggers(receivables.INVOICE_FROZEN_COLUMNS),
             elidable=False,
         ),
         migrations.AddField(
@@ -275,7 +246,9 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(
-            _create_sqlite_triggers(INVOICE_FROZEN_COLUMNS), _drop_sqlite_triggers, elidable=False
+            final_adjustment.create_sqlite_triggers(INVOICE_FROZEN_COLUMNS),
+            final_adjustment.drop_sqlite_triggers,
+            elidable=False,
         ),
         migrations.CreateModel(
             name="StripeCreditNoteSync",
