@@ -22,6 +22,7 @@ from tenancy.models import Org
 from tenancy.services import api_key_create, staff_user_create
 
 from ..conftest import make_event
+from ..support.fx import ecb_rates
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog-full.yaml"
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
@@ -227,5 +228,6 @@ def test_finance_reads_every_contract_and_card(november, client):
 
 
 def finalized(invoice_id, as_of):
+    ecb_rates()  # the French issuer's USD invoice states its VAT in EUR
     invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
     return Invoice.objects.get(pk=invoice_id)
