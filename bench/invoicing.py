@@ -101,7 +101,6 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["STRIPE_API_KEY"] = ""
-    os.environ["TESSERA_STRIPE_FAKE"] = "0"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 

@@ -19,8 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, error_body, error_responses
-from tenancy.access import has_role, org_for_read
+from config.errors import error_body, error_responses
+from tenancy.access import has_role
+from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
 
@@ -29,7 +30,8 @@ from .jsonbody import parse_json
 from .models import Allocation, Meter
 from .rfc3339 import TimeFormatError, parse_date_or_rfc3339, parse_rfc3339
 from .selectors import allocations_for_node, meters_list, usage_series
-from .services import AllocationConflict, allocation_create, allocation_end
+from .services import allocation_create, allocation_end
+from .tasks import schedule_rollup
 from .validation import CODES, MAX_DEPTH
 
 SINGLE = "application/cloudevents+json"
@@ -185,8 +187,6 @@ class EventsIngestApi(APIView):
                 f"A batch holds at most {maximum} events; this one has {len(events)}."
             )
         result = Ingestor(api_key=api_key).ingest(events)
-        from .tasks import schedule_rollup
-
         schedule_rollup()
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
@@ -416,16 +416,13 @@ class AllocationListCreateApi(APIView):
         org = Org.objects.filter(slug=values["org"]).first()
         if org is None:
             raise ValidationError({"org": [f"No org {values['org']!r}."]})
-        try:
-            allocation = allocation_create(
-                org=org,
-                node=values["node"],
-                device_uuid=values["device_uuid"],
-                start=values["start"],
-                end=values.get("end"),
-            )
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_create(
+            org=org,
+            node=values["node"],
+            device_uuid=values["device_uuid"],
+            start=values["start"],
+            end=values.get("end"),
+        )
         return Response(_allocation_out(allocation), status=status.HTTP_201_CREATED)
 
 
@@ -448,8 +445,5 @@ class AllocationEndApi(APIView):
         )
         if allocation is None:
             raise NotFound(f"No allocation {allocation_id}.")
-        try:
-            allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
         return Response(_allocation_out(allocation))

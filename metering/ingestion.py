@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -27,7 +28,7 @@ from django.utils import timezone
 from tenancy.models import ApiKey, Org
 
 from . import metrics
-from .models import Meter, UsageEvent
+from .models import Meter, RollupMark, UsageEvent
 from .paths import lookup, parse_path
 from .rfc3339 import TimeFormatError, parse_rfc3339
 from .validation import (
@@ -413,8 +414,6 @@ def _text_problem(value: Any, where: str, limit: int, meter: Meter, code: str) -
 def _same_as_stored(rows: list[_Valid]) -> set[tuple[str, str, str]]:
     """Keys of ``rows`` whose stored event has the same type, time and data (as values)."""
     if connection.vendor == "postgresql":
-        import psycopg
-
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
@@ -496,8 +495,6 @@ def _insert(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
 
 def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
     """One statement per batch: columns travel as binary arrays, bound server-side."""
-    import psycopg
-
     connection.ensure_connection()
     table = UsageEvent._meta.db_table
     with psycopg.Cursor(connection.connection) as cursor:
@@ -517,8 +514,6 @@ def _mark_hours(hours: set[tuple[int, str, datetime]], now: datetime) -> None:
     """Upsert rollup marks. DO UPDATE (not DO NOTHING) so a mark being consumed is waited for."""
     if not hours:
         return
-    from .models import RollupMark
-
     table = RollupMark._meta.db_table
     ops = connection.ops
     marked = ops.adapt_datetimefield_value(now)

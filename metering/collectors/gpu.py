@@ -74,6 +74,7 @@ from .kubernetes import (
 )
 from .nvml import Nvml
 from .sender import Sender
+from .simnvml import SimulatedNVML
 from .slurm import DEFAULT_COMMAND as DEFAULT_SLURM_COMMAND
 from .slurm import SlurmJobs
 from .spool import Spool, Transaction
@@ -654,8 +655,6 @@ def build(cfg: dict[str, Any], spool: Spool) -> Built:
     )
     reader: DeviceReader
     if cfg.get("simulate"):
-        from .simnvml import SimulatedNVML
-
         reader = Nvml(SimulatedNVML(fleet, clock.wall, node=node))
     elif cfg["device_source"] == "dcgm" and dcgm is not None:
         reader = dcgm

@@ -23,6 +23,7 @@ from django.db import connection
 
 from billing.invoicing.models import Invoice, StripeInvoiceSync
 from metering.models import Allocation
+from testing.stripe_server import StripeServer
 
 pytestmark = [
     pytest.mark.postgres,
@@ -244,21 +245,25 @@ def worker(tmp_path):
 
     Celery(broker=BROKER).connection_for_write().default_channel.client.flushdb()
     db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": BROKER,
-        "TESSERA_STRIPE_FAKE": "1",
-        "TESSERA_VAR_DIR": str(tmp_path),
-    }
-    log = open(tmp_path / "worker.log", "wb")
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
-    command += ["--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-    yield env
-    proc.kill()
-    proc.wait(timeout=30)
-    log.close()
+    with StripeServer() as stripe:  # one Stripe fake for the demo and the worker
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_BROKER_URL": BROKER,
+            "STRIPE_API_KEY": "sk_test_tessera_demo",
+            "STRIPE_API_BASE": stripe.base,
+            "STRIPE_WEBHOOK_SECRET": stripe.fake.webhook_secret,
+            "TESSERA_VAR_DIR": str(tmp_path),
+        }
+        log = open(tmp_path / "worker.log", "wb")
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
+        command += ["--loglevel=INFO", "--without-heartbeat", "--without-mingle"]
+        command += ["--without-gossip"]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        yield env
+        proc.kill()
+        proc.wait(timeout=30)
+        log.close()
 
 
 def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker, tmp_path):
