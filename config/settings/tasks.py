@@ -19,6 +19,9 @@ CELERY_BEAT_SCHEDULE = {
     "close-periods": {"task": "billing.invoicing.close_periods", "schedule": 3600.0},
     # Retries the Stripe sync of finalized invoices that failed or were never pushed.
     "stripe-sync": {"task": "billing.stripe.sync_pending", "schedule": 300.0},
+    # Event partitions (PostgreSQL): create the coming days', export and drop expired ones.
+    "event-partitions": {"task": "metering.partitions_ensure", "schedule": 3600.0},
+    "event-retention": {"task": "metering.retention", "schedule": 86400.0},
 }
 # Task modules outside an app's ``tasks.py`` (autodiscovery looks only there).
 CELERY_IMPORTS = ["billing.invoicing.tasks", "billing.stripe.tasks"]
