@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_body, error_responses
+from core.timeparse import parse_instant
 from tenancy.access import has_role
 from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
@@ -28,7 +29,6 @@ from tenancy.throttling import IngestThrottle, ReadThrottle
 from .ingestion import Ingestor
 from .jsonbody import parse_json
 from .models import Allocation, Meter
-from .rfc3339 import TimeFormatError, parse_date_or_rfc3339, parse_rfc3339
 from .selectors import allocations_for_node, meters_list, usage_series
 from .services import allocation_create, allocation_end
 from .tasks import schedule_rollup
@@ -194,8 +194,8 @@ class EventsIngestApi(APIView):
 def parse_moment(raw: str, field: str) -> datetime:
     """A date ``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 timestamp, on a UTC hour boundary."""
     try:
-        moment = parse_date_or_rfc3339(raw)
-    except TimeFormatError as exc:
+        moment = parse_instant(raw)
+    except ValueError as exc:
         raise ValidationError({field: [f"{exc}; give a date or an RFC 3339 time."]}) from None
     if moment.minute or moment.second or moment.microsecond:
         raise ValidationError({field: ["Usage is kept per hour: give a whole UTC hour."]})
@@ -340,8 +340,8 @@ class AwareDateTimeField(serializers.DateTimeField):
         if not isinstance(value, str):
             self.fail("invalid", format="RFC 3339 with an offset")
         try:
-            return parse_rfc3339(value)
-        except TimeFormatError as exc:
+            return parse_instant(value, allow_date=False)
+        except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
 

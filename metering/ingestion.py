@@ -25,12 +25,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.timeparse import parse_instant
 from tenancy.models import ApiKey, Org
 
 from . import metrics
 from .models import Meter, RollupMark, UsageEvent, UsageEventKey
 from .paths import lookup, parse_path
-from .rfc3339 import TimeFormatError, parse_rfc3339
 from .validation import (
     MAX_DIMENSION_CHARS,
     MAX_ID_CHARS,
@@ -316,8 +316,8 @@ class Ingestor:
             problems.append(Problem("time", "invalid_type", "time must be an RFC 3339 string"))
             return None
         try:
-            moment = parse_rfc3339(raw)
-        except TimeFormatError as exc:
+            moment = parse_instant(raw, allow_date=False)
+        except ValueError as exc:
             problems.append(Problem("time", "invalid_time", f"time {exc}"))
             return None
         if moment < self.oldest:

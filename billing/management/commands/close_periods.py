@@ -1,17 +1,9 @@
-from datetime import datetime
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from billing.invoicing.drafting import periods_close
-from metering.rfc3339 import parse_date_or_rfc3339
+from core.timeparse import parse_instant
 from tenancy.models import Org
-
-
-def parse_moment(value: str) -> datetime:
-    """A date (midnight UTC) or an RFC 3339 timestamp, through the one shared parser;
-    raises ValueError (TimeFormatError) naming what is wrong."""
-    return parse_date_or_rfc3339(value)
 
 
 class Command(BaseCommand):
@@ -22,12 +14,16 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--as-of", help="Date (midnight UTC) or RFC 3339 time; default now.")
+        parser.add_argument("--as-of", help="ISO date or datetime (UTC); default now.")
         parser.add_argument("--org", help="Only this org (slug).")
 
     def handle(self, *args: object, **options: str | None) -> None:
         try:
-            as_of = parse_moment(options["as_of"]) if options["as_of"] else timezone.now()
+            as_of = (
+                parse_instant(options["as_of"], assume_utc=True)
+                if options["as_of"]
+                else timezone.now()
+            )
         except ValueError as exc:
             raise CommandError(f"--as-of: {exc}") from None
         org = None

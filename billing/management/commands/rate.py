@@ -6,15 +6,14 @@ from django.utils import timezone
 from billing.models import Contract
 from billing.rating.engine import RatingError
 from billing.services import org_rate
-from metering.rfc3339 import TimeFormatError, parse_date_or_rfc3339
+from core.timeparse import parse_instant
 from tenancy.models import Org
 
 
 def parse_as_of(raw: str) -> datetime:
-    """A date (midnight UTC) or an RFC 3339 timestamp, through the one shared parser."""
     try:
-        return parse_date_or_rfc3339(raw)
-    except TimeFormatError as exc:
+        return parse_instant(raw)
+    except ValueError as exc:
         raise CommandError(f"--as-of {exc}") from None
 
 

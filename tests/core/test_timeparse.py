@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from metering.rfc3339 import TimeFormatError, parse_date_or_rfc3339, parse_rfc3339
+from core.timeparse import NaiveTime, TimeFormatError, parse_instant
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,7 @@ from metering.rfc3339 import TimeFormatError, parse_date_or_rfc3339, parse_rfc33
     ],
 )
 def test_rfc_3339_timestamps_are_read_in_utc(raw, expected):
-    assert parse_rfc3339(raw) == expected
+    assert parse_instant(raw, allow_date=False) == expected
 
 
 @pytest.mark.parametrize(
@@ -47,16 +47,26 @@ def test_rfc_3339_timestamps_are_read_in_utc(raw, expected):
 )
 def test_anything_else_is_a_time_format_error(raw):
     with pytest.raises(TimeFormatError):
-        parse_rfc3339(raw)
+        parse_instant(raw, allow_date=False)
 
 
 def test_a_date_is_midnight_utc_and_a_bad_one_is_refused():
-    assert parse_date_or_rfc3339("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
+    assert parse_instant("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
     with pytest.raises(TimeFormatError):
-        parse_date_or_rfc3339("2026-02-30")
+        parse_instant("2026-02-30")
+    with pytest.raises(TimeFormatError):
+        parse_instant("2026-11-29", allow_date=False)
 
 
-@pytest.mark.parametrize("command", ["rate", "close_periods"])
+def test_a_missing_offset_is_refused_unless_utc_is_assumed():
+    with pytest.raises(NaiveTime):
+        parse_instant("2026-11-29T05:10:00")
+    assert parse_instant("2026-11-29T05:10:00", assume_utc=True) == datetime(
+        2026, 11, 29, 5, 10, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("command", ["rate", "close_periods", "finalize_invoices"])
 def test_commands_read_as_of_through_the_same_parser(db, command):
     from django.core.management import call_command
     from django.core.management.base import CommandError
