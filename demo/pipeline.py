@@ -26,6 +26,7 @@ from billing.invoicing.models import Invoice, StripeInvoiceSync
 from billing.invoicing.pdf import render_invoice_pdf
 from billing.stripe.client import stripe_enabled
 from metering.models import UsageEvent
+from tenancy.models import Org
 from tenancy.services import api_key_create
 
 from . import scenario
@@ -245,7 +246,7 @@ def bill(*, span: Span, workdir: Path, progress: Say) -> list[Path]:
         progress(f"{label}: rating as of {closing:%Y-%m-%d}")
         quiet("rate", as_of=iso(closing), log=log)
         progress(f"{label}: closing the period")
-        quiet("close_periods", as_of=iso(closing), log=log)
+        quiet("close_periods", as_of=iso(closing), force=True, log=log)
         progress(f"{label}: finalizing the invoices")
         quiet("finalize_invoices", period=label, as_of=iso(closing), log=log)
     quiet("rate", log=log)
@@ -254,6 +255,8 @@ def bill(*, span: Span, workdir: Path, progress: Say) -> list[Path]:
         path = workdir / f"invoices-{month:%Y-%m}.json"
         quiet("export_invoices", period=f"{month:%Y-%m}", format="json", output=str(path), log=log)
         exports.append(path)
+    # Receivables: the earliest invoices are past their due date by now (finance's overdue list).
+    quiet("mark_overdue", log=log)
     return exports
 
 
@@ -320,3 +323,34 @@ def summary_rows(exports: list[Path]) -> list[dict[str, str]]:
 
 def collector_key() -> str:
     return api_key_create(name=f"demo-collector-{datetime.now(UTC):%Y%m%d-%H%M%S}").raw_key
+
+
+def notifications_summary(*, org: Org, sink: Any) -> str:
+    """What acme's alerts and webhook endpoint did while the months were billed."""
+    from billing.alerts.models import AlertFiring
+    from webhooks.models import WebhookDelivery
+
+    fired = AlertFiring.objects.filter(org=org).count()
+    deliveries = WebhookDelivery.objects.filter(endpoint__org=org)
+    done = deliveries.filter(status=WebhookDelivery.Status.SUCCEEDED).count()
+    return (
+        f"Alerts: {fired} fired for {org.slug} (emails printed above; /portal/alerts); "
+        f"webhooks: {done} of {deliveries.count()} deliveries received, signatures verified, "
+        f"by {sink.url} (kept in {sink.directory})"
+    )
+
+
+def unbilled_line() -> str:
+    """What the demo leaves for finance to act on (SPEC §3 "Unbilled usage")."""
+    from billing.rating.unbilled import default_window, unbilled_usage
+    from tenancy.models import Org
+
+    start, end = default_window()
+    rows = unbilled_usage(orgs=Org.objects.all(), start=start, end=end)
+    listed = "; ".join(
+        f"{r.org} {r.meter} {r.dimensions} {r.quantity.normalize():f} {r.unit}: {r.reason}"
+        for r in rows
+    )
+    return f"  Unbilled usage: {len(rows)} row(s) on /finance/unbilled/" + (
+        f" ({listed})" if rows else ""
+    )

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Allocation, HourlyRollup, Meter, UsageEvent
+from .models import Allocation, HourlyRollup, Meter, QuarantinedWork, UsageEvent
 
 
 @admin.register(Meter)
@@ -54,4 +54,20 @@ class AllocationAdmin(admin.ModelAdmin):
     readonly_fields = ["org", "device", "start", "created_at"]
 
     def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(QuarantinedWork)
+class QuarantinedWorkAdmin(admin.ModelAdmin):
+    """Read-only: batch work records its own failures and resolutions (SPEC §8)."""
+
+    list_display = ["kind", "org", "unit", "attempts", "last_failed_at", "next_attempt_at",
+                    "resolved_at", "error"]  # fmt: skip
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["org__slug", "unit", "error"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False

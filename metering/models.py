@@ -220,3 +220,54 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device} → {self.org_id} [{self.start}, {self.end})"
+
+
+class QuarantinedWork(models.Model):
+    """A unit of batch work set aside after it failed (SPEC §8 "Batch work isolates faults").
+
+    One org's bad data (or a bug it triggers) fails only its own unit: a rollup hour, an org's
+    rating, close, finalization or export. The unit is recorded here with its error and
+    retried with exponential backoff (``next_attempt_at``); every other unit goes on. A unit
+    that later succeeds is resolved (``resolved_at``), never deleted, so finance and operators
+    can see what was held and for how long. At most one open row per (kind, org, unit).
+    """
+
+    class Kind(models.TextChoices):
+        ROLLUP = "rollup", "Rollup of an hour"
+        RATING = "rating", "Rating"
+        CLOSE = "close", "Period close"
+        FINALIZE = "finalize", "Invoice finalization"
+        EXPORT = "export", "Invoice export"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    # Stable name of the unit within (kind, org): "gpu.usage@2026-11-30T02:00:00+00:00" for a
+    # rollup hour, "period:42" for one period's rating, "" for an org's whole run.
+    unit = models.CharField(max_length=255, blank=True)
+    event_type = models.CharField(max_length=128, blank=True, help_text="Rollups only.")
+    hour = models.DateTimeField(
+        null=True, blank=True, help_text="The rollup hour, or the start of the period."
+    )
+    error = models.TextField(help_text="The last failure: exception type and message.")
+    attempts = models.PositiveIntegerField(default=1, help_text="Failed attempts so far.")
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(help_text="Not retried before (exponential backoff).")
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When a retry succeeded.")
+
+    class Meta:
+        ordering = ["-last_failed_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "org", "unit"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="quarantined_work_open_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["org", "kind", "resolved_at"], name="quarantined_work_org"),
+            models.Index(fields=["kind", "next_attempt_at"], name="quarantined_work_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.org_id} {self.unit or '*'} ×{self.attempts}"

@@ -4,7 +4,8 @@ charge and credit models; the deal desk's and invoicing's models live beside the
 import ``base`` (never this package), so no model module imports another in a cycle.
 """
 
-from ..deals.models import Deal, DealEvent, DealLine
+from ..alerts.models import Alert, AlertFiring
+from ..deals.models import Deal, DealEvent, DealLine, DealTerm
 from ..invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -20,6 +21,7 @@ from ..invoicing.models import (
     TaxReason,
 )
 from .base import (
+    Amendment,
     BillingPeriod,
     CapacityPool,
     Contract,
@@ -38,6 +40,9 @@ from .base import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertFiring",
+    "Amendment",
     "BillingPeriod",
     "CapacityPool",
     "Contract",
@@ -50,6 +55,7 @@ __all__ = [
     "Deal",
     "DealEvent",
     "DealLine",
+    "DealTerm",
     "DocumentCounter",
     "Invoice",
     "InvoiceLine",

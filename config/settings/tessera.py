@@ -19,9 +19,33 @@ TESSERA_ROLLUP_ON_INGEST = env.ROLLUP_ON_INGEST
 # Rollups that change an open period ask for a rating run (debounced); beat runs one too.
 TESSERA_RATE_ON_ROLLUP = env.RATE_ON_ROLLUP
 TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS
+TESSERA_QUARANTINE_RETRY_SECONDS = env.QUARANTINE_RETRY_SECONDS
+TESSERA_QUARANTINE_RETRY_MAX_SECONDS = env.QUARANTINE_RETRY_MAX_SECONDS
+TESSERA_UNBILLED_WINDOW_DAYS = env.UNBILLED_WINDOW_DAYS
 # Called with the (org id, hour) pairs of every rollup batch, inside its transaction: this is
 # how billing learns that usage changed without metering importing billing.
 TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]
 # A deal more than this many percent below list price needs finance's approval (decimal).
 TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
 TESSERA_STRIPE_MAX_NETWORK_RETRIES = env.STRIPE_MAX_NETWORK_RETRIES
+# Draft review flags a product whose amount moved more than this many percent from the
+# previous period (issue 15).
+TESSERA_VARIANCE_FLAG_PERCENT = env.VARIANCE_FLAG_PERCENT
+TESSERA_WEBHOOK_MAX_ATTEMPTS = env.WEBHOOK_MAX_ATTEMPTS
+TESSERA_WEBHOOK_BACKOFF_SECONDS = env.WEBHOOK_BACKOFF_SECONDS
+TESSERA_WEBHOOK_BACKOFF_CAP_SECONDS = env.WEBHOOK_BACKOFF_CAP_SECONDS
+TESSERA_WEBHOOK_TIMEOUT_SECONDS = env.WEBHOOK_TIMEOUT_SECONDS
+TESSERA_WEBHOOK_SECRET_OVERLAP_HOURS = env.WEBHOOK_SECRET_OVERLAP_HOURS
+TESSERA_WEBHOOK_ALLOW_PRIVATE = env.WEBHOOK_ALLOW_PRIVATE
+# Email: console unless an SMTP host is configured (the demo prints alert emails).
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env.EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env.EMAIL_HOST
+EMAIL_PORT = env.EMAIL_PORT
+EMAIL_HOST_USER = env.EMAIL_HOST_USER
+EMAIL_HOST_PASSWORD = env.EMAIL_HOST_PASSWORD
+EMAIL_USE_TLS = env.EMAIL_USE_TLS
+DEFAULT_FROM_EMAIL = env.DEFAULT_FROM_EMAIL

@@ -3,6 +3,7 @@ in-process), at tiny scale: the whole path runs and leaves invoices, PDFs and th
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,10 @@ def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_pat
     invoices = [doc for month in docs for doc in month]
     assert len(invoices) == 10
     assert {doc["org"] for doc in invoices} == {"acme", "globex", "initech", "umbrella", "hooli"}
-    assert all(doc["status"] == "finalized" and doc["number"] for doc in invoices)
+    # Issued; an invoice its credits cover entirely (0.00) is paid at finalization (issue 15).
+    assert all(doc["number"] for doc in invoices)
+    assert {(doc["status"], doc["status"] == "paid" and doc["total"] in ("0.00", "0")) for doc
+            in invoices} <= {("finalized", False), ("paid", True)}, invoices  # fmt: skip
     pdfs = sorted((tmp_path / "demo" / "invoices").glob("*.pdf"))
     assert sorted(p.stem for p in pdfs) == sorted(doc["number"] for doc in invoices)
     assert all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
@@ -49,5 +53,22 @@ def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_pat
         kinds = {line["kind"] for line in doc["lines"]}
         assert kinds & {"on_demand", "burst", "covered"}, doc
     assert "10 of 10 invoices pushed" in second.stdout
+    # left for finance: an embeddings model the catalog has no product for (SPEC §3)
+    assert (
+        "Unbilled usage: 1 row(s) on /finance/unbilled/ (initech llm_uncached_input_tokens "
+        "{'model': 'bge-m3'} 42000 token: no_matching_product)" in second.stdout
+    )
+    # acme's owner set alerts and a webhook endpoint: alerts fired, every delivery arrived
+    assert re.search(r"Alerts: [1-9]\d* fired for acme", second.stdout), second.stdout
+    assert re.search(r"webhooks: ([1-9]\d*) of \1 deliveries received", second.stdout)
+    assert "Subject: [Tessera] Acme AI SAS: Monthly budget" in second.stdout  # console email
+    received = sorted(p.name for p in (tmp_path / "demo" / "webhooks").glob("*.json"))
+    assert any(name.endswith("invoice.finalized.json") for name in received)
+    assert any(name.endswith("alert.triggered.json") for name in received)
     for login in ("ada", "demo-am", "fin", "ops"):
         assert f"  {login} " in second.stdout
+    # the deal desk: acme's contract amended by a signed expansion, globex's deal pending
+    assert "(acme): 2 × h100-eu-north from " in second.stdout
+    assert "; signed, amends acme-2026" in second.stdout
+    assert "(globex): 16 × h100-us-east from " in second.stdout
+    assert "; pending approval" in second.stdout

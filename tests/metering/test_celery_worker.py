@@ -38,7 +38,8 @@ class Workers:
             "CELERY_BROKER_URL": BROKER,
             "TESSERA_ROLLUP_ON_INGEST": "0",
         }
-        self.sender = Celery(broker=BROKER)
+        # Not the current app: tasks .delay()ed by this process stay in-process (eager).
+        self.sender = Celery(broker=BROKER, set_as_current=False)
         self.sender.connection_for_write().default_channel.client.flushdb()  # type: ignore[attr-defined]
         self.procs: list[subprocess.Popen[bytes]] = []
 
