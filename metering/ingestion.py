@@ -29,7 +29,7 @@ from core.timeparse import parse_instant
 from tenancy.models import ApiKey, Org
 
 from . import metrics
-from .models import Meter, RollupMark, UsageEvent
+from .models import Meter, RollupMark, UsageEvent, UsageEventKey
 from .paths import lookup, parse_path
 from .validation import (
     MAX_DIMENSION_CHARS,
@@ -416,13 +416,19 @@ def _same_as_stored(rows: list[_Valid]) -> set[tuple[str, str, str]]:
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
+            # Through the key table: its org and time lead to the stored event by the
+            # (org, type, time) index, in the one partition that holds it.
             cursor.execute(
                 f"SELECT e.namespace, e.source, e.event_id "
-                f"FROM {UsageEvent._meta.db_table} e "
-                "JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
+                "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
                 "%b::text[]) AS k(n, s, i, t, tm, d) "
-                "ON e.namespace = k.n AND e.source = k.s AND e.event_id = k.i "
-                "WHERE e.type = k.t AND e.time = k.tm AND e.data = k.d::jsonb",
+                f"JOIN {UsageEventKey._meta.db_table} key "
+                "ON key.namespace = k.n AND key.source = k.s AND key.event_id = k.i "
+                "AND key.time = k.tm "
+                f"JOIN {UsageEvent._meta.db_table} e "
+                "ON e.org_id = key.org_id AND e.type = k.t AND e.time = key.time "
+                "AND e.namespace = k.n AND e.source = k.s AND e.event_id = k.i "
+                "WHERE e.data = k.d::jsonb",
                 _arrays(rows, "namespace", "source", "event_id", "type", "time", "data_json"),
             )
             return {(n, s, i) for n, s, i in cursor.fetchall()}
@@ -498,14 +504,21 @@ def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[str, str,
     connection.ensure_connection()
     table = UsageEvent._meta.db_table
     with psycopg.Cursor(connection.connection) as cursor:
+        # Identity is the key table's primary key (the event table is partitioned by time and
+        # cannot hold it): insert the keys, then only the events whose key was new.
         cursor.execute(
-            f"INSERT INTO {table} {_COLUMNS} "
-            "SELECT o, n, s, i, t, tm, d::jsonb, h, %b FROM unnest("
+            "WITH u AS (SELECT * FROM unnest("
             "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
-            "%b::text[], %b::text[]) AS u(o, n, s, i, t, tm, d, h) "
+            "%b::text[], %b::text[]) AS u(o, n, s, i, t, tm, d, h)), "
+            f"k AS (INSERT INTO {UsageEventKey._meta.db_table} "
+            "(namespace, source, event_id, time, org_id) SELECT n, s, i, tm, o FROM u "
             "ON CONFLICT (namespace, source, event_id) DO NOTHING "
+            "RETURNING namespace, source, event_id) "
+            f"INSERT INTO {table} {_COLUMNS} "
+            "SELECT o, n, s, i, t, tm, d::jsonb, h, %b FROM u "
+            "JOIN k ON k.namespace = u.n AND k.source = u.s AND k.event_id = u.i "
             "RETURNING namespace, source, event_id",
-            [now, *_arrays(rows, *_FIELDS)],
+            [*_arrays(rows, *_FIELDS), now],
         )
         return {(n, s, e) for n, s, e in cursor.fetchall()}
 

@@ -83,6 +83,32 @@ class UsageEvent(models.Model):
         return f"{self.source}/{self.event_id}"
 
 
+class UsageEventKey(models.Model):
+    """The identity of one stored event, ``(namespace, source, event_id)``, with its time and org.
+
+    On PostgreSQL the event table is partitioned by time (metering/partitions.py) and cannot
+    hold a unique key without ``time``; this unpartitioned table holds it, so a duplicate is a
+    duplicate in whatever partition its original landed. Ingestion writes the key and the event
+    in one statement; retention deletes keys together with their partition (long after the late
+    window). On SQLite the event table keeps its own unique constraint and this table stays
+    empty.
+    """
+
+    pk = models.CompositePrimaryKey("namespace", "source", "event_id")
+    namespace = models.CharField(max_length=40)
+    source = models.CharField(max_length=255)
+    event_id = models.CharField(max_length=255)
+    time = models.DateTimeField()
+    org_id = models.BigIntegerField()
+
+    class Meta:
+        db_table = "metering_usage_event_key"
+        indexes = [models.Index(fields=["time"], name="usage_event_key_time")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} {self.source}/{self.event_id}"
+
+
 class RollupMark(models.Model):
     """An (org, event type, hour) that received events since the last rollup of that hour.
 

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from . import metrics
+from . import metrics, partitions
 from .rollups import rollup_pending
 
 # At most one rollup is enqueued per this many seconds by ingestion; beat covers the rest.
@@ -17,6 +17,18 @@ def rollup() -> int:
     except Exception:
         metrics.TASK_FAILURES.labels(task="metering.rollup").inc()
         raise
+
+
+@shared_task(name="metering.partitions_ensure", acks_late=True)
+def partitions_ensure() -> list[str]:
+    """Create the event partitions of the coming days (metering/partitions.py)."""
+    return partitions.partitions_ensure()
+
+
+@shared_task(name="metering.retention", acks_late=True)
+def retention() -> list[str]:
+    """Export expired event partitions to Parquet and drop them (metering/partitions.py)."""
+    return partitions.retention_run(directory=settings.TESSERA_RETENTION_DIR).dropped
 
 
 def schedule_rollup() -> None:

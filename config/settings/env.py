@@ -41,6 +41,11 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 # Used for the cache (debounce of rollup triggers); unset: per-process memory cache.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 LATE_WINDOW_DAYS = _int("TESSERA_LATE_WINDOW_DAYS", 35)
+# Event partitions (PostgreSQL): days created ahead; raw events kept this long past the late
+# window, then exported to Parquet under RETENTION_DIR and dropped.
+PARTITION_AHEAD_DAYS = _int("TESSERA_PARTITION_AHEAD_DAYS", 7)
+RETENTION_EXTRA_DAYS = _int("TESSERA_RETENTION_EXTRA_DAYS", 60)
+RETENTION_DIR = Path(os.environ.get("TESSERA_RETENTION_DIR", VAR_DIR / "event-archive"))
 GRACE_DAYS = _int("TESSERA_GRACE_DAYS", 2)
 FUTURE_SKEW_SECONDS = _int("TESSERA_FUTURE_SKEW_SECONDS", 300)
 MAX_BATCH_EVENTS = _int("TESSERA_MAX_BATCH_EVENTS", 10_000)

@@ -28,6 +28,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.alerts.evaluate_all",
         "schedule": float(env.ALERT_INTERVAL_SECONDS),
     },
+    # Event partitions (PostgreSQL): create the coming days', export and drop expired ones.
+    "event-partitions": {"task": "metering.partitions_ensure", "schedule": 3600.0},
+    "event-retention": {"task": "metering.retention", "schedule": 86400.0},
 }
 # Task modules outside an app's ``tasks.py`` (autodiscovery looks only there).
 CELERY_IMPORTS = ["billing.invoicing.tasks", "billing.stripe.tasks", "billing.alerts.tasks"]
