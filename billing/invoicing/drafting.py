@@ -429,7 +429,7 @@ def _describe(product_name: str, charge: RatedCharge) -> str:
 
 
 # How pricing describes a package line: "7 × 10 (61.78 used)" (blocks × size, quantity used).
-_PACKAGE = re.compile(r"^(\d+) × ([\d.]+) \(([\d.]+) used\)$")
+_PACKAGE = re.compile(r"^(\d+) × ([\d.]+) \(([\d.]+) used\)(?:; (.+))?$")
 _SIZED_UNIT = re.compile(r"^(\d+(?:\.\d+)?)([kKMGT]?)\s+(.+)$")
 
 
@@ -454,7 +454,10 @@ def _package(charge: RatedCharge) -> tuple[str, str] | None:
     if sized is not None and sized.group(2):
         of_size = f"{of_size} {sized.group(3)}"
     noun = "package" if blocks == 1 else "packages"
-    return f"{blocks} {noun} of {of_size} ({amount_of(used)} used)", f"package of {of_size}"
+    words = f"{blocks} {noun} of {of_size} ({amount_of(used)} used)"
+    if match.group(4):  # the discount, stated (e.g. "10% off list price 25.00")
+        words += f"; {match.group(4)}"
+    return words, f"package of {of_size}"
 
 
 def _adjustment_lines(

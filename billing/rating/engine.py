@@ -149,6 +149,11 @@ def level_on(reservation: Reservation, day: date) -> Decimal:
     return quantity
 
 
+def joined(*parts: str) -> str:
+    """A line's description from its non-empty parts."""
+    return "; ".join(part for part in parts if part)
+
+
 def reservation_text(reservation: Reservation, first: date, last: date) -> str:
     """The quantities a reservation holds over ``[first, last)`` (its term clipped to the
     period), each with its days: "8 reserved 2026-10-01 to 2026-10-15, 16 reserved
@@ -217,6 +222,28 @@ class _Context:
             custom_unit_price=term.unit_price,
             discount_percent=term.discount_percent,
         )
+
+    def discount_words(
+        self, product: Product, term: Term, tier: int = 0, *, reference: bool = False
+    ) -> str:
+        """The discount ``term`` takes off the list price of ``tier`` (``reference``: one
+        unit's price, as a burst is priced), as the line states it: "10% off list price
+        2.50"; "" when the term prices at list or by a custom price. The unit price stays
+        the discounted one, so quantity × unit price = amount."""
+        if term.unit_price is not None or not term.discount_percent:
+            return ""
+        listed = self.price_under(product, Term())
+        if listed is None:
+            return ""
+        if reference:
+            price = listed.reference_unit_price
+        elif listed.tiers:
+            price = listed.tiers[min(tier, len(listed.tiers) - 1)].unit_price
+        elif listed.unit_price is not None:
+            price = listed.unit_price
+        else:
+            return ""
+        return term.discount_text(price)
 
     def spans(self, product: Product) -> list[TermSpan]:
         return term_spans(self.terms, product.pk, self.first, self.last)
@@ -373,6 +400,8 @@ class _Stack:
             description = ""
             if len(groups) > 1:
                 description = days_text((d, d + DAY) for d in days)
+            if term is not None:  # priced on demand under the day's term: state its discount
+                description = joined(description, ctx.discount_words(product, term, reference=True))
             self.lines.append(
                 ChargeLine(
                     product,
@@ -471,15 +500,18 @@ def _on_demand_lines(
     used = [(span, ranges, q, price) for span, ranges, q, price in priced if q and price]
     if not changed:
         # One term: the period's pricing as it always was (and the forecast of it).
-        price = used[0][3] if used else next((p for *_, p in priced if p is not None), None)
-        if price is None:
+        chosen = used[0] if used else next((x for x in priced if x[3] is not None), None)
+        if chosen is None:
             return [], ZERO
+        term, price = chosen[0].term, chosen[3]
+        assert price is not None
         single = [
             ChargeLine(
-                product, Kind.ON_DEMAND, p.line, p.quantity, p.unit_price, p.amount, p.description
+                product, Kind.ON_DEMAND, p.line, p.quantity, p.unit_price, p.amount,
+                joined(p.description, ctx.discount_words(product, term, p.line)),
             )
             for p in price_quantity(price, total, currency=ctx.currency, rounding=ctx.rounding)
-        ]
+        ]  # fmt: skip
         extended = price_quantity(
             price, total * scale, currency=ctx.currency, rounding=ctx.rounding
         )
@@ -512,7 +544,8 @@ def _term_lines(
     lines = []
     for index, (term, piece, quantity, ranges) in enumerate(found.values()):
         quantity = quantize_quantity(quantity)
-        words = f"{term.label}, {days_text(ranges)}"
+        label = ctx.discount_words(product, term, piece.tier) or term.label
+        words = f"{label}, {days_text(ranges)}"
         lines.append(
             ChargeLine(
                 product,

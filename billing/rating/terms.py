@@ -54,11 +54,27 @@ class Term:
     @property
     def label(self) -> str:
         if self.custom is not None and self.custom.unit_price is not None:
-            return f"custom price {text(self.custom.unit_price)}"
+            return f"custom price {text(self.custom.unit_price)}{self.amended}"
         if self.discount_percent:
-            scope = "" if self.discount and self.discount.product_id else " (all products)"
-            return f"{text(self.discount_percent)}% off list{scope}"
+            return f"{text(self.discount_percent)}% off list{self.scope}{self.amended}"
         return "list price"
+
+    @property
+    def scope(self) -> str:
+        return "" if self.discount and self.discount.product_id else " (all products)"
+
+    @property
+    def amended(self) -> str:
+        """ " (amendment)" when the row that prices the day came from an amendment."""
+        row = self.custom if self.custom is not None else self.discount
+        return " (amendment)" if row is not None and row.amendment_id else ""
+
+    def discount_text(self, list_price: Decimal) -> str:
+        """The discount as the invoice states it, beside the discounted unit price (issue 14:
+        discounts shown as such): "10% off list price 2.50"."""
+        whole, _, fraction = text(list_price).partition(".")
+        price = f"{whole}.{fraction.ljust(2, '0')}"
+        return f"{text(self.discount_percent)}% off list price {price}{self.scope}{self.amended}"
 
 
 def term_on(rows: Iterable[ContractPrice], product_id: int, day: date) -> Term:

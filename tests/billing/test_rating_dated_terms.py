@@ -126,8 +126,10 @@ def test_a_discount_that_changes_inside_the_period(catalog):
 
     # 15 days × 24 h × 2 = 720 GPU-hours at 2.25 = 1,620.00; 720 at 2.00 = 1,440.00
     assert lines(period) == [
-        ("on_demand", 0, D(720), D("2.25"), D("1620.00"), "10% off list, 2026-11-01 to 2026-11-15"),
-        ("on_demand", 1, D(720), D("2.00"), D("1440.00"), "20% off list, 2026-11-16 to 2026-11-30"),
+        ("on_demand", 0, D(720), D("2.25"), D("1620.00"),
+         "10% off list price 2.50, 2026-11-01 to 2026-11-15"),
+        ("on_demand", 1, D(720), D("2.00"), D("1440.00"),
+         "20% off list price 2.50, 2026-11-16 to 2026-11-30"),
     ]  # fmt: skip
     assert period.subtotal == D("3060.00")
 
@@ -142,9 +144,10 @@ def test_a_product_discount_ending_gives_way_to_the_contract_wide_one(catalog):
 
     # 240 h at 2.25 = 540.00; 480 h at 2.375 = 1,140.00
     assert lines(period) == [
-        ("on_demand", 0, D(240), D("2.25"), D("540.00"), "10% off list, 2026-11-01 to 2026-11-10"),
+        ("on_demand", 0, D(240), D("2.25"), D("540.00"),
+         "10% off list price 2.50, 2026-11-01 to 2026-11-10"),
         ("on_demand", 1, D(480), D("2.375"), D("1140.00"),
-         "5% off list (all products), 2026-11-11 to 2026-11-30"),
+         "5% off list price 2.50 (all products), 2026-11-11 to 2026-11-30"),
     ]  # fmt: skip
 
 
@@ -185,11 +188,11 @@ def test_a_custom_price_mid_period_under_graduated_tiers(catalog):
     # days 21-30, 500 M come after 1,400 M, all in tier 2 at 0.70 − 10 % = 0.63 → 315.00.
     assert lines(period) == [
         ("on_demand", 0, D(600), D("0.81"), D("486.00"),
-         "10% off list, 2026-11-01 to 2026-11-10; tier 1: 0–1000"),
+         "10% off list price 0.90, 2026-11-01 to 2026-11-10; tier 1: 0–1000"),
         ("on_demand", 1, D(800), D("0.50"), D("400.00"),
          "custom price 0.5, 2026-11-11 to 2026-11-20"),
         ("on_demand", 2, D(500), D("0.63"), D("315.00"),
-         "10% off list, 2026-11-21 to 2026-11-30; tier 2: 1000–∞"),
+         "10% off list price 0.70, 2026-11-21 to 2026-11-30; tier 2: 1000–∞"),
     ]  # fmt: skip
     assert period.subtotal == D("1201.00")
 
@@ -212,4 +215,23 @@ def test_the_invoice_copies_each_line_with_its_dates(catalog):
          D("2688.00")),
         ("covered", "H100 GPU-hour: covered by reservation", D(0)),
         ("burst", "H100 GPU-hour: burst above reservation", D("840.00")),
+    ]  # fmt: skip
+
+
+def test_a_discount_all_period_is_stated_on_the_invoice_line_not_folded_in(catalog):
+    # given 10 % off H100 all month; 1 GPU every hour (720 GPU-hours)
+    catalog(november(discounts=[{"product": "h100", "percent": "10"}]))
+    ingest(every_hour("3600"), now=DEC)
+    period = rate()
+
+    (invoice,) = periods_close(as_of=datetime(2026, 12, 3, tzinfo=UTC)).drafted
+
+    # the line says what the discount is; its unit price is the discounted one, so
+    # 720 × 2.25 = 1,620.00 (issue 14: discounts shown as such)
+    assert lines(period) == [
+        ("on_demand", 0, D(720), D("2.25"), D("1620.00"), "10% off list price 2.50"),
+    ]
+    assert [(line.description, line.quantity, line.unit_price, line.amount)
+            for line in invoice.lines.all()] == [
+        ("H100 GPU-hour: on demand (10% off list price 2.50)", D(720), D("2.25"), D("1620.00")),
     ]  # fmt: skip

@@ -223,9 +223,10 @@ def test_a_discount_from_a_date_supersedes_the_contracts_own(am, finance, desk):
         (c.kind, c.quantity, c.unit_price, c.amount, c.description)
         for c in RatedCharge.objects.filter(period=period).order_by("kind", "line")
     ] == [
-        ("burst", D(360), D("2.00"), D("720.00"), ""),
+        ("burst", D(360), D("2.00"), D("720.00"), "20% off list price 2.50 (amendment)"),
         ("covered", D(720), D(0), D(0), ""),
-        ("on_demand", D(1080), D("2.25"), D("2430.00"), "10% off list, 2026-11-01 to 2026-11-15"),
+        ("on_demand", D(1080), D("2.25"), D("2430.00"),
+         "10% off list price 2.50, 2026-11-01 to 2026-11-15"),
         ("reservation", D(720), D("2.80"), D("2016.00"),
          "2 reserved 2026-11-16 to 2026-11-30 (amendment)"),
     ]  # fmt: skip
