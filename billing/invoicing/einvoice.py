@@ -28,6 +28,7 @@ from lxml import etree
 from ..legal import Address, french_b2b_mentions, issuer_identity_lines, split_address
 from ..money import format_money, round_amount
 from .models import CreditNote, Invoice, TaxReason
+from .selectors import invoice_credit_parts
 from .tax import category
 
 NS = {
@@ -132,6 +133,8 @@ class EDocument:
     tax_currency: str = ""
     tax_total_national: Decimal | None = None
     preceding: tuple[str, date] | None = None
+    # BG-20 per grant (reason, amount), adding up to ``allowance``; empty: one "Credits applied"
+    allowances: list[tuple[str, Decimal]] = field(default_factory=list)
 
 
 def _parties(invoice: Invoice) -> tuple[Party, Party]:
@@ -236,6 +239,9 @@ def invoice_document(invoice: Invoice) -> EDocument:
         lines=lines,
         subtotal=invoice.subtotal,
         allowance=invoice.credits,
+        allowances=[
+            (p.label, p.amount) for p in invoice_credit_parts(org=invoice.org, invoice=invoice)
+        ],
         taxes=[TaxBreakdown(t.rate, t.basis, t.amount, t.reason) for t in taxes],
         tax_total=invoice.tax_total,
         total=invoice.total,
@@ -507,12 +513,13 @@ def cii_xml(document: EDocument, *, profile: str = "factur-x") -> bytes:
     period = _el(settlement, "ram:BillingSpecifiedPeriod")  # BG-14
     _date(period, "ram:StartDateTime", document.period_start)
     _date(period, "ram:EndDateTime", document.period_end)
-    if document.allowance:  # BG-20: credits applied
-        allowance = _el(settlement, "ram:SpecifiedTradeAllowanceCharge")
-        _el(_el(allowance, "ram:ChargeIndicator"), "udt:Indicator", "false")
-        _el(allowance, "ram:ActualAmount", _amount(document.allowance, cur))  # BT-92
-        _el(allowance, "ram:Reason", "Credits applied")  # BT-97
-        _trade_tax(_el(allowance, "ram:CategoryTradeTax"), reason, rate)
+    if document.allowance:  # BG-20: credits applied, one per grant when they are named
+        for label, value in document.allowances or [("Credits applied", document.allowance)]:
+            allowance = _el(settlement, "ram:SpecifiedTradeAllowanceCharge")
+            _el(_el(allowance, "ram:ChargeIndicator"), "udt:Indicator", "false")
+            _el(allowance, "ram:ActualAmount", _amount(value, cur))  # BT-92
+            _el(allowance, "ram:Reason", label)  # BT-97
+            _trade_tax(_el(allowance, "ram:CategoryTradeTax"), reason, rate)
     terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
     _el(terms, "ram:Description", document.payment_terms)  # BT-20
     if document.due_date:

@@ -46,6 +46,7 @@ from ..legal import (
 )
 from ..money import format_money
 from .models import CreditNote, Invoice, LineKind, TaxReason
+from .selectors import invoice_credit_parts
 
 INK = colors.HexColor("#1f2937")
 MUTED = colors.HexColor("#6b7280")
@@ -157,6 +158,7 @@ class Sheet:
     national: tuple[str, Decimal, Decimal, date] | None  # currency, VAT, rate, rate date
     notes: list[str] = field(default_factory=list)
     payment: list[str] = field(default_factory=list)
+    credit_parts: list[tuple[str, Decimal]] = field(default_factory=list)  # (label, amount)
 
 
 def _capital(details: dict[str, str], country: str) -> str:
@@ -279,6 +281,9 @@ def invoice_sheet(invoice: Invoice) -> Sheet:
             reference=invoice.number or "the invoice number",
             link=link,
         ),
+        credit_parts=[
+            (p.label, p.amount) for p in invoice_credit_parts(org=invoice.org, invoice=invoice)
+        ],
     )
 
 
@@ -552,7 +557,9 @@ def tax_label(tax: Any, currency: str) -> str:
 def _totals_table(sheet: Sheet) -> Table:
     currency = sheet.currency
     rows: list[list[str]] = [["Subtotal", amount(sheet.subtotal, currency)]]
-    if sheet.credits:
+    if sheet.credit_parts:  # credits named per grant
+        rows += [[label, f"-{amount(part, currency)}"] for label, part in sheet.credit_parts]
+    elif sheet.credits:
         label = "Credits applied" if sheet.kind == "INVOICE" else "Invoice credits given back"
         rows.append([label, f"-{amount(sheet.credits, currency)}"])
     for tax in sheet.taxes:

@@ -4,10 +4,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Sum
 
 from tenancy.models import Org
 
+from ..models import CreditDraw, CreditGrant
 from .models import CreditNote, Invoice, InvoiceLine
 
 
@@ -119,3 +120,46 @@ def org_documents(*, org: Org) -> list[OrgDocument]:
         for n in notes
     ]
     return documents
+
+
+@dataclass(frozen=True)
+class CreditPart:
+    """The credit one grant gave an invoice."""
+
+    grant: str  # the grant's key
+    label: str  # as the invoice names it: "Credit promo-2026", "Account balance (…)"
+    amount: Decimal  # the invoice's currency, > 0
+
+
+def invoice_credit_parts(*, org: Org, invoice: Invoice) -> list[CreditPart]:
+    """The credits ``invoice`` applied, named per grant (issue 14; SPEC §6 step 7), in the
+    order grants are drawn. Read from its period's credit ledger (``CreditDraw``, append
+    only): the draws made before the draft was written (what drafting summed), else, for a
+    draft a review re-totalled, all of them. A void's give-backs and a reissue's draws come
+    after the invoice, so it keeps naming the grants it applied. Empty when neither adds up
+    to ``invoice.credits`` (then the invoice shows one "Credits applied" total)."""
+    if not invoice.credits:
+        return []
+    draws = CreditDraw.objects.filter(org=org, period_id=invoice.period_id)
+    for ledger in (draws.filter(created_at__lte=invoice.created_at), draws):
+        net = dict(
+            ledger.values("grant_id")
+            .annotate(total=Sum("amount"))
+            .order_by()
+            .values_list("grant_id", "total")
+        )
+        grants = CreditGrant.objects.filter(org=org, pk__in=[pk for pk, v in net.items() if v])
+        parts = [
+            CreditPart(grant.key, _credit_label(grant), net[grant.pk])
+            for grant in grants.select_related("from_invoice")  # Meta ordering: drawn first
+        ]
+        if parts and sum((part.amount for part in parts), Decimal(0)) == invoice.credits:
+            return parts
+    return []
+
+
+def _credit_label(grant: CreditGrant) -> str:
+    if grant.source == "balance":
+        origin = grant.from_invoice.number if grant.from_invoice else grant.key
+        return f"Account balance (carried from {origin})"
+    return f"Credit {grant.key}"
