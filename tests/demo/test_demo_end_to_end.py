@@ -324,6 +324,22 @@ def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker,
             checked += 1
     assert checked == 10
 
+    # and every line of every demo invoice reads right (issue 14): quantity × unit price is
+    # its amount, rounded once at the currency's minor unit (a minimum true-up is quantity 1;
+    # a discount is stated beside the discounted unit price, not hidden in a smaller quantity)
+    from billing.money import round_amount
+
+    lines_checked = 0
+    for invoice in invoices:
+        for line in invoice.lines.all():
+            product = line.quantity * line.unit_price
+            expected = round_amount(product, invoice.currency, invoice.issuer.rounding)
+            assert expected == line.amount, (invoice.number, line.description)
+            if line.kind == "minimum_true_up":
+                assert line.quantity == 1, (invoice.number, line.description)
+            lines_checked += 1
+    assert lines_checked > 10 * 3
+
     # and every invoice is a valid EN 16931 e-invoice as the demo wrote it (Factur-X PDF/A-3
     # and XRechnung), and so is a credit note of each: XSD, EN 16931 schematron, and the
     # French CTC rules for the French issuer's business customers
