@@ -56,7 +56,7 @@ def test_ingestion_is_rate_limited_per_key_with_retry_after(org, client_for):
 
 def test_login_is_locked_after_repeated_failures(db, settings):
     settings.AXES_FAILURE_LIMIT = 3
-    user = UserFactory(username="victim")
+    user = UserFactory.create(username="victim")
     client = Client()
 
     for _ in range(3):
@@ -72,7 +72,7 @@ def test_login_is_locked_after_repeated_failures(db, settings):
 
 
 def test_login_form_needs_a_csrf_token(db):
-    UserFactory(username="someone")
+    UserFactory.create(username="someone")
     client = Client(enforce_csrf_checks=True)
 
     response = client.post(

@@ -35,14 +35,14 @@ class World:
 
 @pytest.fixture
 def world(db: None) -> World:
-    meter = MeterFactory(key="gpu_time")
-    tokens = MeterFactory(key="llm_input_tokens", event_type="llm.tokens")
+    meter = MeterFactory.create(key="gpu_time")
+    tokens = MeterFactory.create(key="llm_input_tokens", event_type="llm.tokens")
     return World(
-        issuer=IssuerFactory(address="12 rue de la Paix\n75002 Paris"),
-        h100=ProductFactory(
+        issuer=IssuerFactory.create(address="12 rue de la Paix\n75002 Paris"),
+        h100=ProductFactory.create(
             key="h100-eu-north", name="NVIDIA H100 GPU-hour, eu-north", meter=meter
         ),
-        llama=ProductFactory(
+        llama=ProductFactory.create(
             key="llama-70b-input",
             name="Llama 3.1 70B input, 1M tokens",
             meter=tokens,
@@ -67,14 +67,14 @@ def rated_period(
 ) -> Any:
     """A closing period rated through its end. ``charges``: (product, kind, line, quantity,
     unit price, amount)."""
-    org: Any = OrgFactory(slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
+    org: Any = OrgFactory.create(slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
                      billing_address="1 avenue de l'Opéra\n75001 Paris")  # fmt: skip
-    contract = contract or ContractFactory(
+    contract = contract or ContractFactory.create(
         org=org, key=f"{slug}-2026", issuer=issuer or world.issuer, start=date(2026, 1, 1)
     )
-    period: Any = BillingPeriodFactory(contract=contract, org=org, start=start, end=end)
+    period: Any = BillingPeriodFactory.create(contract=contract, org=org, start=start, end=end)
     for product, kind, line, quantity, unit_price, amount in charges or []:
-        RatedChargeFactory(
+        RatedChargeFactory.create(
             period=period,
             org=org,
             product=product,

@@ -34,7 +34,7 @@ class Rollback(Exception):
 
 
 def _germany():
-    return IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    return IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                          vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
 
 

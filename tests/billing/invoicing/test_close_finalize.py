@@ -127,7 +127,7 @@ def test_finalize_numbers_snapshots_and_dates(world):
 
 
 def test_numbers_run_per_issuer_and_year(world):
-    other = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    other = IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                           vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
     for slug in ("a1", "a2"):
         rated_period(world, slug=slug, charges=worked_charges(world))

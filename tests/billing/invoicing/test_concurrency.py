@@ -58,7 +58,7 @@ def test_two_concurrent_close_runs_make_one_invoice_per_period(world):
 
 
 def test_fifty_concurrent_finalizations_across_two_issuers_are_gapless(world):
-    germany = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    germany = IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                             vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
     for i in range(50):
         rated_period(world, slug=f"org-{i:02d}", issuer=germany if i % 2 else world.issuer,
@@ -85,7 +85,7 @@ def test_batched_runs_racing_single_finalizations_number_each_invoice_once_witho
     world, monkeypatch
 ):
     # given 30 drafts of two issuers, finalized five to a chunk
-    germany = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    germany = IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                             vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
     for i in range(30):
         rated_period(world, slug=f"org-{i:02d}", issuer=germany if i % 3 else world.issuer,
