@@ -12,6 +12,7 @@ from tenancy.services import api_key_create
 
 from .conftest import make_event
 from .factories import UserFactory
+from .support.throttle import rates_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def tight_ingest_rate(settings):
 
     cache.clear()
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates_of(api_settings)
     yield
     cache.clear()
     # Not api_settings.reload(): `settings` is restored after this teardown, so a reload here

@@ -4,9 +4,11 @@ Screenshots of every page a test visits land in ``screenshots/`` (git-ignored) t
 """
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver import Chrome
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
@@ -14,8 +16,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
 
+class Browser(Chrome):
+    """Chromium that also names the folder its downloads land in."""
+
+    downloads: Path
+
+
 @pytest.fixture
-def browser(tmp_path):
+def browser(tmp_path: Path) -> Iterator[Browser]:
     if not (CHROMIUM and DRIVER):
         pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
     from selenium import webdriver
@@ -39,7 +47,7 @@ def browser(tmp_path):
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(tmp_path / "downloads")}
     )
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = Browser(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
     driver.downloads = tmp_path / "downloads"
     yield driver

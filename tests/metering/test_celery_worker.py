@@ -40,6 +40,8 @@ class Workers:
         }
         # Not the current app: tasks .delay()ed by this process stay in-process (eager).
         self.sender = Celery(broker=BROKER, set_as_current=False)
+        # kombu's Redis channel holds the redis client as .client; celery-types declare the
+        # abstract StdChannel, which has none.
         self.sender.connection_for_write().default_channel.client.flushdb()  # type: ignore[attr-defined]
         self.procs: list[subprocess.Popen[bytes]] = []
 

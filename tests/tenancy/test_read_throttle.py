@@ -9,6 +9,7 @@ from tenancy.models import Membership
 from tenancy.services import api_key_create
 
 from ..factories import MembershipFactory, OrgFactory, UserFactory
+from ..support.throttle import rates_of
 
 
 @pytest.fixture
@@ -21,11 +22,11 @@ def tight_read_rate(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     cache.clear()
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates_of(api_settings)
     yield
     cache.clear()
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates_of(api_settings)
 
 
 def keyed(org) -> APIClient:
