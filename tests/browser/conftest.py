@@ -4,11 +4,12 @@ Screenshots of every page a test visits land in ``screenshots/`` (git-ignored) t
 """
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from selenium.webdriver import Chrome
+from selenium.webdriver.remote.webdriver import WebDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
@@ -54,7 +55,7 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
     driver.quit()
 
 
-def shoot(driver, name: str) -> Path:
+def shoot(driver: WebDriver, name: str) -> Path:
     """Full-page screenshot (the window is resized to the page's height first)."""
     SHOTS.mkdir(exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -64,7 +65,7 @@ def shoot(driver, name: str) -> Path:
     return path
 
 
-def login(driver, base_url: str, username: str, password: str) -> None:
+def login(driver: WebDriver, base_url: str, username: str, password: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base_url}/accounts/login/")
@@ -74,7 +75,9 @@ def login(driver, base_url: str, username: str, password: str) -> None:
     wait_until(driver, lambda d: "/accounts/login/" not in d.current_url)
 
 
-def wait_until(driver, condition, timeout: float = 20) -> None:
+def wait_until(
+    driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 20
+) -> None:
     """Clicks return before the next page has loaded: wait for what the test expects."""
     from selenium.webdriver.support.ui import WebDriverWait
 
