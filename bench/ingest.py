@@ -157,7 +157,7 @@ def main() -> None:
     assert again == 0
 
     with psycopg.connect(f"{PG}/{DB}") as conn:
-        org_ids = dict(conn.execute("SELECT slug, id FROM tenancy_org").fetchall())
+        org_ids: dict[str, int] = dict(conn.execute("SELECT slug, id FROM tenancy_org").fetchall())
         conn.execute("TRUNCATE metering_usageevent")
         conn.commit()
         now = datetime.now(UTC)
