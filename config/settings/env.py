@@ -30,9 +30,22 @@ def _list(name: str, default: list[str]) -> list[str]:
 DEBUG = _bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-secret-key-change-me"
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}")
+
+
+def _embedded_database() -> Path:
+    """``var/tessera.sqlite3``; but after ``bin/demo`` (which builds ``var/demo.sqlite3``) and
+    while ``var/tessera.sqlite3`` does not exist, the demo's database: someone who just ran
+    the demo and types ``manage.py shell`` or ``createsuperuser`` means the demo's data."""
+    own, demo = VAR_DIR / "tessera.sqlite3", VAR_DIR / "demo.sqlite3"
+    return demo if demo.exists() and not own.exists() else own
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{_embedded_database()}"
 # Unset: Celery tasks run in-process (eager), which is the embedded default.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Prepended to every key Celery writes in Redis: deployments (or concurrent test runs) that
+# share one Redis database keep separate queues. Empty: keys as Celery names them.
+BROKER_KEY_PREFIX = os.environ.get("TESSERA_BROKER_KEY_PREFIX", "")
 # Used for the cache (debounce of rollup triggers); unset: per-process memory cache.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 LATE_WINDOW_DAYS = _int("TESSERA_LATE_WINDOW_DAYS", 35)

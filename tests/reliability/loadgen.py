@@ -82,7 +82,7 @@ def client_main(argv: list[str]) -> None:
                 if response.status_code == 202:
                     break
                 report["errors"] += 1
-                time.sleep(0.1)
+                time.sleep(0.1)  # a client's backoff before it resends, not a wait
             answer = response.json()
             for name in ("accepted", "duplicates", "rejected"):
                 report[name] += answer[name]
