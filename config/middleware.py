@@ -20,3 +20,10 @@ class RejectNulMiddleware:
                 status=400,
             )
         return self.get_response(request)
+
+
+def proxied_client_ip(request: HttpRequest) -> str | None:
+    """The client's address as the reverse proxy saw it: ``X-Real-IP``, which the proxy sets
+    and never passes on from the client (deploy/nginx.conf). Login throttling (django-axes)
+    uses it with ``TESSERA_BEHIND_PROXY``; without a proxy header, the peer's address."""
+    return request.META.get("HTTP_X_REAL_IP") or request.META.get("REMOTE_ADDR")

@@ -61,6 +61,9 @@ STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 SSL_REDIRECT = _bool("TESSERA_SSL_REDIRECT", True)
 CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", [])
+# Behind a reverse proxy that sets X-Real-IP to the client's address (deploy/nginx.conf):
+# login throttling keys on that address instead of the proxy's, which every client shares.
+BEHIND_PROXY = _bool("TESSERA_BEHIND_PROXY", False)
 LOGIN_FAILURE_LIMIT = _int("TESSERA_LOGIN_FAILURE_LIMIT", 5)
 # Requests per API key (DRF rate syntax); over it: 429 with Retry-After.
 INGEST_RATE = os.environ.get("TESSERA_INGEST_RATE", "1200/min")
