@@ -28,6 +28,9 @@ REDIS_UP = _redis_up()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
+    if os.environ.get("TESSERA_TEST_REQUIRE_SERVICES") and not (on_postgres and REDIS_UP):
+        # CI: a run that would skip the PostgreSQL and real-worker tests is a failed run.
+        raise pytest.UsageError("TESSERA_TEST_REQUIRE_SERVICES: PostgreSQL or Redis is missing")
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (SQLite fallback run)"))
