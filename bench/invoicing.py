@@ -119,8 +119,9 @@ def run(args: argparse.Namespace) -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from billing.invoicing.drafting import periods_close
+    from billing.invoicing.finalization import invoices_finalize
     from billing.invoicing.models import Invoice
-    from billing.invoicing.services import invoices_finalize, periods_close
 
     call_command("migrate", verbosity=0)
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from tenancy.models import Org
 
+from .lock_objects import lock_period
 from .models import BillingPeriod, Contract, RatedCharge, ReservationUsage
 from .rating.credits import credits_apply
 from .rating.engine import Rating, compute_period
@@ -15,11 +16,6 @@ from .rating.periods import periods_ensure
 
 Status = BillingPeriod.Status
 RATEABLE = (Status.OPEN, Status.CLOSING)
-
-
-def lock_period(*, period_id: int) -> BillingPeriod:
-    """Lock one period's row: ratings of one period run one at a time."""
-    return BillingPeriod.objects.select_for_update().get(pk=period_id)
 
 
 def period_rate(*, period_id: int, as_of: datetime | None = None) -> BillingPeriod:

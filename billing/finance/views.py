@@ -13,26 +13,19 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit.selectors import audit_entries
+from core.timeparse import month_of
 from tenancy.models import Org, StaffRole
 from web.access import role_required
 
 from ..invoicing import export
+from ..invoicing.credit_notes import CreditRequest, credit_note_issue
+from ..invoicing.drafting import periods_close, periods_to_close, stale_reason
+from ..invoicing.errors import InvoicingError
+from ..invoicing.finalization import invoice_finalize, invoices_finalize_many
 from ..invoicing.models import Invoice, StripeInvoiceSync
 from ..invoicing.pdf import render_invoice_pdf
 from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
-from ..invoicing.services import (
-    CreditRequest,
-    InvoicingError,
-    credit_note_issue,
-    invoice_finalize,
-    invoice_mark_uncollectible,
-    invoice_void,
-    invoices_finalize_many,
-    month_of,
-    periods_close,
-    periods_to_close,
-    stale_reason,
-)
+from ..invoicing.status import invoice_mark_uncollectible, invoice_void
 from ..models import BillingPeriod, Issuer, RatedCharge
 
 finance_only = role_required(StaffRole.FINANCE)

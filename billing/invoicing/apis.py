@@ -22,23 +22,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ApiError, error_body, error_responses
+from core.timeparse import month_of
 from tenancy.access import caller, has_role, org_for_read
 from tenancy.models import Org, StaffRole
 
 from ..stripe.webhooks import BadSignature, webhook_receive
+from .credit_notes import CreditRequest, credit_note_issue
+from .errors import InvoicingError
 from .export import credit_note_dict, documents, invoice_dict, write_csv, write_json
+from .finalization import invoice_finalize
 from .models import Invoice
 from .pdf import render_invoice_pdf
 from .selectors import credit_notes_for, invoice_get, invoices_for
-from .services import (
-    CreditRequest,
-    InvoicingError,
-    credit_note_issue,
-    invoice_finalize,
-    invoice_mark_uncollectible,
-    invoice_void,
-    month_of,
-)
+from .status import invoice_mark_uncollectible, invoice_void
 
 FINANCE_READERS = (StaffRole.FINANCE, StaffRole.OPERATOR)
 

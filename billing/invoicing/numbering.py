@@ -10,9 +10,10 @@ takes a block of numbers per (issuer, year) at once, under the same lock and rol
 from collections.abc import Mapping
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from ..models import Issuer
+from .lock_objects import lock_document_counters
 from .models import DocumentCounter
 
 Kind = DocumentCounter.Kind
@@ -45,12 +46,8 @@ def reserve_numbers(
          for issuer_id, year in keys],
         ignore_conflicts=True,
     )  # fmt: skip
-    wanted = Q()
-    for issuer_id, year in keys:
-        wanted |= Q(issuer_id=issuer_id, year=year)
-    counters = DocumentCounter.objects.select_for_update().filter(wanted, kind=kind).order_by("pk")
     firsts = {}
-    for counter in counters:
+    for counter in lock_document_counters(keys=keys, kind=kind):
         key = (counter.issuer_id, counter.year)
         DocumentCounter.objects.filter(pk=counter.pk).update(last=F("last") + blocks[key])
         firsts[key] = counter.last + 1

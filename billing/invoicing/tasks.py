@@ -3,7 +3,7 @@ from django.utils import timezone
 
 from metering import metrics
 
-from .services import periods_close
+from .drafting import periods_close
 
 
 @shared_task(name="billing.invoicing.close_periods", acks_late=True)

@@ -10,7 +10,6 @@ rate change is a reviewed commit with a date, not a setting someone edits.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..money import round_amount
 from .models import TaxReason
 
 # Standard rates, percent, in force on 2026-01-01.
@@ -39,10 +38,6 @@ class TaxRule:
     rate: Decimal  # percent
     reason: str  # TaxReason
     mention: str
-
-    def amount(self, basis: Decimal, currency: str, rounding: str) -> Decimal:
-        """The tax on ``basis``, rounded once (SPEC §7)."""
-        return round_amount(basis * self.rate / Decimal(100), currency, rounding)
 
 
 def domestic_rate(country: str) -> Decimal:

@@ -15,6 +15,8 @@ the list against the model).
 
 from django.db import migrations
 
+from billing.invoicing.status import status_moves_sql
+
 MUTABLE_COLUMNS = ("status", "status_reason", "status_changed_at")
 INVOICE_FROZEN_COLUMNS = (
     "id", "org_id", "issuer_id", "contract_id", "period_id", "currency", "period_start",
@@ -23,17 +25,13 @@ INVOICE_FROZEN_COLUMNS = (
     "customer_address", "customer_country", "customer_vat_id", "issuer_name", "issuer_address",
     "issuer_country", "issuer_vat_id", "charges_rated_at", "created_at", "finalized_at",
 )  # fmt: skip
-STATUS_MOVES_FORWARD = (
-    "NEW.status = OLD.status"
-    " OR (OLD.status = 'draft' AND NEW.status = 'finalized')"
-    " OR (OLD.status = 'finalized' AND NEW.status IN ('paid', 'void', 'uncollectible'))"
-    " OR (OLD.status = 'uncollectible' AND NEW.status IN ('paid', 'void'))"
-)
+# Generated from the one status graph, ``billing.invoicing.status.TRANSITIONS``; migration
+# 0006 re-creates the guard from it, as must any migration that changes the graph.
+STATUS_MOVES_FORWARD = status_moves_sql()
 INVOICE_CHILDREN = ("billing_invoiceline", "billing_invoicetax")
 CREDIT_NOTE_TABLES = ("billing_creditnote", "billing_creditnoteline", "billing_creditnotetax")
 
-PG_FORWARD = (
-    f"""
+PG_INVOICE_GUARD = f"""
 CREATE OR REPLACE FUNCTION billing_invoice_guard() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -55,7 +53,11 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$ LANGUAGE plpgsql;
+"""
 
+PG_FORWARD = (
+    PG_INVOICE_GUARD
+    + """
 CREATE TRIGGER billing_invoice_guard BEFORE UPDATE OR DELETE ON billing_invoice
     FOR EACH ROW EXECUTE FUNCTION billing_invoice_guard();
 
@@ -115,6 +117,13 @@ PG_BACKWARD = (
 )
 
 
+SQLITE_STATUS_GUARD = (
+    "CREATE TRIGGER billing_invoice_guard_status BEFORE UPDATE OF status ON billing_invoice "
+    f"WHEN NOT ({STATUS_MOVES_FORWARD}) "
+    "BEGIN SELECT RAISE(ABORT, 'an invoice status only moves forward'); END"
+)
+
+
 def _sqlite_statements() -> list[str]:
     changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in INVOICE_FROZEN_COLUMNS)
     abort = "BEGIN SELECT RAISE(ABORT, '{}'); END"
@@ -123,9 +132,7 @@ def _sqlite_statements() -> list[str]:
         "CREATE TRIGGER billing_invoice_guard_update BEFORE UPDATE ON billing_invoice "
         f"WHEN OLD.status <> 'draft' AND ({changed}) "
         + abort.format("a finalized invoice never changes"),
-        "CREATE TRIGGER billing_invoice_guard_status BEFORE UPDATE OF status ON billing_invoice "
-        f"WHEN NOT ({STATUS_MOVES_FORWARD}) "
-        + abort.format("an invoice status only moves forward"),
+        SQLITE_STATUS_GUARD,
         "CREATE TRIGGER billing_invoice_guard_delete BEFORE DELETE ON billing_invoice "
         "WHEN OLD.status <> 'draft' " + abort.format("a finalized invoice cannot be deleted"),
     ]

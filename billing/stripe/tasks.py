@@ -1,7 +1,11 @@
+from collections.abc import Iterable
+
 from celery import Task, shared_task
+from django.db import transaction
 
 from metering import metrics
 
+from .client import stripe_enabled
 from .services import SyncBusy, invoice_sync, invoices_to_sync
 
 
@@ -34,3 +38,16 @@ def sync_pending() -> int:
     for invoice_id in ids:
         sync_invoice.delay(invoice_id)
     return len(ids)
+
+
+def invoices_sync_on_commit(*, invoice_ids: Iterable[int]) -> None:
+    """Once the caller's transaction commits, enqueue ``sync_invoice`` for each invoice (if
+    Stripe is enabled). Robust: a broker failure is logged, never undoes the commit."""
+    if not stripe_enabled():
+        return
+    for invoice_id in invoice_ids:
+        # A named function: robust on_commit logs a failure by the callback's name.
+        def enqueue_sync(pk: int = invoice_id) -> None:
+            sync_invoice.delay(pk)
+
+        transaction.on_commit(enqueue_sync, robust=True)

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..invoicing.models import Invoice, StripeEvent, StripeInvoiceSync
-from ..invoicing.services import invoice_status_advance
+from ..invoicing.status import invoice_status_advance
 from .client import webhook_secret
 
 STATUS_FOR_EVENT = {

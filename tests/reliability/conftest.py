@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from billing.catalog import load_catalog
 from billing.deals.services import LineInput, deal_create
+from billing.invoicing.credit_notes import credit_note_issue
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice
-from billing.invoicing.services import credit_note_issue, invoices_finalize, periods_close
 from billing.models import BillingPeriod, Contract, Issuer, Product
 from billing.rating.periods import periods_ensure
 from billing.services import period_rate

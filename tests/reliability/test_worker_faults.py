@@ -21,8 +21,9 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize, invoices_finalize
 from billing.invoicing.models import Invoice, StripeInvoiceSync
-from billing.invoicing.services import invoice_finalize, invoices_finalize, periods_close
 from billing.models import BillingPeriod, RatedCharge
 from billing.rating.engine import compute_period
 from billing.rating.triggers import periods_due
@@ -113,8 +114,8 @@ def test_worker_killed_mid_close_then_beat_drafts_one_invoice_per_period(db, wor
     # Chunks of 4 periods per transaction; killed in the middle of the second chunk.
     victim = workers.start(
         HOOKED,
-        TESSERA_REL_SET="billing.invoicing.services:CHUNK:4",
-        TESSERA_REL_PAUSE="billing.invoicing.services:_draft_many:2",
+        TESSERA_REL_SET="billing.invoicing.drafting:CHUNK:4",
+        TESSERA_REL_PAUSE="billing.invoicing.drafting:_draft:2",
         TESSERA_REL_SIGNAL=str(signal_file),
     )
     workers.send("billing.invoicing.close_periods")
@@ -138,8 +139,8 @@ def test_finalize_killed_mid_chunk_then_rerun_numbers_gaplessly(db, workers, sig
     periods_close(as_of=timezone.now())
     env = {
         **workers.env,
-        "TESSERA_REL_SET": "billing.invoicing.services:CHUNK:5",
-        "TESSERA_REL_PAUSE": "billing.invoicing.services:_finalize_drafts:2",
+        "TESSERA_REL_SET": "billing.invoicing.finalization:CHUNK:5",
+        "TESSERA_REL_PAUSE": "billing.invoicing.finalization:_finalize_drafts:2",
         "TESSERA_REL_SIGNAL": str(signal_file),
     }
     command = [sys.executable, "-m", HOOKED, "finalize_invoices"]

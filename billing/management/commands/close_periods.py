@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from billing.invoicing.services import periods_close
+from billing.invoicing.drafting import periods_close
 from tenancy.models import Org
 
 

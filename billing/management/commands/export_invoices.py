@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from billing.invoicing.export import documents, write_csv, write_json
 from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.selectors import credit_notes_for, invoices_for
-from billing.invoicing.services import month_of
+from core.timeparse import month_of
 from tenancy.models import Org
 
 

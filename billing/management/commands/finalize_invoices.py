@@ -1,12 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from billing.invoicing import services
-from billing.invoicing.services import (
-    chunks,
-    invoices_finalize_many,
-    invoices_to_finalize,
-    month_of,
-)
+from billing.invoicing import finalization
+from billing.invoicing.drafting import chunks
+from billing.invoicing.finalization import invoices_finalize_many, invoices_to_finalize
+from core.timeparse import month_of
 from tenancy.models import Org
 
 from .close_periods import parse_moment
@@ -36,7 +33,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
         done = 0
-        for chunk in chunks(ids, services.CHUNK):
+        for chunk in chunks(ids, finalization.CHUNK):
             finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
             numbers = [invoice.number for invoice in finalized]
             done += len(chunk)

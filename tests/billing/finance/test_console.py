@@ -7,8 +7,9 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEntry
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import CreditNote, Invoice
-from billing.invoicing.services import invoice_finalize, periods_close
 from tenancy.models import Membership
 from tenancy.services import staff_user_create
 

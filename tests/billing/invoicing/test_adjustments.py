@@ -11,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import InvoiceLine
-from billing.invoicing.services import invoice_finalize, periods_close
 from billing.models import BillingPeriod
 
 from . import stub_rating

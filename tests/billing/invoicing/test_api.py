@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import Invoice
-from billing.invoicing.services import invoice_finalize, periods_close
 from tenancy.models import Membership, Org
 from tenancy.services import api_key_create
 

@@ -10,15 +10,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from billing.invoicing import services
-from billing.invoicing.models import DocumentCounter, Invoice, InvoiceLine
-from billing.invoicing.services import (
+from billing.invoicing import drafting, finalization
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import (
     invoice_finalize,
     invoices_finalize,
     invoices_finalize_many,
     invoices_to_finalize,
-    periods_close,
 )
+from billing.invoicing.models import DocumentCounter, Invoice, InvoiceLine
 from billing.models import BillingPeriod
 
 from ...factories import IssuerFactory
@@ -81,7 +81,7 @@ def test_a_chunk_mixing_issuers_gets_the_numbers_one_by_one_finalization_gives(w
     rated_period(world, slug="early", charges=worked_charges(world))
     invoice_finalize(invoice_id=periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
     _mixed_drafts(world, 8)
-    monkeypatch.setattr(services, "CHUNK", 3)
+    monkeypatch.setattr(finalization, "CHUNK", 3)
     one_by_one, as_finalized = _one_by_one_then_rolled_back()
 
     # when the drafts are finalized three to a chunk
@@ -107,15 +107,15 @@ def test_a_failure_inside_a_finalization_chunk_rolls_the_chunk_back_with_its_num
     for slug in ("a", "b", "c", "d"):
         rated_period(world, slug=slug, charges=worked_charges(world))
     periods_close(as_of=AFTER_GRACE)
-    monkeypatch.setattr(services, "CHUNK", 2)
-    audit_entry = services._audit_entry
+    monkeypatch.setattr(finalization, "CHUNK", 2)
+    audit_entry = finalization._audit_entry
 
     def failing(invoice, *args, **kwargs):
         if invoice.customer_name.startswith("D "):
             raise RuntimeError("audit store down")
         return audit_entry(invoice, *args, **kwargs)
 
-    monkeypatch.setattr(services, "_audit_entry", failing)
+    monkeypatch.setattr(finalization, "_audit_entry", failing)
 
     # when the run finalizes the first chunk, then fails in the second after taking numbers
     with pytest.raises(RuntimeError):
@@ -130,7 +130,7 @@ def test_a_failure_inside_a_finalization_chunk_rolls_the_chunk_back_with_its_num
     assert AuditEntry.objects.filter(action="invoice.finalized").count() == 2
 
     # and the next run numbers on without a gap
-    monkeypatch.setattr(services, "_audit_entry", audit_entry)
+    monkeypatch.setattr(finalization, "_audit_entry", audit_entry)
     invoices_finalize(as_of=AS_OF)
     assert _numbers()["c"] == ("finalized", "TFR-2026-000003")
     assert _numbers()["d"] == ("finalized", "TFR-2026-000004")
@@ -140,15 +140,15 @@ def test_a_failure_inside_a_close_chunk_drafts_nothing_of_that_chunk(world, monk
     # given four periods, two to a chunk, and a tax rule that fails for the last customer
     for slug, country in (("a", "FR"), ("b", "FR"), ("c", "FR"), ("d", "DE")):
         rated_period(world, slug=slug, country=country, charges=worked_charges(world))
-    monkeypatch.setattr(services, "CHUNK", 2)
-    tax_rule = services.tax_rule
+    monkeypatch.setattr(drafting, "CHUNK", 2)
+    tax_rule = drafting.tax_rule
 
     def failing(**kwargs):
         if kwargs["customer_country"] == "DE":
             raise RuntimeError("tax table unavailable")
         return tax_rule(**kwargs)
 
-    monkeypatch.setattr(services, "tax_rule", failing)
+    monkeypatch.setattr(drafting, "tax_rule", failing)
 
     # when the run closes them
     with pytest.raises(RuntimeError):
@@ -162,7 +162,7 @@ def test_a_failure_inside_a_close_chunk_drafts_nothing_of_that_chunk(world, monk
     }  # fmt: skip
 
     # and the next run drafts the rest
-    monkeypatch.setattr(services, "tax_rule", tax_rule)
+    monkeypatch.setattr(drafting, "tax_rule", tax_rule)
     assert len(periods_close(as_of=AFTER_GRACE).drafted_ids) == 2
 
 

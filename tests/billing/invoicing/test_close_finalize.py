@@ -7,9 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
+from billing.invoicing.drafting import invoice_draft, periods_close
+from billing.invoicing.finalization import invoice_finalize, invoices_finalize
 from billing.invoicing.models import DocumentCounter, Invoice, InvoiceLine
 from billing.invoicing.numbering import next_number
-from billing.invoicing.services import invoice_finalize, invoices_finalize, periods_close
 from billing.models import BillingPeriod
 
 from ...factories import IssuerFactory
@@ -52,6 +53,30 @@ def test_close_waits_for_the_grace_window_and_for_a_final_rating(world):
         (stale.pk, "not rated through its end yet")
     ]
     assert Invoice.objects.filter(period=stale).count() == 0
+
+
+def test_drafting_one_period_is_the_close_run_for_that_period_alone(world):
+    # given two due periods and one still in its grace window
+    acme = rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
+    globex = rated_period(world, slug="globex", charges=worked_charges(world))
+    BillingPeriod.objects.filter(pk=globex.pk).update(rated_as_of=NOV - timedelta(hours=3))
+
+    # when acme's period is drafted on its own, then globex's, then acme's again
+    invoice, why = invoice_draft(period_id=acme.pk, as_of=AFTER_GRACE)
+    refused = invoice_draft(period_id=globex.pk, as_of=AFTER_GRACE)
+    again = invoice_draft(period_id=acme.pk, as_of=AFTER_GRACE)
+
+    # then acme's invoice is the one the close run drafts, and the others say why not
+    assert why == ""
+    assert invoice is not None
+    assert (invoice.subtotal, invoice.credits, invoice.total) == (
+        Decimal("13592.75"), Decimal("500.00"), Decimal("15711.30"),
+    )  # fmt: skip
+    assert invoice.lines.count() == 5
+    assert refused == (None, "not rated through its end yet")
+    assert again == (None, "already invoiced")
+    assert invoice_draft(period_id=globex.pk, as_of=NOV) == (None, "grace window not over")
+    assert Invoice.objects.count() == 1
 
 
 def test_close_twice_makes_nothing_new(world):

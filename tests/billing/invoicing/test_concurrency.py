@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditEntry
-from billing.invoicing import services
+from billing.invoicing import finalization
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize, invoices_finalize
 from billing.invoicing.models import Invoice
-from billing.invoicing.services import invoice_finalize, invoices_finalize, periods_close
 
 from ...factories import IssuerFactory
 from .conftest import AFTER_GRACE, rated_period, worked_charges
@@ -91,7 +92,7 @@ def test_batched_runs_racing_single_finalizations_number_each_invoice_once_witho
         rated_period(world, slug=f"org-{i:02d}", issuer=germany if i % 3 else world.issuer,
                      charges=worked_charges(world)[:1])  # fmt: skip
     ids = [i.pk for i in periods_close(as_of=AFTER_GRACE).drafted]
-    monkeypatch.setattr(services, "CHUNK", 5)
+    monkeypatch.setattr(finalization, "CHUNK", 5)
     as_of = datetime(2026, 11, 5, tzinfo=UTC)
 
     # when two whole runs and ten single finalizations (from the last) race

@@ -8,14 +8,11 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
+from billing.invoicing.credit_notes import CreditRequest, credit_note_issue
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.errors import InvoicingError
+from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import InvoiceLine
-from billing.invoicing.services import (
-    CreditRequest,
-    InvoicingError,
-    credit_note_issue,
-    invoice_finalize,
-    periods_close,
-)
 
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from django.core.management import call_command
 
-from billing.invoicing.services import invoices_finalize, periods_close
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoices_finalize
 
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 

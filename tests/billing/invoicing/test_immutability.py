@@ -5,13 +5,11 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from billing.invoicing.credit_notes import credit_note_issue
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceTax
-from billing.invoicing.services import (
-    credit_note_issue,
-    invoice_finalize,
-    invoice_status_advance,
-    periods_close,
-)
+from billing.invoicing.status import invoice_status_advance
 
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 

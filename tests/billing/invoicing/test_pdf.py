@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from pypdf import PdfReader
 
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.pdf import render_invoice_pdf
-from billing.invoicing.services import invoice_finalize, periods_close
 
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 

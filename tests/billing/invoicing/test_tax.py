@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.invoicing.services import periods_close
+from billing.invoicing.drafting import periods_close
 from billing.invoicing.tax import REVERSE_CHARGE_MENTION, tax_rule
 
 from .conftest import AFTER_GRACE, Kind, rated_period

@@ -3,7 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing.invoicing.services import invoice_finalize, periods_close
+from billing.invoicing.drafting import periods_close
+from billing.invoicing.finalization import invoice_finalize
 from billing.stripe.testing import FakeStripe
 
 from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401

@@ -5,7 +5,7 @@ import stripe
 from django.core.management import call_command
 
 from billing.invoicing.models import Invoice, StripeInvoiceSync
-from billing.invoicing.services import invoice_void
+from billing.invoicing.status import invoice_void
 from billing.stripe.services import invoice_sync, invoices_to_sync
 
 # (method, path regex) of each step our sync takes, in order.
@@ -110,7 +110,8 @@ def test_sync_stripe_command_and_drafts_are_not_sent(fake, finalized, settings, 
 def test_finalizing_enqueues_the_sync_when_stripe_is_on(
     fake, world, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from billing.invoicing.services import invoice_finalize, periods_close
+    from billing.invoicing.drafting import periods_close
+    from billing.invoicing.finalization import invoice_finalize
     from billing.stripe import services
 
     from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges

@@ -1,0 +1,175 @@
+"""Finalizing draft invoices: gapless numbers, frozen legal details, issue and due dates
+(SPEC §6, §9; EU invoicing law).
+
+Locks: the invoices in one statement in pk order, then the document counters
+(``reserve_numbers``), so batches and single finalizations wait for each other and never
+deadlock.
+"""
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEntry
+from audit.services import audit_entry
+from tenancy.models import Org
+
+from ..models import Issuer
+from ..stripe.tasks import invoices_sync_on_commit
+from .drafting import apply_totals, chunks, invoice_totals, legal_snapshot, legal_snapshot_fields
+from .lock_objects import lock_invoices
+from .models import DocumentCounter, Invoice, InvoiceTax
+from .numbering import format_number, reserve_numbers
+
+CHUNK = 200  # invoices per transaction in the finalize run
+Status = Invoice.Status
+FINALIZED_FIELDS = [
+    *legal_snapshot_fields(),
+    "subtotal",
+    "credits",
+    "tax_total",
+    "total",
+    "number_year",
+    "sequence",
+    "number",
+    "issue_date",
+    "due_date",
+    "status",
+    "finalized_at",
+]
+
+
+def invoice_finalize(
+    *, invoice_id: int, as_of: datetime | None = None, user: Any = None
+) -> Invoice:
+    """Number the invoice (gapless per issuer and year), freeze the org's and issuer's legal
+    details, set issue and due dates. Idempotent: a finalized invoice is returned as is."""
+    return invoices_finalize_many(invoice_ids=[invoice_id], as_of=as_of, user=user)[0]
+
+
+def invoices_finalize_many(
+    *, invoice_ids: Sequence[int], as_of: datetime | None = None, user: Any = None
+) -> list[Invoice]:
+    """``invoice_finalize`` for each of ``invoice_ids``, in one transaction and a handful of
+    queries; returns the invoices in ``invoice_ids`` order. The drafts among them are numbered
+    in that order, from one block of numbers per (issuer, year) taken from the locked counter
+    row (so the numbers are those one-by-one finalization in this order would give, and a
+    rollback gives the whole block back). Raises ``Invoice.DoesNotExist`` if one is missing."""
+    as_of = (as_of or timezone.now()).astimezone(UTC)
+    with transaction.atomic():
+        invoices = lock_invoices(invoice_ids=invoice_ids)
+        missing = [pk for pk in invoice_ids if pk not in invoices]
+        if missing:
+            raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
+        drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
+        if drafts:
+            _finalize_drafts(drafts, as_of=as_of, user=user)
+    return [invoices[pk] for pk in invoice_ids]
+
+
+def invoices_to_finalize(
+    *, org: Org | None = None, period: tuple[int, int] | None = None
+) -> list[int]:
+    """Ids of the drafts (of ``org``, of the period starting in (year, month)), in the order
+    they are numbered: (org, period start)."""
+    query = Invoice.objects.filter(status=Status.DRAFT)
+    if org is not None:
+        query = query.filter(org=org)
+    if period is not None:
+        year, month = period
+        query = query.filter(period_start__year=year, period_start__month=month)
+    return list(query.order_by("org_id", "period_start", "pk").values_list("pk", flat=True))
+
+
+def invoices_finalize(
+    *, org: Org | None = None, period: tuple[int, int] | None = None, as_of: datetime | None = None
+) -> list[int]:
+    """Finalize every draft (of ``org``, of the period starting in (year, month)),
+    ``CHUNK`` to a transaction (``invoices_finalize_many``), numbered in (org, period start)
+    order. Returns their ids."""
+    ids = invoices_to_finalize(org=org, period=period)
+    for chunk in chunks(ids, CHUNK):
+        invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
+    return ids
+
+
+def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -> None:
+    """Finalize ``drafts`` (locked, in numbering order) inside the caller's transaction."""
+    org_ids = {invoice.org_id for invoice in drafts}
+    orgs = Org.objects.in_bulk(org_ids)
+    issuers = Issuer.objects.in_bulk({invoice.issuer_id for invoice in drafts})
+    drafted_taxes: dict[int, InvoiceTax] = {}
+    for tax_line in InvoiceTax.objects.filter(
+        org_id__in=org_ids, invoice_id__in=[invoice.pk for invoice in drafts]
+    ):
+        drafted_taxes.setdefault(tax_line.invoice_id, tax_line)
+    retaxed: list[InvoiceTax] = []
+    for invoice in drafts:
+        invoice.issuer = issuers[invoice.issuer_id]
+        for name, value in legal_snapshot(orgs[invoice.org_id], invoice.issuer).items():
+            setattr(invoice, name, value)
+        # Tax again: the customer's country or VAT id may have changed since the draft.
+        totals = invoice_totals(invoice, subtotal=invoice.subtotal, credits=invoice.credits)
+        tax = apply_totals(invoice, totals)
+        drafted = drafted_taxes.get(invoice.pk)
+        if drafted is None or (drafted.rate, drafted.basis, drafted.amount, drafted.reason) != (
+            tax.rate,
+            tax.basis,
+            tax.amount,
+            tax.reason,
+        ):
+            retaxed.append(tax)
+    if retaxed:
+        # While the invoices are still drafts: the triggers freeze a finalized one's taxes.
+        InvoiceTax.objects.filter(
+            org_id__in=org_ids, invoice_id__in=[tax.invoice_id for tax in retaxed]
+        ).delete()
+        InvoiceTax.objects.bulk_create(retaxed)
+    issue_date = as_of.date()
+    year, kind = issue_date.year, DocumentCounter.Kind.INVOICE
+    blocks = Counter((invoice.issuer_id, year) for invoice in drafts)
+    sequences = reserve_numbers(blocks=blocks, kind=kind)
+    for invoice in drafts:
+        sequence = sequences[(invoice.issuer_id, year)]
+        sequences[(invoice.issuer_id, year)] += 1
+        invoice.number_year = year
+        invoice.sequence = sequence
+        invoice.number = format_number(
+            issuer=invoice.issuer, year=year, sequence=sequence, kind=kind
+        )
+        invoice.issue_date = issue_date
+        invoice.due_date = issue_date + timedelta(days=invoice.payment_terms_days)
+        invoice.status = Status.FINALIZED
+        invoice.finalized_at = as_of
+    # One UPDATE for the chunk; the trigger lets a draft become finalized with its numbers.
+    Invoice.objects.bulk_update(drafts, FINALIZED_FIELDS)
+    AuditEntry.objects.bulk_create(
+        _audit_entry(
+            invoice,
+            "finalized",
+            {"number": invoice.number, "total": invoice.total},
+            user=user,
+            org=orgs[invoice.org_id],
+        )
+        for invoice in drafts
+    )
+    invoices_sync_on_commit(invoice_ids=[invoice.pk for invoice in drafts])
+
+
+def _audit_entry(
+    invoice: Invoice, what: str, changes: dict[str, Any], *, user: Any, org: Org
+) -> AuditEntry:
+    """The (unsaved) entry of ``invoice``'s ``what`` for ``bulk_create`` in a batch."""
+    return audit_entry(
+        action=f"invoice.{what}",
+        object_type="invoice",
+        object_key=invoice.number or f"draft-{invoice.pk}",
+        changes=changes,
+        actor="finalize_invoices",
+        user=user,
+        org=org,
+    )

@@ -1,0 +1,25 @@
+"""Row locks of the billing app's own models. The only place ``select_for_update`` appears
+for them (Saleor ``checkout/lock_objects.py``): every helper names what it locks, and a helper
+that locks several rows locks them in one statement in pk order, so two transactions that
+need overlapping rows wait for each other and never deadlock.
+
+Lock order across models, when a transaction takes several: periods, then invoices, then
+document counters (``billing.invoicing.lock_objects``), then credit grants.
+"""
+
+from collections.abc import Iterable
+
+from .models import BillingPeriod
+
+
+def lock_period(*, period_id: int) -> BillingPeriod:
+    """Lock one period's row (rating, drafting and closing of a period run one at a time).
+    Raises ``BillingPeriod.DoesNotExist``."""
+    return BillingPeriod.objects.select_for_update().get(pk=period_id)
+
+
+def lock_periods(*, period_ids: Iterable[int]) -> dict[int, BillingPeriod]:
+    """Lock the periods in one statement, in pk order. Returns them by pk; a period that no
+    longer exists is absent."""
+    query = BillingPeriod.objects.select_for_update().filter(pk__in=list(period_ids))
+    return {period.pk: period for period in query.order_by("pk")}
