@@ -4,12 +4,12 @@ from django.db import transaction
 from django.forms import BaseInlineFormSet, Form
 from django.http import HttpRequest
 
+from tenancy.models import Org
+
 from .services import audit_record
 
 
 def _org_of(obj: Any) -> Any:
-    from tenancy.models import Org
-
     if isinstance(obj, Org):
         return obj
     return getattr(obj, "org", None)

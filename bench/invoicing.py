@@ -111,7 +111,6 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["STRIPE_API_KEY"] = ""
-    os.environ["TESSERA_STRIPE_FAKE"] = "0"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 

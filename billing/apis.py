@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
-from tenancy.access import org_for_read
+from tenancy.api_access import org_for_read
 
 from .models import Product
 from .selectors import org_summary, products_list

@@ -8,6 +8,6 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from metering.metrics import register_gauge
 
-        from .rating.triggers import rating_lag
+        from .rating.due import rating_lag
 
         register_gauge(rating_lag)

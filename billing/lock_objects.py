@@ -9,7 +9,7 @@ document counters (``billing.invoicing.lock_objects``), then credit grants.
 
 from collections.abc import Iterable
 
-from .models import BillingPeriod
+from .models import BillingPeriod, CreditGrant
 
 
 def lock_period(*, period_id: int) -> BillingPeriod:
@@ -23,3 +23,13 @@ def lock_periods(*, period_ids: Iterable[int]) -> dict[int, BillingPeriod]:
     longer exists is absent."""
     query = BillingPeriod.objects.select_for_update().filter(pk__in=list(period_ids))
     return {period.pk: period for period in query.order_by("pk")}
+
+
+def lock_credit_grants(*, org_id: int) -> list[CreditGrant]:
+    """Lock the org's grants, in pk order (so concurrent ratings cannot deadlock)."""
+    return list(CreditGrant.objects.select_for_update().filter(org_id=org_id).order_by("pk"))
+
+
+def lock_credit_grant(*, org_id: int, key: str) -> CreditGrant | None:
+    """Lock the org's grant named ``key``, or None if it has none."""
+    return CreditGrant.objects.select_for_update().filter(org_id=org_id, key=key).first()

@@ -1,11 +1,10 @@
-from datetime import datetime
-
 from celery import shared_task
 from django.utils import timezone
 
+from core.timeparse import parse_instant
 from metering import metrics
 
-from .rating.triggers import periods_due
+from .rating.due import periods_due
 from .services import period_rate, periods_ensure_all
 
 
@@ -13,7 +12,7 @@ from .services import period_rate, periods_ensure_all
 def rate_period(period_id: int, as_of: str | None = None) -> None:
     """Rate one (org, period). Idempotent: a task lost with its worker is simply run again."""
     try:
-        period_rate(period_id=period_id, as_of=datetime.fromisoformat(as_of) if as_of else None)
+        period_rate(period_id=period_id, as_of=parse_instant(as_of) if as_of else None)
     except Exception:
         metrics.TASK_FAILURES.labels(task="billing.rate_period").inc()
         raise

@@ -1,6 +1,10 @@
+import redis
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.csrf import csrf_failure as page_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as page_server_error
 
 from metering import metrics
 
@@ -23,8 +27,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = f"error: {exc.__class__.__name__}"
     if env.CELERY_BROKER_URL.startswith("redis"):
         try:
-            import redis
-
             redis.Redis.from_url(env.CELERY_BROKER_URL, socket_timeout=2).ping()
             checks["broker"] = "ok"
         except Exception as exc:  # noqa: BLE001
@@ -50,8 +52,6 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
         return JsonResponse(
             {"code": "not_found", "message": f"No such path: {request.path}"}, status=404
         )
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception or Exception())
 
 
@@ -60,8 +60,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"code": "server_error", "message": "Internal error; it has been logged."}, status=500
         )
-    from django.views.defaults import server_error as page_server_error
-
     return page_server_error(request)
 
 
@@ -70,6 +68,4 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         return JsonResponse(
             {"code": "csrf_failed", "message": f"CSRF check failed: {reason}"}, status=403
         )
-    from django.views.csrf import csrf_failure as page_csrf_failure
-
     return page_csrf_failure(request, reason)

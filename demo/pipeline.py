@@ -271,7 +271,7 @@ def pdfs_render(*, span: Span, workdir: Path) -> list[Path]:
 def stripe_sync(*, span: Span, workdir: Path) -> str:
     """Push what finalization did not (finalizing already asks for each invoice's sync)."""
     if not stripe_enabled():
-        return "Stripe: not configured (TESSERA_STRIPE_FAKE=1 or STRIPE_API_KEY); skipped"
+        return "Stripe: not configured (STRIPE_API_KEY); skipped"
     quiet("sync_stripe", log=workdir / "logs" / "commands.log")
     invoices = invoices_of(span)
     done = StripeInvoiceSync.objects.filter(

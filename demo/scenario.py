@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from core.timeparse import parse_instant
+
 CATALOG = Path(__file__).resolve().parent.parent / "examples" / "demo-catalog.yaml"
 CATALOG_MONTH = date(2026, 10, 1)  # the month the example catalog is written to be billed for
 
@@ -182,7 +184,7 @@ def devices() -> dict[str, Device]:
 def faults(span: Span) -> list[tuple[str, datetime]]:
     """(GPU UUID, when) of the faults that make a window unbillable."""
     return [
-        (fault["gpu"], datetime.fromisoformat(fault["at"].replace("Z", "+00:00")))
+        (fault["gpu"], parse_instant(fault["at"]))
         for fleet in fleets(span).values()
         for fault in fleet.get("faults", [])
         if fault["kind"] == "xid"

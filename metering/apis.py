@@ -1,5 +1,5 @@
 import json
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,15 +19,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, error_body, error_responses
-from tenancy.access import has_role, org_for_read
+from config.errors import error_body, error_responses
+from core.timeparse import NaiveTime, parse_instant
+from tenancy.access import has_role
+from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
 
 from .ingestion import Ingestor
 from .models import Allocation, Meter
 from .selectors import allocations_for_node, meters_list, usage_series
-from .services import AllocationConflict, allocation_create, allocation_end
+from .services import allocation_create, allocation_end
+from .tasks import schedule_rollup
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -137,8 +140,6 @@ class EventsIngestApi(APIView):
                 f"A batch holds at most {maximum} events; this one has {len(events)}."
             )
         result = Ingestor(api_key=api_key).ingest(events)
-        from .tasks import schedule_rollup
-
         schedule_rollup()
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
@@ -146,14 +147,9 @@ class EventsIngestApi(APIView):
 def parse_moment(raw: str, field: str) -> datetime:
     """An ISO date (midnight UTC) or an ISO datetime with a timezone, on an hour boundary."""
     try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError({field: [f"{raw!r} is not an ISO 8601 date or datetime."]}) from None
-    if moment.tzinfo is None:
-        raise ValidationError({field: [f"{raw!r} has no timezone; add 'Z' or an offset."]})
-    moment = moment.astimezone(UTC)
+        moment = parse_instant(raw)
+    except ValueError as exc:
+        raise ValidationError({field: [f"{exc}."]}) from None
     if moment.minute or moment.second or moment.microsecond:
         raise ValidationError({field: ["Usage is kept per hour: give a whole UTC hour."]})
     return moment
@@ -289,11 +285,11 @@ class AwareDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value: Any) -> datetime:
         if isinstance(value, str):
             try:
-                parsed = datetime.fromisoformat(value)
+                return parse_instant(value, allow_date=False)
+            except NaiveTime:
+                self.fail("naive")
             except ValueError:
                 self.fail("invalid", format="ISO 8601 with a timezone")
-            if parsed.tzinfo is None:
-                self.fail("naive")
         return super().to_internal_value(value).astimezone(UTC)
 
 
@@ -368,16 +364,13 @@ class AllocationListCreateApi(APIView):
         org = Org.objects.filter(slug=values["org"]).first()
         if org is None:
             raise ValidationError({"org": [f"No org {values['org']!r}."]})
-        try:
-            allocation = allocation_create(
-                org=org,
-                node=values["node"],
-                device_uuid=values["device_uuid"],
-                start=values["start"],
-                end=values.get("end"),
-            )
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_create(
+            org=org,
+            node=values["node"],
+            device_uuid=values["device_uuid"],
+            start=values["start"],
+            end=values.get("end"),
+        )
         return Response(_allocation_out(allocation), status=status.HTTP_201_CREATED)
 
 
@@ -400,8 +393,5 @@ class AllocationEndApi(APIView):
         )
         if allocation is None:
             raise NotFound(f"No allocation {allocation_id}.")
-        try:
-            allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
-        except AllocationConflict as exc:
-            raise ApiError(code="allocation_conflict", message=str(exc), status_code=409) from None
+        allocation = allocation_end(allocation=allocation, end=data.validated_data["end"])
         return Response(_allocation_out(allocation))

@@ -10,18 +10,20 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.timeparse import parse_instant
 from tenancy.models import ApiKey, Org
 
 from . import metrics
-from .models import Meter, UsageEvent
+from .models import Meter, RollupMark, UsageEvent
 from .paths import lookup, parse_path
 
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data")
@@ -87,12 +89,9 @@ def _parse_time(raw: object) -> tuple[datetime | None, str | None]:
     if not isinstance(raw, str):
         return None, "time must be an RFC 3339 string"
     try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return None, f"time {raw!r} is not an RFC 3339 timestamp"
-    if parsed.tzinfo is None:
-        return None, f"time {raw!r} has no timezone; add 'Z' or an offset"
-    return parsed.astimezone(UTC), None
+        return parse_instant(raw, allow_date=False), None
+    except ValueError as exc:
+        return None, f"time {exc}"
 
 
 def _number_problem(value: object, where: str) -> str | None:
@@ -282,8 +281,6 @@ class Ingestor:
 def _stored_hashes(rows: list[_Valid]) -> dict[tuple[int, str, str], str]:
     """Content hashes of the stored events that share a key with ``rows``."""
     if connection.vendor == "postgresql":
-        import psycopg
-
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
@@ -352,8 +349,6 @@ def _insert(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
 
 def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
     """One statement per batch: columns travel as binary arrays, bound server-side."""
-    import psycopg
-
     connection.ensure_connection()
     table = UsageEvent._meta.db_table
     with psycopg.Cursor(connection.connection) as cursor:
@@ -383,8 +378,6 @@ def _mark_hours(hours: set[tuple[int, str, datetime]], now: datetime) -> None:
     """Upsert rollup marks. DO UPDATE (not DO NOTHING) so a mark being consumed is waited for."""
     if not hours:
         return
-    from .models import RollupMark
-
     table = RollupMark._meta.db_table
     ops = connection.ops
     marked = ops.adapt_datetimefield_value(now)

@@ -14,6 +14,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from .models import RollupMark
+
 EVENTS = Counter("tessera_events_total", "Usage events received, by outcome.", ["outcome"])
 TASK_FAILURES = Counter("tessera_task_failures_total", "Celery task failures.", ["task"])
 ROLLUP_HOURS = Counter("tessera_rollup_hours_total", "Hours recomputed by the rollup.")
@@ -33,8 +35,6 @@ class DatabaseCollector(Collector):
     """Rollup lag: how long the oldest pending hour has waited, and how many are pending."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .models import RollupMark
-
         stats = RollupMark.objects.aggregate(oldest=Min("marked_at"), pending=Count("id"))
         lag = (timezone.now() - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
         yield GaugeMetricFamily(

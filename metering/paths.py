@@ -2,11 +2,18 @@
 
 import re
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
-class PathError(ValueError):
-    pass
+class PathError(DomainError, ValueError):
+    """A meter's JSON path outside the supported subset; the message says what is wrong."""
+
+    codes = {"invalid_path": ErrorCode(ErrorKind.INVALID, "A JSON path outside `$.a.b`.")}
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_path", message)
 
 
 def parse_path(path: str) -> tuple[str, ...]:

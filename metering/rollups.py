@@ -20,6 +20,7 @@ from django.db.models.functions import Cast, TruncHour
 from django.utils.module_loading import import_string
 
 from . import metrics
+from .lock_objects import lock_rollup_marks
 from .models import HourlyDistinctValue, HourlyRollup, Meter, RollupMark, UsageEvent
 from .paths import orm_lookup, parse_path
 
@@ -44,11 +45,7 @@ def rollup_pending(*, batch_hours: int | None = None) -> int:
 
 @transaction.atomic
 def _rollup_batch(limit: int) -> int:
-    marks = list(
-        RollupMark.objects.select_for_update(skip_locked=True)
-        .order_by("hour", "id")
-        .values_list("id", "org_id", "event_type", "hour")[:limit]
-    )
+    marks = lock_rollup_marks(limit=limit)
     if not marks:
         return 0
     RollupMark.objects.filter(pk__in=[m[0] for m in marks]).delete()

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth
 
 from tenancy.models import Org
 
-from .models import HourlyDistinctValue, HourlyRollup, Meter
+from .models import Allocation, HourlyDistinctValue, HourlyRollup, Meter
 
 Window = Literal["hour", "day", "month"]
 _TRUNC = {"hour": TruncHour, "day": TruncDay, "month": TruncMonth}
@@ -159,10 +159,6 @@ def allocations_for_node(*, node: str, start: datetime, end: datetime) -> QueryS
 
     Platform data, not one tenant's: only collectors and operators may call this.
     """
-    from django.db.models import Q
-
-    from .models import Allocation
-
     return (
         Allocation.objects.filter(device__node=node, start__lt=end)
         .filter(Q(end__isnull=True) | Q(end__gt=start))

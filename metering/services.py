@@ -3,19 +3,24 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
+from core.errors import DomainError, ErrorCode, ErrorKind
 from tenancy.models import Org
 
+from .lock_objects import lock_device, lock_or_create_device
 from .models import Allocation, Device
 
 
-class AllocationConflict(ValueError):
-    pass
+class AllocationConflict(DomainError, ValueError):
+    """The allocation overlaps another of the same device, or ends before it starts."""
 
+    codes = {
+        "allocation_conflict": ErrorCode(
+            ErrorKind.CONFLICT, "The allocation overlaps another of the device, or ends early."
+        )
+    }
 
-def lock_device(*, node: str, uuid: str) -> Device:
-    """The device row, created if new, locked until the transaction ends."""
-    device, _ = Device.objects.get_or_create(node=node, uuid=uuid)
-    return Device.objects.select_for_update().get(pk=device.pk)
+    def __init__(self, message: str) -> None:
+        super().__init__("allocation_conflict", message)
 
 
 def _overlapping(
@@ -36,7 +41,7 @@ def allocation_create(
     """Record that ``org`` holds a device from ``start`` (until ``end``, or until ended)."""
     if end is not None and end <= start:
         raise AllocationConflict("end must be after start")
-    device = lock_device(node=node, uuid=device_uuid)
+    device = lock_or_create_device(node=node, uuid=device_uuid)
     if _overlapping(device, start, end, exclude=None):
         raise AllocationConflict(f"{node}/{device_uuid} is already allocated in that interval")
     return Allocation.objects.create(org=org, device=device, start=start, end=end)
@@ -45,7 +50,7 @@ def allocation_create(
 @transaction.atomic
 def allocation_end(*, allocation: Allocation, end: datetime) -> Allocation:
     """End an allocation (or move its end); it must still end after it starts."""
-    device = Device.objects.select_for_update().get(pk=allocation.device_id)
+    device = lock_device(device_id=allocation.device_id)
     if end <= allocation.start:
         raise AllocationConflict("end must be after start")
     if _overlapping(device, allocation.start, end, exclude=allocation.pk):

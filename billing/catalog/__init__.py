@@ -5,10 +5,11 @@ entries against the file and the database before anything is written; on any err
 stops with every error named (entry and field) and writes nothing. Loading the same file
 twice changes nothing: every entry is upserted by its natural key.
 
-Sections register themselves in ``SECTIONS`` (see ``sections.py``); the billing parts that
-come later (rate cards, contracts) add theirs the same way.
+Each section (``sections``, ``rate_cards``, ``contracts``) is built from ``base``; ``loader``
+lists them in dependency order (``SECTIONS``) and runs them.
 """
 
-from .loader import CatalogError, LoadReport, load_catalog, load_catalog_file
+from .base import CatalogError, LoadReport
+from .loader import load_catalog, load_catalog_file
 
 __all__ = ["CatalogError", "LoadReport", "load_catalog", "load_catalog_file"]

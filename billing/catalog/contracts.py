@@ -1,4 +1,4 @@
-"""Catalog sections ``rate_cards`` and ``contracts`` (SPEC §5 "Pricing as code").
+"""Catalog section ``contracts`` (SPEC §5 "Pricing as code").
 
 A contract entry carries its discounts, custom prices, reservations (with ramps), spend
 commitments and credits; they are synced with the file: the children a file no longer names
@@ -13,136 +13,22 @@ from django.db.models import F
 
 from tenancy.models import Org
 
+from ..lock_objects import lock_credit_grant
 from ..models import (
     Contract,
     ContractPrice,
     CreditGrant,
     Issuer,
-    Price,
     Product,
     RateCard,
     Reservation,
     ReservationRamp,
     SpendCommitment,
 )
+from .base import Context, Section, product_known, upsert
 from .entries import Entry
-from .loader import Context, Section, register_section, upsert
 
 FAR_FUTURE = date.max
-
-
-def _children(parent: Entry, field: str) -> list[Entry]:
-    raw = parent.listing(field, []) or []
-    entries = []
-    for index, item in enumerate(raw):
-        entries.append(Entry(f"{parent.label}.{field}", index, item, parent.errors))
-    return entries
-
-
-def _product_known(entry: Entry, ctx: Context, field: str, key: Any) -> None:
-    if key and key not in ctx.keys("products") and not Product.objects.filter(key=key).exists():
-        entry.error(field, f"no product {key!r} in this file or the database")
-
-
-def _tiers(entry: Entry, model: str) -> list[dict[str, str | None]]:
-    raw = entry.listing("tiers", None)
-    if model not in (Price.Model.GRADUATED, Price.Model.VOLUME):
-        if raw is not None:
-            entry.error("tiers", f"only graduated and volume prices have tiers, not {model!r}")
-        return []
-    if not raw:
-        entry.error("tiers", f"a {model} price needs at least one tier")
-        return []
-    tiers: list[dict[str, str | None]] = []
-    previous = Decimal(0)
-    for index, item in enumerate(raw):
-        tier = Entry(f"{entry.label}.tiers", index, item, entry.errors)
-        up_to = tier.decimal("up_to", None, positive=True)
-        price = tier.decimal("unit_price")
-        tier.finish()
-        last = index == len(raw) - 1
-        if up_to is None and not last:
-            tier.error("up_to", "only the last tier may be open (up_to: null)")
-        if up_to is not None and last:
-            tier.error("up_to", "the last tier must be open (up_to: null)")
-        if up_to is not None:
-            if up_to <= previous:
-                tier.error("up_to", f"{up_to} must be greater than the previous tier's {previous}")
-            previous = up_to
-        tiers.append(
-            {
-                "up_to": None if up_to is None else str(up_to),
-                "unit_price": None if price is None else str(price),
-            }
-        )
-    return tiers
-
-
-def _rate_card(entry: Entry, ctx: Context) -> dict[str, Any]:
-    key = entry.slug("key")
-    currency = entry.currency("currency")
-    versions = ctx.parsed.setdefault("rate_cards (so far)", [])
-    versions.append({"key": key, "currency": currency})
-    others = {p["currency"] for p in versions if p["key"] == key} | set(
-        RateCard.objects.filter(key=key).values_list("currency", flat=True)
-    )
-    if currency and others - {currency}:
-        entry.error("currency", f"{currency} differs from other versions of {key!r}: {others}")
-    prices = []
-    seen: set[str] = set()
-    for price in _children(entry, "prices"):
-        product = price.slug("product")
-        _product_known(price, ctx, "product", product)
-        if product in seen:
-            price.error("product", f"{product!r} is priced twice on this rate card")
-        seen.add(product)
-        model = price.choice("model", Price.Model.values, Price.Model.PER_UNIT)
-        tiers = _tiers(price, model) if model else []
-        unit_price = None
-        package_size = None
-        if model in (Price.Model.PER_UNIT, Price.Model.PACKAGE):
-            unit_price = price.decimal("unit_price")
-        elif price.raw.get("unit_price") is not None:
-            price.get("unit_price")
-            price.error("unit_price", f"a {model} price is set by its tiers")
-        if model == Price.Model.PACKAGE:
-            package_size = price.decimal("package_size", positive=True)
-        price.finish()
-        prices.append(
-            {
-                "product": product,
-                "model": model,
-                "unit_price": unit_price,
-                "package_size": package_size,
-                "tiers": tiers,
-            }
-        )
-    return {
-        "key": key,
-        "name": entry.text("name", ""),
-        "currency": currency,
-        "effective_from": entry.date("effective_from"),
-        "prices": prices,
-    }
-
-
-def _apply_rate_card(v: dict[str, Any]) -> str:
-    card, outcome = upsert(
-        RateCard,
-        {"key": v["key"], "effective_from": v["effective_from"]},
-        {"name": v["name"], "currency": v["currency"]},
-    )
-    products = {
-        p.key: p for p in Product.objects.filter(key__in=[p["product"] for p in v["prices"]])
-    }
-    changed = card.prices.exclude(product__key__in=list(products)).delete()[0] > 0
-    for price in v["prices"]:
-        values = {k: price[k] for k in ("model", "unit_price", "package_size", "tiers")}
-        _, result = upsert(
-            Price, {"rate_card": card, "product": products[price["product"]]}, values
-        )
-        changed = changed or result != "unchanged"
-    return "updated" if outcome == "unchanged" and changed else outcome
 
 
 def _overlaps(a: tuple[date, date | None], b: tuple[date, date | None]) -> bool:
@@ -152,7 +38,7 @@ def _overlaps(a: tuple[date, date | None], b: tuple[date, date | None]) -> bool:
 def _ramps(entry: Entry, start: Any, end: Any) -> list[dict[str, Any]]:
     ramps = []
     previous = start
-    for ramp in _children(entry, "ramp"):
+    for ramp in entry.children("ramp"):
         starts = ramp.date("from")
         quantity = ramp.decimal("quantity")
         ramp.finish()
@@ -168,9 +54,9 @@ def _ramps(entry: Entry, start: Any, end: Any) -> list[dict[str, Any]]:
 
 def _reservations(entry: Entry, ctx: Context, term: tuple[Any, Any]) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = []
-    for item in _children(entry, "reservations"):
+    for item in entry.children("reservations"):
         product = item.slug("product")
-        _product_known(item, ctx, "product", product)
+        product_known(item, ctx, "product", product)
         start = item.date("start", term[0])
         end = item.date("end", term[1])
         if end is None and term[1] is None:
@@ -249,9 +135,9 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
         entry.error("billing_day", "must be between 1 and 28 (every month has that day)")
 
     prices: dict[str | None, dict[str, Any]] = {}
-    for item in _children(entry, "discounts"):
+    for item in entry.children("discounts"):
         product = item.slug("product", None)
-        _product_known(item, ctx, "product", product)
+        product_known(item, ctx, "product", product)
         percent = item.decimal("percent")
         item.finish()
         if percent is not None and percent > 100:
@@ -259,9 +145,9 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
         if product in prices:
             item.error("product", f"{product or 'the whole contract'} has two discounts")
         prices[product] = {"product": product, "discount_percent": percent, "unit_price": None}
-    for item in _children(entry, "prices"):
+    for item in entry.children("prices"):
         product = item.slug("product")
-        _product_known(item, ctx, "product", product)
+        product_known(item, ctx, "product", product)
         unit_price = item.decimal("unit_price")
         item.finish()
         row = prices.setdefault(
@@ -272,7 +158,7 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
         row["unit_price"] = unit_price
 
     commitments: dict[str, Decimal] = {}
-    for item in _children(entry, "spend_commitments"):
+    for item in entry.children("spend_commitments"):
         amount = item.decimal("amount")
         per = item.choice("per", SpendCommitment.Per.values, "period")
         item.finish()
@@ -283,7 +169,7 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
         commitments[per] = amount
 
     credits = []
-    for item in _children(entry, "credits"):
+    for item in entry.children("credits"):
         credit_key = item.slug("key")
         amount = item.decimal("amount", positive=True)
         credit_currency = item.text("currency", currency)
@@ -406,7 +292,7 @@ def _apply_contract(v: dict[str, Any]) -> str:
 
 
 def _apply_credit(org: Org, contract: Contract, c: dict[str, Any]) -> bool:
-    grant = CreditGrant.objects.select_for_update().filter(org=org, key=c["key"]).first()
+    grant = lock_credit_grant(org_id=org.pk, key=c["key"])
     values = {k: c[k] for k in ("currency", "effective", "expires", "priority")}
     if grant is None:
         CreditGrant.objects.create(
@@ -433,11 +319,4 @@ def _apply_credit(org: Org, contract: Contract, c: dict[str, Any]) -> bool:
     return bool(changed) or grant.amount != c["amount"]
 
 
-register_section(
-    Section("rate_cards", _rate_card, _apply_rate_card, natural_key=("key", "effective_from")),
-    after="products",
-)
-register_section(
-    Section("contracts", _contract, _apply_contract, natural_key=("org", "key")),
-    after="capacity_pools",
-)
+CONTRACTS = Section("contracts", _contract, _apply_contract, natural_key=("org", "key"))

@@ -21,6 +21,12 @@ class Entry:
         if not isinstance(raw, dict):
             self.error(None, "must be a mapping of fields")
 
+    def children(self, field: str) -> list["Entry"]:
+        """The entries of the list ``field`` (optional, empty by default), labelled under this
+        one and reporting to the same errors."""
+        raw = self.listing(field, []) or []
+        return [Entry(f"{self.label}.{field}", i, item, self.errors) for i, item in enumerate(raw)]
+
     def error(self, field: str | None, message: str) -> None:
         where = f"{self.label}.{field}" if field else self.label
         self.errors.append(f"{where}: {message}")

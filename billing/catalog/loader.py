@@ -1,81 +1,30 @@
+"""Loading a catalog file: validate every section, then upsert every entry in one transaction
+(SPEC §5 "Pricing as code")."""
+
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from django.db import transaction
 
+from audit.services import audit_record
+from tenancy.models import Org
+
+from .base import CatalogError, Context, LoadReport, Section
+from .contracts import CONTRACTS
 from .entries import Entry
+from .rate_cards import RATE_CARDS
+from .sections import CAPACITY_POOLS, ISSUERS, METERS, ORGS, PRODUCTS
 
-
-class CatalogError(Exception):
-    """The file is invalid; ``errors`` names each entry and field. Nothing was written."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
-
-
-@dataclass
-class LoadReport:
-    created: dict[str, int] = field(default_factory=dict)
-    updated: dict[str, int] = field(default_factory=dict)
-    unchanged: dict[str, int] = field(default_factory=dict)
-
-    def count(self, section: str, outcome: str) -> None:
-        bucket = getattr(self, outcome)
-        bucket[section] = bucket.get(section, 0) + 1
-
-    def lines(self) -> list[str]:
-        sections = list(dict.fromkeys([*self.created, *self.updated, *self.unchanged]))
-        return [
-            f"{name}: {self.created.get(name, 0)} created, {self.updated.get(name, 0)} updated, "
-            f"{self.unchanged.get(name, 0)} unchanged"
-            for name in sections
-        ]
-
-
-@dataclass
-class Context:
-    """What validation knows: the parsed entries of the sections read so far."""
-
-    errors: list[str] = field(default_factory=list)
-    parsed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def keys(self, section: str, key: str = "key") -> set[str]:
-        return {p[key] for p in self.parsed.get(section, []) if p.get(key)}
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str
-    # Reads one entry into plain values, reporting errors through the entry and the context.
-    parse: Callable[[Entry, Context], dict[str, Any] | None]
-    # Writes one parsed entry; returns "created", "updated" or "unchanged".
-    apply: Callable[[dict[str, Any]], str]
-    natural_key: tuple[str, ...] = ("key",)
-
-
-SECTIONS: list[Section] = []
-
-
-def register_section(section: Section, *, after: str | None = None) -> None:
-    """Add a section; ``after`` places it behind the section it depends on."""
-    if any(s.name == section.name for s in SECTIONS):
-        return
-    if after is None:
-        SECTIONS.append(section)
-    else:
-        position = next(i for i, s in enumerate(SECTIONS) if s.name == after)
-        SECTIONS.insert(position + 1, section)
+# In dependency order: each section may name entries of the sections before it.
+SECTIONS: tuple[Section, ...] = (
+    ISSUERS, METERS, PRODUCTS, RATE_CARDS, ORGS, CAPACITY_POOLS, CONTRACTS,
+)  # fmt: skip
 
 
 def load_catalog(document: Any, *, actor: str = "load_catalog") -> LoadReport:
     """Validate the whole document, then upsert every entry in one transaction."""
-    from . import sections  # noqa: F401 - registers the built-in sections
-
     ctx = Context()
     if not isinstance(document, dict):
         raise CatalogError(["the file must hold a mapping of sections (issuers, meters, ...)"])
@@ -118,9 +67,6 @@ def load_catalog(document: Any, *, actor: str = "load_catalog") -> LoadReport:
 
 def _audit(section: Section, value: dict[str, Any], outcome: str, actor: str) -> None:
     """Every change the catalog makes is in the audit log, with the entry as it now reads."""
-    from audit.services import audit_record
-    from tenancy.models import Org
-
     key = "/".join(str(value.get(k)) for k in section.natural_key)
     org_slug = value.get("org") if section.name != "orgs" else value.get("slug")
     audit_record(
@@ -147,17 +93,3 @@ def read_document(path: Path) -> Any:
 
 def load_catalog_file(path: str | Path, *, actor: str = "load_catalog") -> LoadReport:
     return load_catalog(read_document(Path(path)), actor=f"{actor} {Path(path).name}")
-
-
-def upsert(model: Any, lookup: dict[str, Any], values: dict[str, Any]) -> tuple[Any, str]:
-    """Create or update one row by its natural key; report whether anything changed."""
-    obj = model.objects.filter(**lookup).first()
-    if obj is None:
-        return model.objects.create(**lookup, **values), "created"
-    changed = [name for name, value in values.items() if getattr(obj, name) != value]
-    if not changed:
-        return obj, "unchanged"
-    for name in changed:
-        setattr(obj, name, values[name])
-    obj.save(update_fields=changed)
-    return obj, "updated"

@@ -9,8 +9,8 @@ from metering.paths import PathError, parse_path
 from tenancy.models import Org
 
 from ..models import CapacityPool, Issuer, Product
+from .base import Context, Section, upsert
 from .entries import Entry
-from .loader import Context, Section, register_section, upsert
 
 
 def _issuer(entry: Entry, ctx: Context) -> dict[str, Any]:
@@ -128,11 +128,10 @@ def _apply_pool(v: dict[str, Any]) -> str:
     return upsert(CapacityPool, lookup, {"gpus": v["gpus"]})[1]
 
 
-register_section(Section("issuers", _issuer, _apply_issuer))
-register_section(Section("meters", _meter, _apply_meter))
-register_section(Section("products", _product, _apply_product))
-register_section(Section("orgs", _org, _apply_org, natural_key=("slug",)))
-register_section(
-    Section("capacity_pools", _pool, _apply_pool, natural_key=("gpu_model", "region", "valid_from"))
+ISSUERS = Section("issuers", _issuer, _apply_issuer)
+METERS = Section("meters", _meter, _apply_meter)
+PRODUCTS = Section("products", _product, _apply_product)
+ORGS = Section("orgs", _org, _apply_org, natural_key=("slug",))
+CAPACITY_POOLS = Section(
+    "capacity_pools", _pool, _apply_pool, natural_key=("gpu_model", "region", "valid_from")
 )
-from . import contracts  # noqa: E402, F401 - registers rate_cards and contracts

@@ -2,8 +2,7 @@
 selectors. Account managers and finance only; every other caller gets 403."""
 
 from collections.abc import Callable
-from datetime import date
-from typing import Any, NoReturn
+from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -13,17 +12,20 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import permissions, serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, error_responses
+from config.errors import error_responses
+from core.timeparse import month_start
 
 from ..models import Issuer, Product
 from . import access, selectors, services
 from .capacity import PoolCapacity
 from .models import Deal
 from .simulation import MAX_MONTHS, simulate
+from .terms import LineInput
 
 
 class DeskStaff(permissions.BasePermission):
@@ -33,17 +35,8 @@ class DeskStaff(permissions.BasePermission):
         return access.may_use_desk(request.user)
 
 
-def _fail(exc: services.DealError) -> NoReturn:
-    if exc.fields and exc.code == "validation_error":
-        raise serializers.ValidationError(exc.fields)
-    raise ApiError(code=exc.code, message=exc.message, status_code=exc.status)
-
-
 def _deal(request: Request, deal_id: int) -> Deal:
-    try:
-        return selectors.deal_for(user=request.user, deal_id=deal_id)
-    except services.DealError as exc:
-        _fail(exc)
+    return selectors.deal_for(user=request.user, deal_id=deal_id)
 
 
 @extend_schema_serializer(component_name="DealRampStep")
@@ -82,7 +75,7 @@ def _terms(data: dict[str, Any]) -> dict[str, Any]:
         "rate_card_key": data["rate_card"],
         "issuer": data["issuer"],
         "lines": [
-            services.LineInput(
+            LineInput(
                 product=line["product"],
                 quantity=line["quantity"],
                 start=line["start"],
@@ -244,15 +237,10 @@ class DealListApi(APIView):
         data.is_valid(raise_exception=True)
         org = access.draftable_orgs(request.user).filter(slug=data.validated_data["org"]).first()
         if org is None:
-            raise ApiError(
-                code="permission_denied",
-                message=f"You may not draft deals for org {data.validated_data['org']!r}.",
-                status_code=403,
+            raise PermissionDenied(
+                f"You may not draft deals for org {data.validated_data['org']!r}."
             )
-        try:
-            deal = services.deal_create(actor=request.user, org=org, **_terms(data.validated_data))
-        except services.DealError as exc:
-            _fail(exc)
+        deal = services.deal_create(actor=request.user, org=org, **_terms(data.validated_data))
         return _deal_response(request, deal, 201)
 
 
@@ -274,12 +262,9 @@ class DealDetailApi(APIView):
         deal = _deal(request, deal_id)
         data = _DealIn(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            deal = services.deal_update(
-                actor=request.user, deal_id=deal.pk, **_terms(data.validated_data)
-            )
-        except services.DealError as exc:
-            _fail(exc)
+        deal = services.deal_update(
+            actor=request.user, deal_id=deal.pk, **_terms(data.validated_data)
+        )
         return _deal_response(request, deal)
 
 
@@ -340,10 +325,7 @@ class _Transition(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         extra = {"comment": data.validated_data["comment"]} if self.takes_comment else {}
-        try:
-            deal = type(self).transition(actor=request.user, deal_id=deal.pk, **extra)
-        except services.DealError as exc:
-            _fail(exc)
+        deal = type(self).transition(actor=request.user, deal_id=deal.pk, **extra)
         return _deal_response(request, deal)
 
 
@@ -393,7 +375,7 @@ class CapacityApi(APIView):
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("from")
         try:
-            start = date.fromisoformat(f"{raw}-01") if raw else timezone.now().date()
+            start = month_start(raw) if raw else timezone.now().date()
         except ValueError:
             raise serializers.ValidationError({"from": ["Use YYYY-MM."]}) from None
         months = serializers.IntegerField(min_value=1, max_value=60).run_validation(

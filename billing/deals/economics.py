@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
 from ..models import Price, RateCard
 from ..money import round_amount
 from ..rating.pricing import effective_price
@@ -21,8 +23,15 @@ ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
 
-class EconomicsError(Exception):
+class EconomicsError(DomainError):
     """The deal cannot be valued as drafted; the message names the line and what is missing."""
+
+    codes = {
+        "deal_not_valued": ErrorCode(ErrorKind.INVALID, "The deal cannot be valued as drafted.")
+    }
+
+    def __init__(self, message: str) -> None:
+        super().__init__("deal_not_valued", message)
 
 
 def line_end(line: DealLine) -> date:

@@ -12,7 +12,7 @@ from tenancy.models import Org
 from ..models import Issuer, Product
 from . import access, selectors
 from .models import Deal
-from .services import LineInput
+from .terms import LineInput
 
 
 class DealForm(forms.Form):

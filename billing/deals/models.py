@@ -3,7 +3,7 @@ from django.db import models
 
 from tenancy.models import Org
 
-from ..models import Contract, Issuer, Product
+from ..models.base import Contract, Issuer, Product
 
 __all__ = ["Deal", "DealEvent", "DealLine"]
 

@@ -10,8 +10,8 @@ from ..models import Product, RateCard
 from . import access
 from .capacity import Fit, PoolCapacity, capacity_overview, deal_fit
 from .economics import Economics, EconomicsError, deal_economics
+from .errors import DealError
 from .models import Deal, DealEvent, DealLine
-from .services import DealError
 
 
 def deals_for(*, user: Any, status: str | None = None) -> QuerySet[Deal]:
@@ -25,7 +25,7 @@ def deal_for(*, user: Any, deal_id: int) -> Deal:
     """One deal the caller may see. Refused alike whether it exists or not (403)."""
     deal = deals_for(user=user).filter(pk=deal_id).first()
     if deal is None:
-        raise DealError("permission_denied", f"You may not see deal {deal_id}.", status=403)
+        raise DealError("permission_denied", f"You may not see deal {deal_id}.")
     return deal
 
 

@@ -1,11 +1,10 @@
 """Deal writes. Every edit and transition appends a ``DealEvent`` in the same transaction.
 
 A signed deal becomes a contract through the catalog's own ``contracts`` section
-(``load_catalog``), so a deal's contract passes exactly the checks of a reviewed catalog file.
+(``contract``), so a deal's contract passes exactly the checks of a reviewed catalog file.
+The terms' shape and validation are in ``terms``.
 """
 
-from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -13,92 +12,33 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from tenancy.models import Org
 
 from ..catalog import CatalogError, load_catalog
-from ..models import Contract, Issuer, Product, RateCard
+from ..models import Contract, Issuer
 from . import access
-from .capacity import deal_fit, pool_of
-from .economics import EconomicsError, deal_economics, line_end
+from .capacity import deal_fit
+from .contract import contract_entry, contract_errors
+from .economics import EconomicsError, deal_economics
+from .errors import DealError
+from .lock_objects import lock_deal
 from .models import Deal, DealEvent, DealLine
-from .schedule import add_months
+from .terms import LineInput, number_text, terms_errors, terms_snapshot
 
 Status = Deal.Status
 Action = DealEvent.Action
 
 
-class DealError(Exception):
-    """A refused deal operation: ``code`` is stable, ``fields`` names what is wrong."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        status: int = 400,
-        fields: dict[str, list[str]] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.fields = fields or {}
-
-
 def _forbidden(message: str) -> DealError:
-    return DealError("permission_denied", message, status=403)
+    return DealError("permission_denied", message)
 
 
 def _state(deal: Deal, action: str) -> DealError:
     return DealError(
         "invalid_transition",
         f"A deal that is {deal.get_status_display().lower()} cannot be {action}.",
-        status=409,
     )
-
-
-@dataclass(frozen=True)
-class LineInput:
-    product: Product
-    quantity: int
-    start: date
-    term_months: int
-    unit_price: Decimal
-    burst_unit_price: Decimal | None = None
-    ramp: list[dict[str, Any]] = field(default_factory=list)  # [{"from": date, "quantity": int}]
-
-
-def lock_deal(*, deal_id: int) -> Deal:
-    """The deal's row, locked: transitions of one deal run one at a time."""
-    return Deal.objects.select_for_update().select_related("org", "issuer").get(pk=deal_id)
-
-
-def _snapshot(deal: Deal, lines: list[DealLine]) -> dict[str, Any]:
-    return {
-        "org": deal.org.slug,
-        "title": deal.title,
-        "currency": deal.currency,
-        "rate_card": deal.rate_card_key,
-        "issuer": deal.issuer.key,
-        "lines": [
-            {
-                "product": line.product.key,
-                "quantity": line.quantity,
-                "start": line.start.isoformat(),
-                "term_months": line.term_months,
-                "unit_price": _text(line.unit_price),
-                "burst_unit_price": _text(line.burst_unit_price),
-                "ramp": [
-                    {"from": str(s["from"]), "quantity": int(s["quantity"])} for s in line.ramp
-                ],
-            }
-            for line in lines
-        ],
-    }
-
-
-def _text(number: Decimal | None) -> str | None:
-    return None if number is None else f"{number.normalize():f}"
 
 
 def _record(
@@ -110,8 +50,6 @@ def _record(
     changes: dict[str, Any] | None = None,
     comment: str = "",
 ) -> DealEvent:
-    from audit.services import audit_record
-
     audit_record(
         action=f"deal.{action}",
         object_type="deal",
@@ -131,51 +69,6 @@ def _record(
         changes=changes or {},
         comment=comment,
     )
-
-
-def _validate(
-    *, org: Org, currency: str, rate_card_key: str, lines: list[LineInput]
-) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-
-    def error(name: str, message: str) -> None:
-        errors.setdefault(name, []).append(message)
-
-    currencies = set(RateCard.objects.filter(key=rate_card_key).values_list("currency", flat=True))
-    if not currencies:
-        error("rate_card", f"no rate card {rate_card_key!r}")
-    elif currency not in currencies:
-        error("currency", f"rate card {rate_card_key!r} is in {', '.join(sorted(currencies))}")
-    if not lines:
-        error("lines", "a deal needs at least one line")
-    for i, line in enumerate(lines):
-        where = f"lines.{i}"
-        if pool_of(line.product) is None:
-            error(
-                f"{where}.product",
-                f"{line.product.key} names no GPU pool (its filter needs gpu_model and region)",
-            )
-        if line.quantity <= 0:
-            error(f"{where}.quantity", "must be at least 1 GPU")
-        if not 1 <= line.term_months <= 120:
-            error(f"{where}.term_months", "must be between 1 and 120 months")
-        if line.unit_price < 0:
-            error(f"{where}.unit_price", "must not be negative")
-        if line.burst_unit_price is not None and line.burst_unit_price < 0:
-            error(f"{where}.burst_unit_price", "must not be negative")
-        end = add_months(line.start, line.term_months)
-        previous = line.start
-        for step in line.ramp:
-            starts, quantity = step.get("from"), step.get("quantity")
-            if not isinstance(starts, date) or not isinstance(quantity, int) or quantity < 0:
-                error(f"{where}.ramp", "each step needs a date and a whole number of GPUs ≥ 0")
-            elif not line.start < starts < end:
-                error(f"{where}.ramp", f"{starts} is outside the line's term ({line.start}, {end})")
-            elif starts <= previous:
-                error(f"{where}.ramp", f"{starts} must come after {previous}")
-            else:
-                previous = starts
-    return errors
 
 
 def _lines_write(deal: Deal, lines: list[LineInput]) -> list[DealLine]:
@@ -218,7 +111,7 @@ def deal_create(
     """A new draft for one of the actor's orgs."""
     if not access.draftable_orgs(actor).filter(pk=org.pk).exists():
         raise _forbidden(f"You may not draft deals for org {org.slug!r}.")
-    errors = _validate(org=org, currency=currency, rate_card_key=rate_card_key, lines=lines)
+    errors = terms_errors(org=org, currency=currency, rate_card_key=rate_card_key, lines=lines)
     if errors:
         raise DealError("validation_error", "The deal is not valid.", fields=errors)
     deal = Deal.objects.create(
@@ -231,7 +124,7 @@ def deal_create(
     )
     written = _lines_write(deal, lines)
     _check_economics(deal, written)
-    _record(deal, actor, Action.CREATED, "", changes=_snapshot(deal, written))
+    _record(deal, actor, Action.CREATED, "", changes=terms_snapshot(deal, written))
     return deal
 
 
@@ -252,10 +145,10 @@ def deal_update(
         raise _forbidden("Only the org's account manager may edit its deals.")
     if deal.status not in access.EDITABLE:
         raise _state(deal, "edited")
-    errors = _validate(org=deal.org, currency=currency, rate_card_key=rate_card_key, lines=lines)
+    errors = terms_errors(org=deal.org, currency=currency, rate_card_key=rate_card_key, lines=lines)
     if errors:
         raise DealError("validation_error", "The deal is not valid.", fields=errors)
-    before = _snapshot(deal, list(deal.lines.select_related("product")))
+    before = terms_snapshot(deal, list(deal.lines.select_related("product")))
     from_status = deal.status
     deal.title, deal.currency, deal.rate_card_key, deal.issuer = (
         title,
@@ -268,7 +161,7 @@ def deal_update(
     deal.save()
     written = _lines_write(deal, lines)
     _check_economics(deal, written)
-    after = _snapshot(deal, written)
+    after = terms_snapshot(deal, written)
     changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
     if changes or from_status != deal.status:
         _record(deal, actor, Action.EDITED, from_status, changes=changes)
@@ -277,51 +170,6 @@ def deal_update(
 
 def approval_threshold() -> Decimal:
     return Decimal(str(settings.TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT))
-
-
-class _DryRun(Exception):
-    pass
-
-
-def contract_entry(deal: Deal, lines: list[DealLine]) -> dict[str, Any]:
-    """The deal as an entry of the catalog's ``contracts`` section (SPEC §5 shape)."""
-    return {
-        "key": deal.contract_key,
-        "org": deal.org.slug,
-        "issuer": deal.issuer.key,
-        "rate_card": deal.rate_card_key,
-        "currency": deal.currency,
-        "start": min(line.start for line in lines).isoformat(),
-        "end": max(line_end(line) for line in lines).isoformat(),
-        "reservations": [
-            {
-                "product": line.product.key,
-                "quantity": line.quantity,
-                "unit_price": _text(line.unit_price),
-                "start": line.start.isoformat(),
-                "end": line_end(line).isoformat(),
-                **(
-                    {"burst_unit_price": _text(line.burst_unit_price)}
-                    if line.burst_unit_price is not None
-                    else {}
-                ),
-                "ramp": [{"from": s["from"], "quantity": s["quantity"]} for s in line.ramp],
-            }
-            for line in lines
-        ],
-    }
-
-
-def contract_errors(deal: Deal, lines: list[DealLine]) -> list[str]:
-    """What the catalog would refuse in the deal's contract; nothing is written."""
-    try:
-        with transaction.atomic():
-            load_catalog({"contracts": [contract_entry(deal, lines)]})
-            raise _DryRun
-    except CatalogError as exc:
-        return exc.errors
-    except _DryRun:
-        return []
 
 
 @transaction.atomic
@@ -368,9 +216,9 @@ def deal_submit(*, actor: Any, deal_id: int) -> Deal:
         Action.SUBMITTED,
         from_status,
         changes={
-            "total_contract_value": _text(economics.total_contract_value),
-            "list_value": _text(economics.list_value),
-            "discount_percent": _text(economics.discount_percent),
+            "total_contract_value": number_text(economics.total_contract_value),
+            "list_value": number_text(economics.list_value),
+            "discount_percent": number_text(economics.discount_percent),
             "reasons": reasons,
         },
         comment=comment,

@@ -1,7 +1,6 @@
 """The deal desk pages (``/deals/``): account managers draft, finance approves; both sign.
 Customers and operators get 403 on every page (``role_required``)."""
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -12,12 +11,15 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.errors import ErrorKind
+from core.timeparse import month_start
 from tenancy.models import StaffRole
 from web.access import role_required
 from web.charts import lines as line_chart
 from web.charts import stacked_bars
 
 from . import access, selectors, services
+from .errors import DealError
 from .forms import DealForm, LineFormSet, ramp_text
 from .models import Deal
 from .simulation import MAX_MONTHS, simulate
@@ -56,7 +58,7 @@ def changes_text(changes: dict[str, Any], edited: bool) -> list[str]:
 def _deal(request: HttpRequest, deal_id: int) -> Deal:
     try:
         return selectors.deal_for(user=request.user, deal_id=deal_id)
-    except services.DealError as exc:
+    except DealError as exc:
         raise PermissionDenied(exc.message) from None
 
 
@@ -100,8 +102,8 @@ def _form_page(request: HttpRequest, deal: Deal | None) -> HttpResponse:
                     )
                 else:
                     deal = services.deal_update(actor=request.user, deal_id=deal.pk, **terms)
-            except services.DealError as exc:
-                if exc.status == 403:
+            except DealError as exc:
+                if exc.kind == ErrorKind.FORBIDDEN:
                     raise PermissionDenied(exc.message) from None
                 for name, errors in (exc.fields or {"__all__": [exc.message]}).items():
                     for error in errors:
@@ -221,8 +223,8 @@ def _transition(request: HttpRequest, deal_id: int, action: str) -> HttpResponse
         else:
             deal = services.deal_sign(actor=request.user, deal_id=deal.pk)
             messages.success(request, f"Signed: contract {deal.contract_key} created.")
-    except services.DealError as exc:
-        if exc.status == 403:
+    except DealError as exc:
+        if exc.kind == ErrorKind.FORBIDDEN:
             raise PermissionDenied(exc.message) from None
         messages.error(request, exc.message)
     return HttpResponseRedirect(f"/deals/{deal_id}/")
@@ -258,7 +260,7 @@ def capacity(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("from")
     if raw:
         try:
-            start = date.fromisoformat(f"{raw}-01")
+            start = month_start(raw)
         except ValueError:
             messages.error(request, f"{raw!r} is not a month (YYYY-MM).")
     pools = selectors.capacity_for(user=request.user, start=start, months=24)

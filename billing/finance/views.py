@@ -21,7 +21,7 @@ from ..invoicing import export
 from ..invoicing.credit_notes import CreditRequest, credit_note_issue
 from ..invoicing.drafting import periods_close, periods_to_close, stale_reason
 from ..invoicing.errors import InvoicingError
-from ..invoicing.finalization import invoice_finalize, invoices_finalize_many
+from ..invoicing.finalization import invoices_finalize
 from ..invoicing.models import Invoice, StripeInvoiceSync
 from ..invoicing.pdf import render_invoice_pdf
 from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
@@ -117,8 +117,9 @@ def finalize_selected(request: HttpRequest) -> HttpResponse:
         .order_by("org_id", "period_start", "pk")
         .values_list("pk", flat=True)
     )
-    finalized = invoices_finalize_many(invoice_ids=drafts, user=request.user)
-    numbers = [invoice.number for invoice in finalized]
+    invoices_finalize(invoice_ids=drafts, user=request.user)
+    numbers = [invoice.number for invoice in Invoice.objects.filter(pk__in=drafts).order_by(
+        "org_id", "period_start", "pk")]  # fmt: skip
     messages.success(request, f"Finalized {len(numbers)}: {', '.join(numbers)}")
     return HttpResponseRedirect(request.POST.get("next") or "/finance/invoices/?status=draft")
 
@@ -170,8 +171,9 @@ def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpRe
     reason = (request.POST.get("reason") or "").strip()
     try:
         if action == "finalize":
-            invoice = invoice_finalize(invoice_id=invoice_id, user=request.user)
-            messages.success(request, f"Finalized as {invoice.number}.")
+            invoices_finalize(invoice_ids=[invoice_id], user=request.user)
+            number = Invoice.objects.values_list("number", flat=True).get(pk=invoice_id)
+            messages.success(request, f"Finalized as {number}.")
         elif action == "void":
             invoice_void(invoice_id=invoice_id, reason=reason, user=request.user)
             messages.success(request, "Voided.")

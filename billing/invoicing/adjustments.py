@@ -1,7 +1,7 @@
 """Late usage for an already invoiced period (SPEC §6 step 5).
 
 The period is rated again with all its usage, through the rating engine's read-only
-``compute_period`` (the seam named by ``settings.TESSERA_RERATE_PERIOD``), and the difference
+``compute_period``, and the difference
 from everything already billed for it — its own invoice's lines plus earlier adjustments —
 line kind by line kind and product by product, becomes ``adjustment`` lines naming it. Since
 it is a difference from what was billed, running it again adds nothing; extra usage that the
@@ -12,29 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
 
-from django.conf import settings
 from django.db.models import Max, Q
-from django.utils.module_loading import import_string
 
 from ..models import BillingPeriod, Product
+from ..rating.engine import ChargeLine, compute_period
 from .models import Invoice, InvoiceLine, LateUsageCheck, LineKind
 
 ZERO = Decimal(0)
 Key = tuple[int | None, str, int]  # (product id, charge kind, charge line)
-
-
-class ChargeValues(Protocol):
-    """What the rating engine's ``ChargeLine`` offers (``billing.rating.engine``)."""
-
-    product: Product | None
-    kind: str
-    line: int
-    quantity: Decimal
-    unit_price: Decimal
-    amount: Decimal
-    description: str
 
 
 @dataclass(frozen=True)
@@ -48,13 +34,10 @@ class AdjustmentValues:
     amount: Decimal
 
 
-def rerate(*, period: BillingPeriod, as_of: datetime) -> Sequence[ChargeValues]:
-    """The charges of ``period`` with all its usage as of ``as_of``; writes nothing.
-
-    Calls ``settings.TESSERA_RERATE_PERIOD`` (default ``billing.rating.engine.compute_period``,
-    signature ``(*, period, as_of) -> Rating`` whose ``lines`` are the charges)."""
-    compute: Any = import_string(settings.TESSERA_RERATE_PERIOD)
-    return list(compute(period=period, as_of=as_of).lines)
+def rerate(*, period: BillingPeriod, as_of: datetime) -> Sequence[ChargeLine]:
+    """The charges of ``period`` with all its usage as of ``as_of`` (the rating engine's
+    ``compute_period``); writes nothing."""
+    return list(compute_period(period=period, as_of=as_of).lines)
 
 
 def periods_with_late_usage(*, invoice: Invoice) -> list[BillingPeriod]:
@@ -101,7 +84,7 @@ def billed_for(*, period: BillingPeriod) -> dict[Key, tuple[Decimal, Decimal, De
 
 
 def adjustments_for(
-    *, period: BillingPeriod, charges: Iterable[ChargeValues]
+    *, period: BillingPeriod, charges: Iterable[ChargeLine]
 ) -> list[AdjustmentValues]:
     """The differences between ``charges`` (a re-rating) and what was billed for ``period``."""
     rated: dict[Key, tuple[Decimal, Decimal, Decimal, Product | None]] = {}

@@ -43,32 +43,33 @@ FINALIZED_FIELDS = [
 ]
 
 
-def invoice_finalize(
-    *, invoice_id: int, as_of: datetime | None = None, user: Any = None
-) -> Invoice:
-    """Number the invoice (gapless per issuer and year), freeze the org's and issuer's legal
-    details, set issue and due dates. Idempotent: a finalized invoice is returned as is."""
-    return invoices_finalize_many(invoice_ids=[invoice_id], as_of=as_of, user=user)[0]
+def invoices_finalize(
+    *,
+    invoice_ids: Sequence[int] | None = None,
+    org: Org | None = None,
+    period: tuple[int, int] | None = None,
+    as_of: datetime | None = None,
+    user: Any = None,
+) -> list[int]:
+    """Finalize invoices: number each draft (gapless per issuer and year), freeze the org's
+    and issuer's legal details, set issue and due dates (SPEC §6, §9).
 
-
-def invoices_finalize_many(
-    *, invoice_ids: Sequence[int], as_of: datetime | None = None, user: Any = None
-) -> list[Invoice]:
-    """``invoice_finalize`` for each of ``invoice_ids``, in one transaction and a handful of
-    queries; returns the invoices in ``invoice_ids`` order. The drafts among them are numbered
-    in that order, from one block of numbers per (issuer, year) taken from the locked counter
-    row (so the numbers are those one-by-one finalization in this order would give, and a
-    rollback gives the whole block back). Raises ``Invoice.DoesNotExist`` if one is missing."""
+    ``invoice_ids``: these invoices, numbered in that order (one already finalized is left as
+    it is; a missing one raises ``Invoice.DoesNotExist`` and finalizes nothing of its chunk).
+    Otherwise every draft (of ``org``, of the period starting in (year, month)), in (org,
+    period start) order. ``CHUNK`` invoices to a transaction, each chunk in a handful of
+    queries, from one block of numbers per (issuer, year) taken from the locked counter row:
+    the numbers are those one-by-one finalization in this order would give, and a rollback
+    gives the whole block back. Idempotent. Returns the ids, in order."""
     as_of = (as_of or timezone.now()).astimezone(UTC)
-    with transaction.atomic():
-        invoices = lock_invoices(invoice_ids=invoice_ids)
-        missing = [pk for pk in invoice_ids if pk not in invoices]
-        if missing:
-            raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
-        drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
-        if drafts:
-            _finalize_drafts(drafts, as_of=as_of, user=user)
-    return [invoices[pk] for pk in invoice_ids]
+    ids = (
+        list(invoice_ids)
+        if invoice_ids is not None
+        else invoices_to_finalize(org=org, period=period)
+    )
+    for chunk in chunks(ids, CHUNK):
+        _finalize_chunk(chunk, as_of=as_of, user=user)
+    return ids
 
 
 def invoices_to_finalize(
@@ -85,16 +86,18 @@ def invoices_to_finalize(
     return list(query.order_by("org_id", "period_start", "pk").values_list("pk", flat=True))
 
 
-def invoices_finalize(
-    *, org: Org | None = None, period: tuple[int, int] | None = None, as_of: datetime | None = None
-) -> list[int]:
-    """Finalize every draft (of ``org``, of the period starting in (year, month)),
-    ``CHUNK`` to a transaction (``invoices_finalize_many``), numbered in (org, period start)
-    order. Returns their ids."""
-    ids = invoices_to_finalize(org=org, period=period)
-    for chunk in chunks(ids, CHUNK):
-        invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
-    return ids
+@transaction.atomic
+def _finalize_chunk(invoice_ids: Sequence[int], *, as_of: datetime, user: Any) -> None:
+    """Finalize the drafts among ``invoice_ids`` in one transaction. Locks: the invoices in
+    one statement in pk order, then the counters (``reserve_numbers``), so chunks and single
+    finalizations wait for each other and never deadlock."""
+    invoices = lock_invoices(invoice_ids=invoice_ids)
+    missing = [pk for pk in invoice_ids if pk not in invoices]
+    if missing:
+        raise Invoice.DoesNotExist(f"No invoice {missing[0]}.")
+    drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
+    if drafts:
+        _finalize_drafts(drafts, as_of=as_of, user=user)
 
 
 def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -> None:

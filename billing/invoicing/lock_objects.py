@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.db.models import Q
 
-from .models import DocumentCounter, Invoice
+from .models import DocumentCounter, Invoice, StripeEvent
 
 
 def lock_invoice(*, invoice_id: int) -> Invoice:
@@ -30,3 +30,8 @@ def lock_document_counters(*, keys: Iterable[tuple[int, int]], kind: str) -> lis
     return list(
         DocumentCounter.objects.select_for_update().filter(wanted, kind=kind).order_by("pk")
     )
+
+
+def lock_stripe_event(*, event_pk: int) -> StripeEvent:
+    """Lock one received Stripe event: it is applied once, by one request."""
+    return StripeEvent.objects.select_for_update().get(pk=event_pk)

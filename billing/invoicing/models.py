@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from tenancy.models import Org
 
-from ..models import BillingPeriod, Contract, Issuer, Product
+from ..models.base import BillingPeriod, Contract, Issuer, Product
 
 ZERO = Decimal(0)
 

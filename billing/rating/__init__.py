@@ -6,7 +6,8 @@
 - ``engine``: ``compute_period`` — a period's charges as of a moment, computed and not saved,
   so an invoiced period can be re-rated and diffed (SPEC §6 step 5).
 - ``credits``: the drawdown ledger.
-- ``triggers``: which periods need rating, and the hook metering calls when rollups change.
+- ``due``: which periods need rating (read-only).
+- ``triggers``: the hook metering calls when rollups change; it asks for a rating run.
 
 Writes go through ``billing.services``; tasks in ``billing.tasks``.
 """

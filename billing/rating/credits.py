@@ -11,14 +11,10 @@ from decimal import Decimal
 
 from django.db.models import F, Q, Sum
 
+from ..lock_objects import lock_credit_grants
 from ..models import BillingPeriod, CreditDraw, CreditGrant
 
 ZERO = Decimal(0)
-
-
-def lock_grants(*, org_id: int) -> list[CreditGrant]:
-    """Lock the org's grants, in pk order (so concurrent ratings cannot deadlock)."""
-    return list(CreditGrant.objects.select_for_update().filter(org_id=org_id).order_by("pk"))
 
 
 def drawn_for(*, period: BillingPeriod) -> dict[int, Decimal]:
@@ -34,7 +30,7 @@ def drawn_for(*, period: BillingPeriod) -> dict[int, Decimal]:
 def credits_apply(*, period: BillingPeriod, subtotal: Decimal) -> Decimal:
     """Make the period's net draws match ``subtotal``; returns the credits applied.
     Call inside the rating transaction."""
-    grants = lock_grants(org_id=period.org_id)
+    grants = lock_credit_grants(org_id=period.org_id)
     current = drawn_for(period=period)
     eligible = [
         g
@@ -59,7 +55,7 @@ def credits_apply(*, period: BillingPeriod, subtotal: Decimal) -> Decimal:
             continue
         grant = by_pk[grant_pk]
         grant.balance -= delta
-        # The grant is locked (lock_grants), so the balance is computed here in Decimal: SQL
+        # The grant is locked (lock_credit_grants), so the balance is computed here in Decimal: SQL
         # arithmetic (F("balance") - delta) is binary floating point on SQLite, and a draw of a
         # whole balance left -2.8e-14, which the check constraint below rightly refused.
         # The check constraint refuses a negative balance even if this arithmetic were wrong.

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
 from ..models import (
     BillingPeriod,
     Contract,
@@ -39,8 +41,17 @@ FORECAST_METHOD = (
 )
 
 
-class RatingError(Exception):
+class RatingError(DomainError):
     """The contract cannot be rated as configured (message names what is missing)."""
+
+    codes = {
+        "rating_not_configured": ErrorCode(
+            ErrorKind.INVALID, "The contract cannot be rated as configured."
+        )
+    }
+
+    def __init__(self, message: str) -> None:
+        super().__init__("rating_not_configured", message)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ contain those hours are stamped ``usage_changed_at`` (invoiced ones too, so the 
 sees late usage), and a ``billing.rate_due`` run is asked for, debounced. Beat runs it every
 ``TESSERA_RATING_INTERVAL_SECONDS`` as well: it rates periods whose usage changed since their
 last rating, never rated ones, and open ones last rated before the current hour (a
-reservation's take-or-pay charge grows every hour even without usage).
+reservation's take-or-pay charge grows every hour even without usage): ``due.periods_due``.
 """
 
 from collections import defaultdict
@@ -15,13 +15,12 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from ..models import BillingPeriod
+from ..tasks import rate_due
 
 RATE_DEBOUNCE_SECONDS = 10
-Status = BillingPeriod.Status
 
 
 def rollups_changed(org_hours: Iterable[tuple[int, datetime]]) -> None:
@@ -44,36 +43,4 @@ def schedule_rating() -> None:
     if not getattr(settings, "TESSERA_RATE_ON_ROLLUP", True):
         return
     if cache.add("tessera:rating-scheduled", 1, timeout=RATE_DEBOUNCE_SECONDS):
-        from ..tasks import rate_due
-
         transaction.on_commit(rate_due.delay)
-
-
-def periods_due(*, now: datetime) -> list[int]:
-    """Ids of the open or closing periods, begun by ``now``, whose charges are stale."""
-    this_hour = now.replace(minute=0, second=0, microsecond=0)
-    stale = (
-        Q(rated_at__isnull=True)
-        | Q(usage_changed_at__gt=F("rated_at"))
-        | Q(status=Status.OPEN, rated_as_of__lt=this_hour)
-        | Q(status=Status.CLOSING, rated_as_of__lt=F("end"))
-    )
-    return list(
-        BillingPeriod.objects.filter(status__in=(Status.OPEN, Status.CLOSING), start__lte=now)
-        .filter(stale)
-        .order_by("org_id", "start")
-        .values_list("pk", flat=True)
-    )
-
-
-def rating_lag() -> tuple[str, str, float]:
-    """Scrape-time gauge: how long the stalest changed period has waited for its rating."""
-    from django.db.models import Min
-
-    oldest = BillingPeriod.objects.filter(
-        Q(rated_at__isnull=True) | Q(usage_changed_at__gt=F("rated_at")),
-        status__in=(Status.OPEN, Status.CLOSING),
-        usage_changed_at__isnull=False,
-    ).aggregate(oldest=Min("usage_changed_at"))["oldest"]
-    lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
-    return ("tessera_rating_lag_seconds", "Age of the oldest usage change not yet rated.", lag)

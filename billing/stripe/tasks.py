@@ -1,5 +1,6 @@
 from collections.abc import Iterable
 
+import stripe
 from celery import Task, shared_task
 from django.db import transaction
 
@@ -20,8 +21,6 @@ from .services import SyncBusy, invoice_sync, invoices_to_sync
 def sync_invoice(self: Task, invoice_id: int) -> None:
     """Push one finalized invoice to Stripe; retried with backoff. Resumable: a retry skips
     the steps already saved."""
-    import stripe
-
     try:
         invoice_sync(invoice_id=invoice_id)
     except SyncBusy:

@@ -13,6 +13,9 @@ import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
+from ..invoicing.lock_objects import lock_stripe_event
 from ..invoicing.models import Invoice, StripeEvent, StripeInvoiceSync
 from ..invoicing.status import invoice_status_advance
 from .client import webhook_secret
@@ -25,8 +28,13 @@ STATUS_FOR_EVENT = {
 }
 
 
-class BadSignature(Exception):
-    pass
+class BadSignature(DomainError):
+    """The body does not carry Stripe's valid signature (or is not a Stripe event)."""
+
+    codes = {"bad_signature": ErrorCode(ErrorKind.INVALID, "The Stripe signature check failed.")}
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("bad_signature", f"Signature check failed: {reason}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def webhook_receive(*, payload: bytes, signature: str | None) -> Received:
     except IntegrityError:
         event, created = StripeEvent.objects.get(event_id=event_id), False
     with transaction.atomic():
-        event = StripeEvent.objects.select_for_update().get(pk=event.pk)
+        event = lock_stripe_event(event_pk=event.pk)
         if event.applied_at is not None:
             return Received(event, duplicate=True)
         event.result = _apply(event)[:200]

@@ -58,6 +58,9 @@ ROLLUP_INTERVAL_SECONDS = _int("TESSERA_ROLLUP_INTERVAL_SECONDS", 30)
 ROLLUP_ON_INGEST = _bool("TESSERA_ROLLUP_ON_INGEST", True)
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# Where the Stripe SDK sends API requests; empty: api.stripe.com. A Stripe-compatible endpoint
+# (stripe-mock, a proxy, or the Stripe fake the demo serves on 127.0.0.1).
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 SSL_REDIRECT = _bool("TESSERA_SSL_REDIRECT", True)
 CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", [])
@@ -74,10 +77,4 @@ RATE_ON_ROLLUP = _bool("TESSERA_RATE_ON_ROLLUP", True)
 # Deal desk: a deal whose effective discount off list exceeds this (percent) needs finance.
 DEAL_APPROVAL_DISCOUNT_PERCENT = os.environ.get("TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT", "15")
 # Invoicing (billing.invoicing) and Stripe (billing.stripe).
-# The rating engine's read-only "rate this period as of" function, used for late-usage
-# adjustments (SPEC §6 step 5): (*, period, as_of) -> an object whose .lines are the charges.
-RERATE_PERIOD = os.environ.get("TESSERA_RERATE_PERIOD", "billing.rating.engine.compute_period")
-# Talk to the in-process Stripe fake (billing.stripe.testing) instead of api.stripe.com: the
-# demo and tests, where no network reaches Stripe.
-STRIPE_FAKE = _bool("TESSERA_STRIPE_FAKE", False)
 STRIPE_MAX_NETWORK_RETRIES = _int("TESSERA_STRIPE_MAX_NETWORK_RETRIES", 2)

@@ -10,6 +10,7 @@ TESSERA_MAX_BODY_BYTES = env.MAX_BODY_BYTES
 TESSERA_ROLLUP_BATCH_HOURS = env.ROLLUP_BATCH_HOURS
 STRIPE_API_KEY = env.STRIPE_API_KEY
 STRIPE_WEBHOOK_SECRET = env.STRIPE_WEBHOOK_SECRET
+STRIPE_API_BASE = env.STRIPE_API_BASE
 # Ingestion asks for a rollup (debounced) after it commits; beat runs one every interval too.
 TESSERA_ROLLUP_ON_INGEST = env.ROLLUP_ON_INGEST
 # Rollups that change an open period ask for a rating run (debounced); beat runs one too.
@@ -20,6 +21,4 @@ TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS
 TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]
 # A deal more than this many percent below list price needs finance's approval (decimal).
 TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
-TESSERA_RERATE_PERIOD = env.RERATE_PERIOD
-TESSERA_STRIPE_FAKE = env.STRIPE_FAKE
 TESSERA_STRIPE_MAX_NETWORK_RETRIES = env.STRIPE_MAX_NETWORK_RETRIES

@@ -10,11 +10,12 @@ MIG mode is not itself allocatable; its instances are).
 
 import logging
 import math
-from dataclasses import dataclass, field
-from fractions import Fraction
+from collections.abc import Mapping
 from typing import Any
 
 import pynvml
+
+from .devices import DeviceInfo, DevicesUnavailable, Reading, short_model
 
 log = logging.getLogger("tessera.collectors.nvml")
 
@@ -23,85 +24,9 @@ log = logging.getLogger("tessera.collectors.nvml")
 APPLICATION_XIDS = frozenset({13, 31, 43, 45, 68, 109})
 ALL_INSTANCES = 0xFFFFFFFF
 
-SHORT_MODELS = (
-    "GB200",
-    "B200",
-    "B100",
-    "H200",
-    "H100",
-    "H800",
-    "A100",
-    "A800",
-    "L40S",
-    "L40",
-    "L4",
-)
 
-
-class NvmlUnavailable(Exception):
+class NvmlUnavailable(DevicesUnavailable):
     """NVML cannot be used at all (driver not loaded, library missing)."""
-
-
-def short_model(name: str) -> str:
-    """'NVIDIA H100 80GB HBM3' → 'H100'; unknown names keep their first word after 'NVIDIA'."""
-    words = name.replace("-", " ").split()
-    for known in SHORT_MODELS:
-        if known in words:
-            return known
-    rest = [w for w in words if w.upper() != "NVIDIA"]
-    return rest[0] if rest else name
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What does not change while the process runs."""
-
-    uuid: str
-    gpu_uuid: str  # the physical GPU (itself, or the parent of a MIG instance)
-    gpu_model: str
-    name: str
-    mig_profile: str | None = None
-    mig_slices: int = 1
-    gpu_slices: int = 1
-    gpu_instance_id: int | None = None
-
-    @property
-    def fraction(self) -> Fraction:
-        """The share of the physical GPU this device bills: 1, or slices/7 for MIG."""
-        return Fraction(self.mig_slices, self.gpu_slices)
-
-    @property
-    def is_mig(self) -> bool:
-        return self.mig_profile is not None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "uuid": self.uuid,
-            "gpu_uuid": self.gpu_uuid,
-            "gpu_model": self.gpu_model,
-            "name": self.name,
-            "mig_profile": self.mig_profile,
-            "mig_slices": self.mig_slices,
-            "gpu_slices": self.gpu_slices,
-            "gpu_instance_id": self.gpu_instance_id,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "DeviceInfo":
-        return cls(**raw)
-
-
-@dataclass
-class Reading:
-    """One sample of one device. None: NVML does not support it there (or could not say)."""
-
-    uuid: str
-    utilization: int | None = None  # percent
-    memory_used: int | None = None  # bytes
-    power_mw: int | None = None  # milliwatts
-    energy_mj: int | None = None  # millijoules since the driver loaded
-    processes: int | None = None
-    problems: list[str] = field(default_factory=list)  # why it is not healthy; empty: healthy
 
 
 class Nvml:
@@ -123,7 +48,7 @@ class Nvml:
         self.devices.clear()
         for index in range(self.nv.nvmlDeviceGetCount()):
             try:
-                self._discover(self.nv.nvmlDeviceGetHandleByIndex(index))
+                self._discover(index, self.nv.nvmlDeviceGetHandleByIndex(index))
             except pynvml.NVMLError as exc:
                 log.error("GPU %d cannot be enumerated: %s", index, exc)
         self._register_xid_events()
@@ -141,7 +66,7 @@ class Nvml:
         self._events = None
         self._open = False
 
-    def _discover(self, handle: Any) -> None:
+    def _discover(self, index: int, handle: Any) -> None:
         uuid = _text(self.nv.nvmlDeviceGetUUID(handle))
         name = _text(self.nv.nvmlDeviceGetName(handle))
         model = short_model(name)
@@ -151,13 +76,15 @@ class Nvml:
             current = 0
         if current != pynvml.NVML_DEVICE_MIG_ENABLE:
             self.handles[uuid] = handle
-            self.devices[uuid] = DeviceInfo(uuid=uuid, gpu_uuid=uuid, gpu_model=model, name=name)
+            self.devices[uuid] = DeviceInfo(
+                uuid=uuid, gpu_uuid=uuid, gpu_model=model, name=name, index=index
+            )
             return
         self.handles[f"parent:{uuid}"] = handle
         slots = self.nv.nvmlDeviceGetMaxMigDeviceCount(handle)
-        for index in range(slots):
+        for slot in range(slots):
             try:
-                mig = self.nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, index)
+                mig = self.nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
             except pynvml.NVMLError_NotFound:
                 continue  # an unpopulated slot
             mig_uuid = _text(self.nv.nvmlDeviceGetUUID(mig))
@@ -174,6 +101,7 @@ class Nvml:
                 mig_slices=slices,
                 gpu_slices=slots,
                 gpu_instance_id=int(self.nv.nvmlDeviceGetGpuInstanceId(mig)),
+                index=index,
             )
 
     def _register_xid_events(self) -> None:
@@ -217,6 +145,20 @@ class Nvml:
                 if instance == ALL_INSTANCES or device.gpu_instance_id in (None, instance):
                     found.setdefault(device.uuid, []).append(xid)
         return found
+
+    def read_all(self, known: Mapping[str, DeviceInfo], now: float) -> dict[str, Reading]:
+        """Every known device: its reading, or ``device_missing``; XIDs since the last call."""
+        readings: dict[str, Reading] = {}
+        xids = self.xid_errors()
+        for uuid, device in known.items():
+            reading = (
+                self.read(device)
+                if uuid in self.devices
+                else Reading(uuid, problems=["device_missing"])
+            )
+            reading.problems += [f"xid_{code}" for code in xids.get(uuid, [])]
+            readings[uuid] = reading
+        return readings
 
     def read(self, device: DeviceInfo) -> Reading:
         reading = Reading(uuid=device.uuid)

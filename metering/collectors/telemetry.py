@@ -65,6 +65,21 @@ class Telemetry:
             ["reason"],
             registry=r,
         )
+        self.conflicts = Counter(
+            "gpu_collector_allocation_conflicts",
+            "Overlapping claims on one device by different orgs, refused (never billed twice)",
+            registry=r,
+        )
+        self.conflict_gpu_seconds = Counter(
+            "gpu_collector_allocation_conflict_gpu_seconds",
+            "GPU-seconds claimed by more than one org (MIG slices weighted by fraction)",
+            registry=r,
+        )
+        self.unattributed = Gauge(
+            "gpu_collector_unattributed_claims",
+            "Devices held (pod, job) by no known org at the last observation: not billed",
+            registry=r,
+        )
         self.devices = Gauge("gpu_collector_devices", "GPUs and MIG instances seen", registry=r)
         self.unhealthy = Gauge(
             "gpu_collector_unhealthy_devices", "Devices unhealthy in the last sample", registry=r

@@ -13,6 +13,7 @@ Two sources (docs/collectors.md has the details):
 """
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,17 +29,22 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from . import __version__
 from .common import (
+    COMMON_SETTINGS,
     Clock,
+    ConfigError,
+    Setting,
     SystemClock,
-    api_key_from,
+    absolute,
+    build_parser,
     iso,
-    load_document,
     parse_time,
+    resolve_settings,
     setup_logging,
 )
 from .sender import Sender
-from .spool import Spool, Transaction
+from .spool import Spool, Transaction, encode
 from .telemetry import Telemetry
 
 log = logging.getLogger("tessera.collectors.tokens")
@@ -60,6 +67,11 @@ def token_event(
     endpoint: str | None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """An ``llm.tokens`` CloudEvent (SPEC §4). Counts are ASCII decimal strings: input tokens
+    (cached included), cached input tokens, uncached input tokens (input − cached, so a catalog
+    prices the two apart without counting any token twice) and output tokens. Every count is
+    always present, zero included, so a meter that reads one never meets an event without it.
+    """
     return {
         "specversion": "1.0",
         "id": event_id,
@@ -70,9 +82,10 @@ def token_event(
         "datacontenttype": "application/json",
         "data": {
             "model": model,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cached_tokens": cached_tokens,
+            "input_tokens": str(input_tokens),
+            "cached_tokens": str(cached_tokens),
+            "uncached_input_tokens": str(input_tokens - cached_tokens),
+            "output_tokens": str(output_tokens),
             "batch": batch,
             "endpoint": endpoint,
             **(extra or {}),
@@ -81,37 +94,94 @@ def token_event(
 
 
 # (a) Gateway logs.
+def _text(record: dict[str, Any], name: str) -> str:
+    value = _optional_text(record, name)
+    if value is None:
+        raise ValueError(f"{name} is missing")
+    return value
+
+
+def _optional_text(record: dict[str, Any], name: str) -> str | None:
+    """A string field: valid Unicode (no lone surrogates), no control characters."""
+    value = record.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name} is not valid Unicode (a lone surrogate)") from exc
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError(f"{name} contains a control character")
+    return value
+
+
+def _count(usage: dict[str, Any], path: str, *, required: bool) -> int:
+    """A non-negative integer at ``path`` (dotted) in ``usage``; absent is 0 only if allowed."""
+    value: Any = usage
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        if required:
+            raise ValueError(f"usage.{path} is missing")
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"usage.{path} must be a non-negative integer")
+    return value
+
+
+def usage_counts(usage: Any) -> tuple[int, int, int]:
+    """(input tokens, cached input tokens, output tokens) from an OpenAI-compatible ``usage``.
+
+    Chat Completions: ``prompt_tokens`` (required), ``completion_tokens`` (absent: 0, as in an
+    embeddings answer), ``prompt_tokens_details.cached_tokens`` (absent: 0). Responses:
+    ``input_tokens`` and ``output_tokens`` (both required), ``input_tokens_details.cached_tokens``
+    (absent: 0). Cached tokens are part of the input (SPEC §4). Raises ValueError naming the
+    field."""
+    if not isinstance(usage, dict):
+        raise ValueError("usage is missing")
+    chat = "prompt_tokens" in usage or "completion_tokens" in usage
+    responses = "input_tokens" in usage or "output_tokens" in usage
+    if chat and responses:
+        raise ValueError("usage mixes prompt_/completion_tokens with input_/output_tokens")
+    if chat:
+        prompt = _count(usage, "prompt_tokens", required=True)
+        cached = _count(usage, "prompt_tokens_details.cached_tokens", required=False)
+        output = _count(usage, "completion_tokens", required=False)
+        name = "prompt_tokens"
+    elif responses:
+        prompt = _count(usage, "input_tokens", required=True)
+        cached = _count(usage, "input_tokens_details.cached_tokens", required=False)
+        output = _count(usage, "output_tokens", required=True)
+        name = "input_tokens"
+    else:
+        raise ValueError(
+            "usage has neither prompt_tokens (Chat Completions) nor input_tokens (Responses)"
+        )
+    if cached > prompt:
+        raise ValueError(f"usage cached_tokens ({cached}) exceeds {name} ({prompt})")
+    return prompt, cached, output
+
+
 def record_to_event(record: Any, source: str) -> dict[str, Any]:
     """One gateway usage record → one event. Raises ValueError naming what is wrong."""
     if not isinstance(record, dict):
         raise ValueError("a record must be a JSON object")
-    request_id = record.get("id") or record.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise ValueError("id (the request id) is missing")
-    org = record.get("org")
-    if not isinstance(org, str) or not org:
-        raise ValueError("org is missing")
-    model = record.get("model")
-    if not isinstance(model, str) or not model:
-        raise ValueError("model is missing")
-    usage = record.get("usage")
-    if not isinstance(usage, dict):
-        raise ValueError("usage is missing")
-    details = usage.get("prompt_tokens_details") or {}
-
-    def count(value: Any, name: str) -> int:
-        if value is None:
-            return 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer")
-        return value
-
+    if record.get("id") is None and record.get("request_id") is not None:
+        record = {**record, "id": record["request_id"]}
+    request_id = _text(record, "id")
+    org = _text(record, "org")
+    model = _text(record, "model")
+    endpoint = _optional_text(record, "endpoint")
+    input_tokens, cached_tokens, output_tokens = usage_counts(record.get("usage"))
     raw_time = record.get("created", record.get("time", record.get("timestamp")))
     if raw_time is None:
         raise ValueError("created (or time) is missing")
     try:
         moment = parse_time(raw_time)
-    except ValueError as exc:
+        iso(moment)
+    except (ValueError, OverflowError, OSError) as exc:
         raise ValueError(f"created: {exc}") from exc
     batch = record.get("batch")
     if batch is None:
@@ -122,13 +192,11 @@ def record_to_event(record: Any, source: str) -> dict[str, Any]:
         org=org,
         moment=moment,
         model=model,
-        input_tokens=count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
-        output_tokens=count(usage.get("completion_tokens"), "usage.completion_tokens"),
-        cached_tokens=count(
-            details.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens"
-        ),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_tokens=cached_tokens,
         batch=bool(batch),
-        endpoint=record.get("endpoint"),
+        endpoint=endpoint,
     )
 
 
@@ -223,9 +291,11 @@ class LogTailer:
             if not raw.strip():
                 continue
             try:
-                events.append(record_to_event(json.loads(raw), self.source))
+                event = record_to_event(json.loads(raw), self.source)
+                encode(event).encode("utf-8")  # what the spool will store: must be valid
+                events.append(event)
                 self.telemetry.lines.labels("ok").inc()
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # UnicodeError is a ValueError
                 self.telemetry.lines.labels("invalid").inc()
                 text = raw.decode("utf-8", "replace")
                 log.error("%s: unusable line kept aside (%s): %.200s", path, exc, text)
@@ -234,8 +304,8 @@ class LogTailer:
                 tx.reject(f"line:{path.name}:{digest}", body, [str(exc)])
         added = tx.add(events)
         for event in events:
-            self.telemetry.tokens.labels("input").inc(event["data"]["input_tokens"])
-            self.telemetry.tokens.labels("output").inc(event["data"]["output_tokens"])
+            self.telemetry.tokens.labels("input").inc(int(event["data"]["input_tokens"]))
+            self.telemetry.tokens.labels("output").inc(int(event["data"]["output_tokens"]))
         self.telemetry.events_spooled.inc(added)
         return added
 
@@ -269,22 +339,33 @@ class Endpoint:
         return cls(**raw)
 
 
-def parse_counters(text: str, endpoint: Endpoint) -> dict[str, dict[str, float]]:
-    """{model: {"input"|"output"|"cached": value}}, summing series that differ in other labels."""
+KINDS = ("input", "output", "cached")
+Counters = dict[str, tuple[str, dict[str, float]]]  # series key -> (model, {kind: value})
+
+
+def parse_counters(text: str, endpoint: Endpoint) -> Counters:
+    """Every series of the wanted counters: one per label set (a vLLM server has one per
+    engine), each with its model and its input / output / cached values. Raises ValueError when
+    the text is not Prometheus exposition text."""
     wanted = {endpoint.input_metric: "input", endpoint.output_metric: "output"}
     if endpoint.cached_metric:
         wanted[endpoint.cached_metric] = "cached"
-    found: dict[str, dict[str, float]] = {}
+    found: Counters = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            kind = wanted.get(sample.name)
+            name = sample.name  # the parser adds _total to a counter's samples
+            kind = (
+                wanted.get(name)
+                or wanted.get(name.removesuffix("_total"))
+                or wanted.get(name + "_total")
+            )
             if kind is None:
                 continue
             model = sample.labels.get(endpoint.model_label)
             if model is None:
                 continue
-            totals = found.setdefault(model, {})
-            totals[kind] = totals.get(kind, 0.0) + float(sample.value)
+            key = json.dumps(sorted(sample.labels.items()), separators=(",", ":"))
+            found.setdefault(key, (model, {}))[1][kind] = float(sample.value)
     return found
 
 
@@ -317,62 +398,94 @@ class Scraper:
 
     def scrape_all(self, now: float) -> None:
         for endpoint in self.endpoints:
-            try:
-                text = self.fetch(endpoint)
-                counters = parse_counters(text, endpoint)
-            except (OSError, httpx.HTTPError, ValueError) as exc:
-                # Nothing is updated: the next good scrape's delta covers this one's tokens.
-                self.telemetry.scrapes.labels("failed").inc()
-                self.telemetry.problem(f"scrape:{endpoint.name}", f"{type(exc).__name__}: {exc}")
-                log.warning("scrape of %s failed: %s", endpoint.name, exc)
-                continue
-            self.telemetry.problem(f"scrape:{endpoint.name}", None)
-            self.telemetry.scrapes.labels("ok").inc()
-            self.observe(endpoint, counters, now)
+            self.ingest(endpoint, functools.partial(self.fetch, endpoint), now)
         self.flush(now)
 
-    def observe(
-        self, endpoint: Endpoint, counters: dict[str, dict[str, float]], now: float
-    ) -> None:
-        """Turn one scrape's counter values into deltas in the window of ``now``."""
+    def ingest(self, endpoint: Endpoint, read: Callable[[], str], now: float) -> bool:
+        """Read one scrape (live or recorded) and count it; a body that cannot be read or is
+        not Prometheus text changes nothing (the next good scrape's delta covers it) and is
+        reported: a warning, ``token_collector_scrapes{result="failed"}``, /healthz."""
+        try:
+            counters = parse_counters(read(), endpoint)
+        except (OSError, httpx.HTTPError, ValueError) as exc:
+            self.telemetry.scrapes.labels("failed").inc()
+            self.telemetry.problem(f"scrape:{endpoint.name}", f"{type(exc).__name__}: {exc}")
+            log.warning("scrape of %s failed: %s", endpoint.name, exc)
+            return False
+        self.telemetry.problem(f"scrape:{endpoint.name}", None)
+        self.telemetry.scrapes.labels("ok").inc()
+        self.observe(endpoint, counters, now)
+        return True
+
+    def observe(self, endpoint: Endpoint, counters: Counters, now: float) -> None:
+        """Turn one scrape's counter values into deltas in the window of ``now``.
+
+        Deltas and resets are per series (SPEC §4): one engine restarting does not hide the
+        others' progress. A counter that went down restarted from zero: its new value is what
+        was counted since; tokens between the last scrape and the restart are unknowable."""
         key = f"tokens:scrape:{endpoint.name}"
         start = int(now // self.window) * self.window
         with self.spool.transaction() as tx:
-            state = tx.get_state(key) or {"series": {}, "windows": {}}
-            for model, values in sorted(counters.items()):
-                last = state["series"].get(model)
-                deltas = {}
-                for kind in ("input", "output", "cached"):
-                    if kind not in values:
-                        continue
-                    value = int(round(values[kind]))
-                    previous = None if last is None else last.get(kind)
-                    if previous is None:
-                        delta = value if endpoint.count_from_zero else 0
-                    elif value < previous:
-                        # The server restarted: its counter began again at zero. Tokens counted
-                        # between our last scrape and the restart are unknowable; those since are.
-                        self.telemetry.counter_resets.inc()
-                        log.warning(
-                            "%s %s %s went back from %d to %d: counter reset",
-                            endpoint.name,
-                            model,
-                            kind,
-                            previous,
-                            value,
-                        )
-                        delta = value
-                    else:
-                        delta = value - previous
-                    deltas[kind] = delta
-                state["series"][model] = {k: int(round(v)) for k, v in values.items()}
-                if any(deltas.values()):
+            state = tx.get_state(key) or {"version": 2, "series": {}, "windows": {}}
+            legacy: dict[str, dict[str, int]] = {}
+            if state.get("version") != 2:  # saved per model by an older collector
+                legacy = state.get("series") or {}
+                state = {"version": 2, "series": {}, "windows": state.get("windows") or {}}
+            deltas: dict[str, dict[str, int]] = {}
+            models = {model for model, _ in counters.values()}
+            for model in sorted(models & set(legacy)):
+                totals: dict[str, float] = {}
+                for m, values in counters.values():
+                    for kind, value in values.items():
+                        if m == model:
+                            totals[kind] = totals.get(kind, 0.0) + value
+                deltas[model] = self._deltas(endpoint, model, totals, legacy[model])
+            for series, (model, values) in sorted(counters.items()):
+                if model not in legacy:
+                    previous = state["series"].get(series)
+                    found = self._deltas(endpoint, series, values, previous)
+                    per_model = deltas.setdefault(model, {})
+                    for kind, delta in found.items():
+                        per_model[kind] = per_model.get(kind, 0) + delta
+                state["series"][series] = {k: int(round(v)) for k, v in values.items()}
+            for model, found in sorted(deltas.items()):
+                if any(found.values()):
                     slot = state["windows"].setdefault(
                         f"{start}|{model}", {"input": 0, "output": 0, "cached": 0}
                     )
-                    for kind, delta in deltas.items():
+                    for kind, delta in found.items():
                         slot[kind] += delta
             tx.set_state(key, state)
+
+    def _deltas(
+        self,
+        endpoint: Endpoint,
+        series: str,
+        values: dict[str, float],
+        previous: dict[str, int] | None,
+    ) -> dict[str, int]:
+        deltas = {}
+        for kind in KINDS:
+            if kind not in values:
+                continue
+            value = int(round(values[kind]))
+            before = None if previous is None else previous.get(kind)
+            if before is None:
+                deltas[kind] = value if endpoint.count_from_zero else 0
+            elif value < before:
+                self.telemetry.counter_resets.inc()
+                log.warning(
+                    "%s %s %s went back from %d to %d: counter reset",
+                    endpoint.name,
+                    series,
+                    kind,
+                    before,
+                    value,
+                )
+                deltas[kind] = value
+            else:
+                deltas[kind] = value - before
+        return deltas
 
     def flush(self, now: float) -> int:
         """Emit every window that has ended by ``now``."""
@@ -390,6 +503,17 @@ class Scraper:
                     if start + self.window > now:
                         continue
                     slot = state["windows"].pop(slot_key)
+                    if slot["cached"] > slot["input"]:
+                        # The cached counter ran ahead of the input one within the window
+                        # (scraped a moment apart): never more cached than input tokens.
+                        log.warning(
+                            "%s %s: %d cached of %d input tokens; cached capped",
+                            endpoint.name,
+                            model,
+                            slot["cached"],
+                            slot["input"],
+                        )
+                        slot["cached"] = slot["input"]
                     events.append(
                         token_event(
                             event_id=f"{endpoint.name}/{model}/{iso(start)}",
@@ -422,10 +546,14 @@ def replay_files(directory: Path) -> list[tuple[float, str, Path]]:
     for path in sorted(directory.glob("*/*.prom")):
         stem = path.stem
         try:
-            moment = float(stem)
+            try:
+                moment = float(stem)
+            except ValueError:
+                date, _, clock = stem.partition("T")
+                moment = parse_time(f"{date}T{clock.replace('-', ':')}")
         except ValueError:
-            date, _, clock = stem.partition("T")
-            moment = parse_time(f"{date}T{clock.replace('-', ':')}")
+            log.warning("replay: %s is not named by its time; skipped", path)
+            continue
         found.append((moment, path.parent.name, path))
     return sorted(found)
 
@@ -443,8 +571,7 @@ def replay(scraper: Scraper, directory: Path) -> int:
             continue
         if moment <= done.get(name, -math.inf):
             continue
-        counters = parse_counters(path.read_text(encoding="utf-8"), endpoint)
-        scraper.observe(endpoint, counters, moment)
+        scraper.ingest(endpoint, functools.partial(path.read_text, encoding="utf-8"), moment)
         scraper.flush(moment)
         done[name] = moment
         scraper.spool.set_state("tokens:replay", done)
@@ -455,79 +582,108 @@ def replay(scraper: Scraper, directory: Path) -> int:
     return count
 
 
-DEFAULTS: dict[str, Any] = {
-    "api_url": "http://127.0.0.1:8000",
-    "spool": "var/token-collector.sqlite3",
-    "window_seconds": 60,
-    "interval_seconds": 15.0,
-    "batch_size": 1000,
-    "drain_timeout": 300.0,
-    "log_level": "INFO",
-    "source": "tessera-token-collector",
-    "logs": [],
-    "endpoints": [],
-}
+SETTINGS: tuple[Setting, ...] = (
+    *COMMON_SETTINGS,
+    Setting("spool", "path", "var/token-collector.sqlite3", "spool database path"),
+    Setting("logs", "json", [], "gateway usage logs to tail: paths, or JSON [{path, source}]",
+            repeat=True),
+    Setting("endpoints", "json", [], "inference servers to scrape: NAME=ORG=URL (URL may be "
+            "file:///path), or JSON [{name, org, url, ...}]", repeat=True),
+    Setting("model_label", default="model_name", help="label naming the model (endpoints "
+            "that do not set their own)"),
+    Setting("input_metric", default="vllm:prompt_tokens_total", help="input tokens counter"),
+    Setting("output_metric", default="vllm:generation_tokens_total",
+            help="output tokens counter"),
+    Setting("cached_metric", help="cached input tokens counter (none by default)"),
+    Setting("count_from_zero", "bool", True, "a series first seen counts from zero"),
+    Setting("window_seconds", "int", 60, "window for scraped counters; divides 3600"),
+    Setting("interval_seconds", "float", 15.0, "seconds between polls and scrapes"),
+    Setting("source", default="tessera-token-collector",
+            help="CloudEvents source of scraped events and of logs without their own"),
+    Setting("once", "bool", False, "poll and scrape once, deliver, and exit"),
+    Setting("replay", "path", help="replay recorded scrapes DIR/<endpoint>/<time>.prom, exit"),
+)  # fmt: skip
+ENDPOINT_DEFAULTS = ("model_label", "input_metric", "output_metric", "cached_metric")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m metering.collectors.tokens",
-        description=(
-            "Tessera token collector: tails gateway usage logs (JSON lines) and scrapes the "
-            "Prometheus metrics of dedicated inference servers, and reports llm.tokens events "
-            "to POST /api/v1/events. Log files and endpoints are listed in --config (see "
-            "examples/tokens.yaml); --log and --endpoint add more from the command line."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_token_parser() -> argparse.ArgumentParser:
+    return build_parser(
+        "python -m metering.collectors.tokens",
+        "Tessera token collector: tails gateway usage logs (JSON lines, Chat Completions or "
+        "Responses usage) and scrapes the Prometheus metrics of dedicated inference servers, "
+        "and reports llm.tokens events to POST /api/v1/events.",
+        SETTINGS,
     )
-    add = parser.add_argument
-    add("--config", help="YAML or JSON file: api_url, spool, logs: [...], endpoints: [...], ...")
-    add("--api-url", help=f"Tessera base URL (default {DEFAULTS['api_url']})")
-    add("--api-key", help="collector API key (or env TESSERA_COLLECTOR_KEY)")
-    add("--spool", help=f"spool database path (default {DEFAULTS['spool']})")
-    add("--log", action="append", metavar="PATH", help="a gateway usage log to tail (repeatable)")
-    add(
-        "--endpoint",
-        action="append",
-        metavar="NAME=ORG=URL",
-        help="a vLLM endpoint to scrape (repeatable); URL may be file:///path",
-    )
-    add("--window-seconds", type=int, help="window for scraped counters; divides 3600 (60)")
-    add("--interval-seconds", type=float, help="seconds between polls and scrapes (15)")
-    add("--source", help="CloudEvents source of scraped events and of logs without their own")
-    add("--batch-size", type=int, help="events per POST (default 1000)")
-    add("--health-port", type=int, help="serve /healthz and /metrics on this port")
-    add("--once", action="store_true", help="poll and scrape once, deliver, and exit")
-    add("--replay", metavar="DIR", help="replay recorded scrapes DIR/<endpoint>/<time>.prom, exit")
-    add("--drain-timeout", type=float, help="seconds to keep sending before exiting (300)")
-    add("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
-    return parser
+
+
+def _entries(raw: Any) -> list[Any]:
+    items = raw if isinstance(raw, list) else [raw]
+    found: list[Any] = []
+    for item in items:
+        if isinstance(item, str) and item.strip()[:1] == "[":
+            found.extend(json.loads(item))
+        elif isinstance(item, str):
+            found.extend(item.split())
+        else:
+            found.append(item)
+    return found
+
+
+def sources_from(cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Endpoint]]:
+    """Log files and endpoints from resolved settings; paths made absolute (relative to the
+    config file when they came from it). Raises ConfigError naming the bad entry."""
+    logs: list[dict[str, Any]] = []
+    base = Path(cfg["_base"]["logs"])
+    try:
+        for entry in _entries(cfg["logs"]):
+            item = {"path": entry} if isinstance(entry, str) else dict(entry)
+            if set(item) - {"path", "source"} or not item.get("path"):
+                raise ValueError(f"{entry!r}: expected a path or {{path, source}}")
+            logs.append({**item, "path": absolute(str(item["path"]), base)})
+        endpoints = []
+        base = Path(cfg["_base"]["endpoints"])
+        for entry in _entries(cfg["endpoints"]):
+            if isinstance(entry, str):
+                name, org, url = entry.split("=", 2)
+                entry = {"name": name, "org": org, "url": url}
+            item = {k: cfg[k] for k in ENDPOINT_DEFAULTS if cfg.get(k)}
+            item["count_from_zero"] = cfg["count_from_zero"]
+            item.update(dict(entry))
+            url = str(item.get("url", ""))
+            if url.startswith("file://") and not url.startswith("file:///"):
+                item["url"] = "file://" + absolute(url.removeprefix("file://"), base)
+            endpoints.append(Endpoint.from_config(item))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"logs/endpoints: {exc}") from exc
+    return logs, endpoints
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config: dict[str, Any] = load_document(args.config) or {} if args.config else {}
-    cfg = {**DEFAULTS}
-    if os.environ.get("TESSERA_API_URL"):
-        cfg["api_url"] = os.environ["TESSERA_API_URL"]
-    cfg.update({k.replace("-", "_"): v for k, v in config.items()})
-    cfg.update(
-        {
-            k: v
-            for k, v in vars(args).items()
-            if v not in (None, False) and k not in ("log", "endpoint")
-        }
-    )
-    setup_logging(cfg["log_level"])
-    api_key = api_key_from(args.api_key, config)
-    if not api_key:
-        log.error("no API key: pass --api-key or set TESSERA_COLLECTOR_KEY")
+    args = build_token_parser().parse_args(argv)
+    try:
+        cfg = resolve_settings(args, SETTINGS)
+        logs, endpoints = sources_from(cfg)
+    except ConfigError as exc:
+        setup_logging("INFO")
+        log.error("%s", exc)
         return 2
-    logs = [dict(x) for x in cfg["logs"]] + [{"path": p} for p in args.log or []]
-    endpoints = [Endpoint.from_config(dict(e)) for e in cfg["endpoints"]]
-    for spec in args.endpoint or []:
-        name, org, url = spec.split("=", 2)
-        endpoints.append(Endpoint(name=name, org=org, url=url))
+    setup_logging(cfg["log_level"])
+    api_key = cfg.get("api_key")
+    if not api_key:
+        log.error("no API key: --api-key or TESSERA_COLLECTOR_API_KEY (or TESSERA_COLLECTOR_KEY)")
+        return 2
+    if not logs and not endpoints:
+        log.error("nothing to collect: give --logs PATH or --endpoints NAME=ORG=URL (or logs: / "
+                  "endpoints: in the config)")  # fmt: skip
+        return 2
+    missing = [x["path"] for x in logs if not Path(x["path"]).is_file()]
+    if missing:
+        log.error("log file(s) not found: %s (create them empty if the gateway has not "
+                  "written yet)", ", ".join(missing))  # fmt: skip
+        return 2
+    if cfg.get("replay") and not Path(cfg["replay"]).is_dir():
+        log.error("--replay %s: not a directory", cfg["replay"])
+        return 2
     telemetry = Telemetry("tokens")
     spool = Spool(Path(cfg["spool"]))
     tailers = [
@@ -536,13 +692,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         for x in logs
     ]
-    scraper = Scraper(
-        endpoints=endpoints,
-        spool=spool,
-        telemetry=telemetry,
-        window_seconds=int(cfg["window_seconds"]),
-        source=cfg["source"],
-    )
+    try:
+        scraper = Scraper(
+            endpoints=endpoints,
+            spool=spool,
+            telemetry=telemetry,
+            window_seconds=int(cfg["window_seconds"]),
+            source=cfg["source"],
+        )
+    except ValueError as exc:
+        log.error("%s", exc)
+        spool.close()
+        return 2
     sender = Sender(
         spool=spool,
         api_url=cfg["api_url"],
@@ -568,7 +729,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     clock: Clock = SystemClock()
     log.info(
-        "token collector: %d logs, %d endpoints, spool %s",
+        "token collector %s: %d logs, %d endpoints, spool %s",
+        __version__,
         len(tailers),
         len(endpoints),
         cfg["spool"],

@@ -27,8 +27,8 @@ def test_example_catalog_loads(db):
 
     assert report.created == {
         "issuers": 1,
-        "meters": 3,
-        "products": 2,
+        "meters": 5,
+        "products": 3,
         "orgs": 1,
         "capacity_pools": 1,
     }
@@ -47,7 +47,7 @@ def test_loading_twice_changes_nothing(db):
 
     assert report.created == {}
     assert report.updated == {}
-    assert sum(report.unchanged.values()) == 8
+    assert sum(report.unchanged.values()) == 11
     assert (
         list(Product.objects.values()) + list(Meter.objects.values("key", "updated_at")) == before
     )
@@ -80,7 +80,7 @@ def test_errors_name_entry_and_field_and_nothing_is_written(db):
         "meters[0] (gpu_time).aggregation: "
         "'avg' must be one of sum, count, max, unique_count, latest",
         "products[1] (llama-70b-input).filter.colour: "
-        "meter 'llm_input_tokens' has no dimension 'colour'",
+        "meter 'llm_uncached_input_tokens' has no dimension 'colour'",
         "orgs[0] (acme).currency: 'usd' must be an ISO 4217 code in capitals (e.g. USD)",
         "capacity_pools[0].gpus: must be at least 0",
     ]
@@ -141,7 +141,7 @@ def test_command_loads_json_too(db, tmp_path):
 
     call_command("load_catalog", str(path))
 
-    assert counts() == (1, 3, 2, 1, 1)
+    assert counts() == (1, 5, 3, 1, 1)
 
 
 def test_demo_catalog_loads(db):

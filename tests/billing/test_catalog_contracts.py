@@ -77,7 +77,7 @@ def test_full_example_loads_twice_without_changes(db):
     assert report.created == {}
     assert report.updated == {}
     assert RateCard.objects.filter(key="list-usd-2026").count() == 2
-    assert Price.objects.count() == 9
+    assert Price.objects.count() == 11
 
 
 def _errors(document) -> list[str]:

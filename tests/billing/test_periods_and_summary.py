@@ -5,8 +5,9 @@ import pytest
 from django.db import transaction
 
 from billing.models import BillingPeriod, Contract
+from billing.rating.due import periods_due
 from billing.rating.periods import period_bounds
-from billing.rating.triggers import periods_due, rollups_changed
+from billing.rating.triggers import rollups_changed
 from billing.services import org_rate
 from billing.tasks import rate_due
 from tenancy.models import Org
@@ -108,7 +109,7 @@ def test_rollup_hook_schedules_a_rating_after_commit(
 def test_rating_lag_counts_from_the_oldest_unrated_change(catalog, monkeypatch):
     from datetime import timedelta
 
-    from billing.rating.triggers import rating_lag
+    from billing.rating.due import rating_lag
 
     catalog(contract())
     ingest([gpu(0, "3600")])

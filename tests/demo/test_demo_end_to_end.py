@@ -20,6 +20,7 @@ import yaml
 
 from billing.invoicing.models import Invoice, StripeInvoiceSync
 from metering.models import Allocation
+from testing.stripe_server import StripeServer
 
 from ..support.broker import DEMO_BROKER, Broker
 from ..support.waiting import wait_until
@@ -48,9 +49,11 @@ PACKAGE_70B_OUT = {"USD": (10, "9.00"), "EUR": (10, "8.20")}
 PER_UNIT = {
     "USD": {"h100-eu-north": "2.50", "h100-us-east": "2.40", "h200-eu-north": "3.20",
             "h200-us-east": "3.10", "b200-eu-north": "5.50", "b200-us-east": "5.30",
-            "llama-8b-input": "0.10"},
+            "llama-8b-input": "0.10", "llama-70b-cached-input": "0.09",
+            "llama-8b-cached-input": "0.01"},
     "EUR": {"h100-eu-north": "2.30", "h200-eu-north": "2.95", "b200-eu-north": "5.05",
-            "llama-8b-input": "0.09"},
+            "llama-8b-input": "0.09", "llama-70b-cached-input": "0.08",
+            "llama-8b-cached-input": "0.009"},
 }  # fmt: skip
 CURRENCY = {"acme": "USD", "globex": "USD", "umbrella": "USD", "initech": "EUR", "hooli": "EUR"}
 DISCOUNT: dict[str, dict[str | None, str]] = {
@@ -141,11 +144,14 @@ class Usage:
             record = json.loads(line)
             when = month_of(datetime.fromtimestamp(record["created"], UTC))
             org, usage = record["org"], record["usage"]
-            if record["model"] == "llama-3.1-70b":
-                self.tokens[(org, when, "llama-70b-input")] += usage["prompt_tokens"] / M
+            cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+            model = "llama-70b" if record["model"] == "llama-3.1-70b" else "llama-8b"
+            # input products bill the uncached part; cached input is a product of its own
+            self.tokens[(org, when, f"{model}-input")] += (usage["prompt_tokens"] - cached) / M
+            if cached:
+                self.tokens[(org, when, f"{model}-cached-input")] += cached / M
+            if model == "llama-70b":
                 self.tokens[(org, when, "llama-70b-output")] += usage["completion_tokens"] / M
-            else:
-                self.tokens[(org, when, "llama-8b-input")] += usage["prompt_tokens"] / M
 
     def _vllm(self, directory: Path) -> None:
         """Counter deltas per scrape; a counter that went down restarted: its value counts."""
@@ -229,16 +235,21 @@ def ramp_after(hour: datetime, ramp: date) -> bool:
 @pytest.fixture
 def worker(tmp_path):
     workers = Workers(Broker(DEMO_BROKER))
-    workers.env["TESSERA_ROLLUP_ON_INGEST"] = "1"  # the demo's rollups go to the worker
-    log = open(tmp_path / "worker.log", "wb")
-    workers.start(log=log, TESSERA_STRIPE_FAKE="1", TESSERA_VAR_DIR=str(tmp_path))
-    yield {
-        **workers.env,
-        "TESSERA_STRIPE_FAKE": "1",
-        "TESSERA_VAR_DIR": str(tmp_path),
-    }
-    workers.stop()
-    log.close()
+    with StripeServer() as stripe:  # one Stripe fake for the demo and the worker
+        workers.env.update(
+            {
+                "TESSERA_ROLLUP_ON_INGEST": "1",  # the demo's rollups go to the worker
+                "STRIPE_API_KEY": "sk_test_tessera_demo",
+                "STRIPE_API_BASE": stripe.base,
+                "STRIPE_WEBHOOK_SECRET": stripe.fake.webhook_secret,
+                "TESSERA_VAR_DIR": str(tmp_path),
+            }
+        )
+        log = open(tmp_path / "worker.log", "wb")
+        workers.start(log=log)
+        yield workers.env
+        workers.stop()
+        log.close()
 
 
 def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker, tmp_path):

@@ -40,10 +40,12 @@ def acme(db):
                 type="llm.tokens",
                 source="gateway",
                 time=start + timedelta(hours=h),
-                data={
+                data={  # as the token collector sends them (cached input priced apart)
                     "model": "llama-3.1-70b",
-                    "input_tokens": 1_000_000,
-                    "output_tokens": 250_000,
+                    "input_tokens": "1000000",
+                    "cached_tokens": "0",
+                    "uncached_input_tokens": "1000000",
+                    "output_tokens": "250000",
                 },
             )
         )

@@ -15,7 +15,8 @@ import pytest
 from django.utils import timezone
 
 from billing.catalog import load_catalog
-from billing.deals.services import LineInput, deal_create
+from billing.deals.services import deal_create
+from billing.deals.terms import LineInput
 from billing.invoicing.credit_notes import credit_note_issue
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import invoices_finalize
@@ -101,7 +102,6 @@ def build_world(orgs: int | list[str]) -> World:
 def _no_rate_on_rollup(settings: Any) -> None:
     """The tests say when rating runs (in process, or on the worker)."""
     settings.TESSERA_RATE_ON_ROLLUP = False
-    settings.TESSERA_STRIPE_FAKE = False
     settings.STRIPE_API_KEY = ""
 
 

@@ -9,8 +9,8 @@ that production code carries no test hooks:
   holds. The test waits for the file and SIGKILLs the process: the kill lands at a named point.
 - ``TESSERA_REL_SET=module:NAME:INT``: set a module constant (a smaller batch size).
 - ``TESSERA_REL_STRIPE_BASE=http://host:port``: the Stripe SDK talks to that address (a
-  ``FakeStripe`` the test serves over HTTP, whose state outlives the killed worker) instead of
-  the per-process fake behind ``TESSERA_STRIPE_FAKE``.
+  ``FakeStripe`` the test serves over HTTP, whose state outlives the killed worker), without
+  retries.
 """
 
 import functools

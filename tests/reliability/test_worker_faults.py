@@ -22,18 +22,19 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize, invoices_finalize
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice, StripeInvoiceSync
 from billing.models import BillingPeriod, RatedCharge
+from billing.rating.due import periods_due
 from billing.rating.engine import compute_period
-from billing.rating.triggers import periods_due
 from billing.services import period_rate
 from billing.stripe import tasks as stripe_tasks
+from testing.stripe_server import StripeServer
 
+from ..support.invoicing import finalize
 from ..support.waiting import wait_until
 from ..support.workers import ROOT
 from .conftest import build_world
-from .stripe_server import StripeServer
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -215,7 +216,7 @@ def test_an_enqueue_lost_after_commit_is_run_by_the_beat_sweep(db, workers, sett
     """The broker is down when finalization commits: no sync task exists. Beat's
     ``sync_pending`` finds the invoice all the same."""
     build_world(2)
-    settings.TESSERA_STRIPE_FAKE = True
+    settings.STRIPE_API_KEY = "sk_test_tessera_rel"  # Stripe on: finalizing enqueues syncs
 
     def broker_down(*args: object, **kwargs: object) -> None:
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
@@ -223,7 +224,7 @@ def test_an_enqueue_lost_after_commit_is_run_by_the_beat_sweep(db, workers, sett
     monkeypatch.setattr(stripe_tasks.sync_invoice, "delay", broker_down)
     rate_all_in_process()
     drafts = periods_close(as_of=timezone.now()).drafted
-    invoices = [invoice_finalize(invoice_id=d.pk) for d in drafts]  # robust on_commit: logged
+    invoices = [finalize(d.pk) for d in drafts]  # robust on_commit: logged
     assert not StripeInvoiceSync.objects.exists()
 
     with StripeServer() as stripe:

@@ -1,16 +1,9 @@
-from datetime import UTC, datetime
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from billing.invoicing.drafting import periods_close
+from core.timeparse import parse_instant
 from tenancy.models import Org
-
-
-def parse_moment(value: str) -> datetime:
-    """An ISO date or datetime; naive means UTC."""
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Command(BaseCommand):
@@ -26,7 +19,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: str | None) -> None:
         try:
-            as_of = parse_moment(options["as_of"]) if options["as_of"] else timezone.now()
+            as_of = (
+                parse_instant(options["as_of"], assume_utc=True)
+                if options["as_of"]
+                else timezone.now()
+            )
         except ValueError as exc:
             raise CommandError(f"--as-of: {exc}") from None
         org = None

@@ -2,11 +2,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.invoicing import finalization
 from billing.invoicing.drafting import chunks
-from billing.invoicing.finalization import invoices_finalize_many, invoices_to_finalize
-from core.timeparse import month_of
+from billing.invoicing.finalization import invoices_finalize, invoices_to_finalize
+from billing.invoicing.models import Invoice
+from core.timeparse import month_of, parse_instant
 from tenancy.models import Org
-
-from .close_periods import parse_moment
 
 
 class Command(BaseCommand):
@@ -28,14 +27,14 @@ class Command(BaseCommand):
                 raise CommandError(f"No org {options['org']!r}.")
         try:
             period = month_of(options["period"]) if options["period"] else None
-            as_of = parse_moment(options["as_of"]) if options["as_of"] else None
+            as_of = parse_instant(options["as_of"], assume_utc=True) if options["as_of"] else None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         ids = invoices_to_finalize(org=org, period=period)
         done = 0
         for chunk in chunks(ids, finalization.CHUNK):
-            finalized = invoices_finalize_many(invoice_ids=chunk, as_of=as_of)
-            numbers = [invoice.number for invoice in finalized]
+            invoices_finalize(invoice_ids=chunk, as_of=as_of)
+            last = Invoice.objects.values_list("number", flat=True).get(pk=chunk[-1])
             done += len(chunk)
-            self.stdout.write(f"  {done}/{len(ids)} (last: {numbers[-1]})")
+            self.stdout.write(f"  {done}/{len(ids)} (last: {last})")
         self.stdout.write(self.style.SUCCESS(f"{len(ids)} invoice(s) finalized."))

@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -6,19 +6,15 @@ from django.utils import timezone
 from billing.models import Contract
 from billing.rating.engine import RatingError
 from billing.services import org_rate
+from core.timeparse import parse_instant
 from tenancy.models import Org
 
 
 def parse_as_of(raw: str) -> datetime:
     try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise CommandError(f"--as-of {raw!r} is not an ISO 8601 date or datetime") from None
-    if moment.tzinfo is None:
-        raise CommandError(f"--as-of {raw!r} has no timezone; add 'Z' or an offset")
-    return moment.astimezone(UTC)
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise CommandError(f"--as-of {exc}") from None
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: int | None) -> None:
         if not stripe_enabled():
-            raise CommandError("Stripe is not configured (STRIPE_API_KEY or TESSERA_STRIPE_FAKE).")
+            raise CommandError("Stripe is not configured (STRIPE_API_KEY).")
         ids = [options["invoice"]] if options["invoice"] else invoices_to_sync()
         failed = 0
         for done, invoice_id in enumerate(ids, start=1):

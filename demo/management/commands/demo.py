@@ -16,6 +16,7 @@ from demo import pipeline, scenario
 from demo.services import allocations_write, customer_login_ensure, staff_logins_ensure
 from metering.models import UsageEvent
 from tenancy.models import Org
+from testing.stripe_server import StripeServer
 
 DEMO_DB = "demo.sqlite3"
 
@@ -45,11 +46,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not os.environ.get("DATABASE_URL"):
             self._run_on_demo_database(options)  # does not return
-        if settings.STRIPE_API_KEY and not settings.TESSERA_STRIPE_FAKE:
-            raise CommandError(
-                "STRIPE_API_KEY is set: the demo never pushes invoices to a real Stripe "
-                "account. Unset it, or set TESSERA_STRIPE_FAKE=1."
-            )
+        self.stripe_fake_serve()
         started = time.monotonic()
         now = datetime.now(UTC)
         span = scenario.span_for(now, options["days"])
@@ -139,6 +136,28 @@ class Command(BaseCommand):
             "runserver", f"127.0.0.1:{options['port']}", use_reloader=False, skip_checks=True
         )
 
+    def stripe_fake_serve(self) -> None:
+        """Invoices go to a Stripe fake, never to a real Stripe account: the endpoint
+        ``STRIPE_API_BASE`` names (a fake the caller serves) or, without one, a fake served here
+        on 127.0.0.1 for this process and every process it starts (the ingestion API, workers
+        started with its environment)."""
+        if settings.STRIPE_API_BASE:
+            return
+        if settings.STRIPE_API_KEY:
+            raise CommandError(
+                "STRIPE_API_KEY is set: the demo never pushes invoices to a real Stripe "
+                "account. Unset it (the demo then serves its own Stripe fake)."
+            )
+        server = StripeServer().__enter__()  # a daemon thread: it ends with the demo
+        values = {
+            "STRIPE_API_KEY": "sk_test_tessera_demo",
+            "STRIPE_API_BASE": server.base,
+            "STRIPE_WEBHOOK_SECRET": server.fake.webhook_secret,
+        }
+        for name, value in values.items():
+            setattr(settings, name, value)
+            os.environ[name] = value
+
     # The demo's own database: rebuilt from scratch, then this command again in its env.
     def _run_on_demo_database(self, options: dict[str, Any]) -> None:
         var = env.VAR_DIR
@@ -148,8 +167,9 @@ class Command(BaseCommand):
         demo_env = {
             **os.environ,
             "DATABASE_URL": f"sqlite:///{var / DEMO_DB}",
-            "TESSERA_STRIPE_FAKE": "1",
             "STRIPE_API_KEY": "",
+            "STRIPE_API_BASE": "",
+            "STRIPE_WEBHOOK_SECRET": "",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         }
         demo_env.pop("CELERY_BROKER_URL", None)  # Celery in-process: the embedded default

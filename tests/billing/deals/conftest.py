@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from billing.deals.services import LineInput, deal_create
+from billing.deals.services import deal_create
+from billing.deals.terms import LineInput
 from billing.models import Issuer, Product
 from tenancy.models import Membership, Org
 

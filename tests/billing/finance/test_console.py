@@ -8,12 +8,12 @@ from django.test import Client
 
 from audit.models import AuditEntry
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import CreditNote, Invoice
 from tenancy.models import Membership
 from tenancy.services import staff_user_create
 
 from ...factories import MembershipFactory, UserFactory
+from ...support.invoicing import finalize
 from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
 
 
@@ -95,7 +95,7 @@ def test_close_button_drafts_ready_periods(finance, world):  # noqa: F811
 
 
 def test_void_needs_a_reason_and_is_logged(finance, drafts):
-    invoice = invoice_finalize(invoice_id=drafts[0].pk)
+    invoice = finalize(drafts[0].pk)
 
     finance.post(f"/finance/invoices/{invoice.pk}/void/", {"reason": ""})
     invoice.refresh_from_db()
@@ -110,7 +110,7 @@ def test_void_needs_a_reason_and_is_logged(finance, drafts):
 
 
 def test_partial_credit_note_by_line(finance, drafts):
-    invoice = invoice_finalize(invoice_id=drafts[0].pk)
+    invoice = finalize(drafts[0].pk)
     burst = invoice.lines.get(kind="burst")
 
     finance.post(
@@ -126,7 +126,7 @@ def test_partial_credit_note_by_line(finance, drafts):
 
 def test_exports_json_csv_and_a_zip_of_pdfs(finance, drafts):
     for invoice in drafts:
-        invoice_finalize(invoice_id=invoice.pk)
+        finalize(invoice.pk)
 
     as_json = finance.get("/finance/export/?period=2026-10&format=json")
     as_csv = finance.get("/finance/export/?period=2026-10&format=csv")

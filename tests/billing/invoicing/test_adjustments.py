@@ -1,116 +1,92 @@
 """Late usage for an invoiced period becomes adjustment lines on the next invoice (SPEC §6
-step 5). The rating engine is on another branch: its read-only ``compute_period`` is stood in
-for by ``stub_rating`` through the ``TESSERA_RERATE_PERIOD`` seam."""
+step 5), end to end: the late event goes through ingestion and the rollup, whose hook marks
+the invoiced period, and drafting the next invoice re-rates it with the real rating engine."""
 
 import io
 import json
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
-import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
-from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
-from billing.invoicing.models import InvoiceLine
-from billing.models import BillingPeriod
+from billing.invoicing.models import Invoice, InvoiceLine, LateUsageCheck
+from billing.models import RatedCharge
 
-from . import stub_rating
-from .conftest import AFTER_GRACE, DEC, NOV, Kind, rated_period
-from .stub_rating import StubCharge
-
-D = Decimal
+from .late_usage import DEC, GRACE, JAN, LATE, NOV, OCT, D, bill, contracts, gpu_hours, period
 
 
-@pytest.fixture(autouse=True)
-def _stub_rating(settings):
-    settings.TESSERA_RERATE_PERIOD = "tests.billing.invoicing.stub_rating.compute_period_stub"
-    stub_rating.RERATED.clear()
-    stub_rating.CALLS.clear()
+def _october_invoiced(catalog, **terms) -> Invoice:
+    contracts(catalog, "acme", **terms)
+    gpu_hours("acme", OCT, 4)  # 4 GPU-hours × 2.50 = 10.00
+    (invoice,) = bill(NOV, "acme").drafted
+    return invoice
 
 
-def _october_invoiced(world, charges):
-    october = rated_period(world, charges=charges)
-    invoice = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice_finalize(invoice_id=invoice.pk, as_of=AFTER_GRACE)
-    return october
+def test_a_late_event_after_finalization_appears_as_an_adjustment_next_period(catalog):
+    # given October invoiced (4 GPU-hours), then 1.5 GPU-hours of October arriving late
+    october_invoice = _october_invoiced(catalog)
+    gpu_hours("acme", OCT + timedelta(hours=20), 1, seconds="5400", tag=1, now=LATE)
+    gpu_hours("acme", NOV, 10)  # November's own usage: 25.00
 
+    # when November is rated and closed
+    (invoice,) = bill(DEC, "acme").drafted
 
-def _late_usage(period, charges):
-    """What metering + rating do when a late event lands in an invoiced period."""
-    stub_rating.RERATED[period.pk] = [StubCharge(*c) for c in charges]
-    BillingPeriod.objects.filter(pk=period.pk).update(usage_changed_at=timezone.now())
-
-
-def _november(world, period):
-    charges = [(world.h100, Kind.ON_DEMAND, 0, "10", "2.50", "25.00")]
-    return rated_period(world, contract=period.contract, start=NOV, end=DEC, charges=charges)
-
-
-def test_a_late_event_after_finalization_appears_as_an_adjustment_next_period(world):
-    october = _october_invoiced(world, [(world.h100, Kind.ON_DEMAND, 0, "100", "2.50", "250.00")])
-    _late_usage(october, [(world.h100, Kind.ON_DEMAND, 0, D("104.5"), D("2.50"), D("261.25"))])
-    _november(world, october)
-
-    invoice = periods_close(as_of=DEC + timedelta(days=2)).drafted[0]
-
+    # then November's invoice bills October's difference, re-rated by the engine
     adjustment = InvoiceLine.objects.get(invoice=invoice, kind="adjustment")
-    assert (adjustment.charge_kind, adjustment.product, adjustment.adjusts_period_id) == (
-        "on_demand", world.h100, october.pk)  # fmt: skip
+    assert (adjustment.charge_kind, adjustment.product.key, adjustment.adjusts_period_id) == (
+        "on_demand", "h100", period("acme", OCT).pk)  # fmt: skip
     assert (adjustment.quantity, adjustment.unit_price, adjustment.amount) == (
-        D("4.5"), D("2.5"), D("11.25"))  # fmt: skip
+        D("1.5"), D("2.5"), D("3.75"))  # fmt: skip
     assert adjustment.description.startswith("Adjustment 2026-10-01 to 2026-10-31")
-    assert invoice.subtotal == D("36.25")  # 25.00 this period + 11.25 for October
+    assert Invoice.objects.get(pk=invoice.pk).subtotal == D("28.75")  # 25.00 + 3.75
+    # and October's invoice and rated charges are history: unchanged
+    assert Invoice.objects.get(pk=october_invoice.pk).subtotal == D("10.00")
+    assert [c.amount for c in RatedCharge.objects.filter(period=period("acme", OCT))] == [
+        D("10.00")
+    ]
     out = io.StringIO()
-    invoice_finalize(invoice_id=invoice.pk, as_of=DEC + timedelta(days=2))
     call_command("export_invoices", "--period", "2026-11", stdout=out)
     exported = json.loads(out.getvalue())[0]["lines"][-1]
     assert (exported["kind"], exported["amount"], exported["period"]) == (
-        "adjustment", "11.25", {"start": "2026-10-01", "end": "2026-11-01"})  # fmt: skip
+        "adjustment", "3.75", {"start": "2026-10-01", "end": "2026-11-01"})  # fmt: skip
 
 
-def test_extra_usage_absorbed_by_the_minimum_nets_to_zero(world):
-    october = _october_invoiced(world, [
-        (world.h100, Kind.ON_DEMAND, 0, "100", "2.50", "250.00"),
-        (None, Kind.MINIMUM_TRUE_UP, 0, "1", "750.00", "750.00"),
-    ])  # fmt: skip
-    _late_usage(october, [
-        (world.h100, Kind.ON_DEMAND, 0, D("140"), D("2.50"), D("350.00")),
-        (None, Kind.MINIMUM_TRUE_UP, 0, D("1"), D("650.00"), D("650.00")),
-    ])  # fmt: skip
-    _november(world, october)
+def test_extra_usage_absorbed_by_the_minimum_nets_to_zero(catalog):
+    # given a 100.00 monthly minimum: October's 10.00 of usage was trued up by 90.00
+    _october_invoiced(catalog, spend_commitments=[{"amount": "100.00", "per": "period"}])
+    gpu_hours("acme", OCT + timedelta(hours=20), 1, seconds="5400", tag=1, now=LATE)
+    gpu_hours("acme", NOV, 10)
 
-    invoice = periods_close(as_of=DEC + timedelta(days=2)).drafted[0]
+    (invoice,) = bill(DEC, "acme").drafted
 
+    # then usage up 3.75, true-up down 3.75: the adjustments sum to zero
     adjustments = InvoiceLine.objects.filter(invoice=invoice, kind="adjustment")
     assert sorted((a.charge_kind, a.amount) for a in adjustments) == [
-        ("minimum_true_up", D("-100.00")), ("on_demand", D("100.00"))]  # fmt: skip
-    assert invoice.subtotal == D("25.00")  # the adjustments sum to zero
+        ("minimum_true_up", D("-3.75")), ("on_demand", D("3.75"))]  # fmt: skip
+    assert Invoice.objects.get(pk=invoice.pk).subtotal == D("100.00")  # 25.00 + 75.00 true-up
 
 
-def test_adjustments_are_billed_once(world):
-    october = _october_invoiced(world, [(world.h100, Kind.ON_DEMAND, 0, "100", "2.50", "250.00")])
-    _late_usage(october, [(world.h100, Kind.ON_DEMAND, 0, D("104"), D("2.50"), D("260.00"))])
-    november = _november(world, october)
-    first = periods_close(as_of=DEC + timedelta(days=2)).drafted[0]
-    # More late usage for October arrives after November's invoice was drafted.
-    _late_usage(october, [(world.h100, Kind.ON_DEMAND, 0, D("106"), D("2.50"), D("265.00"))])
-    december = rated_period(world, contract=november.contract, start=DEC,
-                            end=datetime(2027, 1, 1, tzinfo=UTC))  # fmt: skip
+def test_adjustments_are_billed_once(catalog):
+    # given 1 late GPU-hour billed on November's invoice
+    _october_invoiced(catalog)
+    gpu_hours("acme", OCT + timedelta(hours=20), 1, tag=1, now=LATE)
+    (first,) = bill(DEC, "acme").drafted
+    # when half an hour more of October arrives after November's invoice
+    gpu_hours("acme", OCT + timedelta(hours=30), 1, seconds="1800", tag=2, now=LATE)
+    (second,) = bill(JAN, "acme").drafted
 
-    second = periods_close(as_of=datetime(2027, 1, 3, tzinfo=UTC)).drafted[0]
-
-    assert second.period_id == december.pk
+    # then December's invoice bills only what was not billed yet
+    assert second.period_id == period("acme", DEC).pk
     assert [(a.invoice_id, a.amount) for a in InvoiceLine.objects.filter(kind="adjustment")] == [
-        (first.pk, D("10.00")), (second.pk, D("5.00"))]  # fmt: skip
+        (first.pk, D("2.50")), (second.pk, D("1.25"))]  # fmt: skip
 
 
-def test_no_late_usage_no_rerating(world):
-    october = _october_invoiced(world, [(world.h100, Kind.ON_DEMAND, 0, "100", "2.50", "250.00")])
-    _november(world, october)
+def test_no_late_usage_no_rerating(catalog):
+    _october_invoiced(catalog)
+    gpu_hours("acme", NOV, 10)
 
-    invoice = periods_close(as_of=DEC + timedelta(days=2)).drafted[0]
+    (invoice,) = bill(DEC, "acme").drafted
 
-    assert stub_rating.CALLS == []
     assert not InvoiceLine.objects.filter(invoice=invoice, kind="adjustment").exists()
+    assert not LateUsageCheck.objects.exists()  # no earlier period was re-rated
+    assert Invoice.objects.get(pk=invoice.pk).subtotal == D("25.00")
+    assert DEC + GRACE > NOV  # (the grace window of each month is what bill() waits for)

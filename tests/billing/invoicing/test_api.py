@@ -10,12 +10,12 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import Invoice
 from tenancy.models import Membership, Org
 from tenancy.services import api_key_create
 
 from ...factories import UserFactory
+from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 
@@ -24,7 +24,7 @@ def invoices(world):
     rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
     rated_period(world, slug="globex", charges=worked_charges(world))
     drafts = periods_close(as_of=AFTER_GRACE).drafted
-    invoice_finalize(invoice_id=drafts[0].pk, as_of=AFTER_GRACE)
+    finalize(drafts[0].pk, as_of=AFTER_GRACE)
     return {i.org.slug: Invoice.objects.get(pk=i.pk) for i in drafts}
 
 

@@ -7,24 +7,23 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from audit.models import AuditEntry
 from billing.invoicing import drafting, finalization
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import (
-    invoice_finalize,
     invoices_finalize,
-    invoices_finalize_many,
     invoices_to_finalize,
 )
 from billing.invoicing.models import DocumentCounter, Invoice, InvoiceLine
 from billing.models import BillingPeriod
+from billing.services import org_rate
+from tenancy.models import Org
 
 from ...factories import IssuerFactory
-from . import stub_rating
-from .conftest import AFTER_GRACE, DEC, NOV, Kind, rated_period, worked_charges
-from .stub_rating import StubCharge
+from ...support.invoicing import finalize
+from . import late_usage
+from .conftest import AFTER_GRACE, DEC, NOV, OCT, rated_period, worked_charges
 
 D = Decimal
 AS_OF = datetime(2026, 11, 4, tzinfo=UTC)
@@ -69,7 +68,7 @@ def _one_by_one_then_rolled_back() -> tuple[dict[str, tuple[str, str]], list[tup
     try:
         with transaction.atomic():
             for pk in invoices_to_finalize():
-                invoice_finalize(invoice_id=pk, as_of=AS_OF)
+                finalize(pk, as_of=AS_OF)
             result = _numbers(), _finalized()
             raise Rollback
     except Rollback:
@@ -79,7 +78,7 @@ def _one_by_one_then_rolled_back() -> tuple[dict[str, tuple[str, str]], list[tup
 def test_a_chunk_mixing_issuers_gets_the_numbers_one_by_one_finalization_gives(world, monkeypatch):
     # given drafts of two issuers, the French counter already at 1 from an earlier invoice
     rated_period(world, slug="early", charges=worked_charges(world))
-    invoice_finalize(invoice_id=periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
+    finalize(periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
     _mixed_drafts(world, 8)
     monkeypatch.setattr(finalization, "CHUNK", 3)
     one_by_one, as_finalized = _one_by_one_then_rolled_back()
@@ -180,25 +179,18 @@ def test_the_queries_of_a_chunk_do_not_grow_with_its_invoices(world):
     assert run(["a", "b"]) == run([f"org-{i}" for i in range(12)])
 
 
-@pytest.fixture
-def _stub_rating(settings):
-    settings.TESSERA_RERATE_PERIOD = "tests.billing.invoicing.stub_rating.compute_period_stub"
-    stub_rating.RERATED.clear()
-
-
-@pytest.mark.usefixtures("_stub_rating")
-def test_a_chunk_with_late_usage_adjusts_only_that_org_and_keeps_the_drafting_order(world):
-    # given acme's October invoiced, then a late event for it, and November for acme and two others
-    charges = [(world.h100, Kind.ON_DEMAND, 0, "100", "2.50", "250.00")]
-    october = rated_period(world, charges=charges)
-    invoice_finalize(invoice_id=periods_close(as_of=AFTER_GRACE).drafted[0].pk, as_of=AS_OF)
-    stub_rating.RERATED[october.pk] = [
-        StubCharge(world.h100, Kind.ON_DEMAND, 0, D("104.5"), D("2.50"), D("261.25"))
-    ]
-    BillingPeriod.objects.filter(pk=october.pk).update(usage_changed_at=timezone.now())
-    november = [(world.h100, Kind.ON_DEMAND, 0, "10", "2.50", "25.00")]
-    others = [rated_period(world, slug=s, start=NOV, end=DEC, charges=november) for s in "ab"]
-    acme = rated_period(world, contract=october.contract, start=NOV, end=DEC, charges=november)
+def test_a_chunk_with_late_usage_adjusts_only_that_org_and_keeps_the_drafting_order(catalog):
+    # given acme's October invoiced, then a late event for it, and November for acme and two
+    # orgs whose contracts start in November
+    late_usage.contracts(catalog, "acme")
+    late_usage.contracts(catalog, "globex", "initech", start="2026-11-01")
+    late_usage.gpu_hours("acme", OCT, 4)
+    late_usage.bill(NOV, "acme")
+    late_usage.gpu_hours("acme", OCT + timedelta(hours=20), 1, seconds="5400", tag=1,
+                         now=late_usage.LATE)  # fmt: skip
+    for slug in ("acme", "globex", "initech"):
+        late_usage.gpu_hours(slug, NOV, 10)
+        org_rate(org=Org.objects.get(slug=slug), as_of=DEC)
 
     # when November is closed in one chunk
     report = periods_close(as_of=DEC + timedelta(days=2))
@@ -206,27 +198,29 @@ def test_a_chunk_with_late_usage_adjusts_only_that_org_and_keeps_the_drafting_or
     # then acme's invoice has the adjustment, the others none, in (org, start) drafting order
     drafted = report.drafted
     assert [invoice.period_id for invoice in drafted] == [
-        p.pk for p in sorted([acme, *others], key=lambda p: p.org_id)
+        late_usage.period(slug, NOV).pk
+        for slug in sorted(("acme", "globex", "initech"), key=lambda s: Org.objects.get(slug=s).pk)
     ]
     assert report.drafted_ids == [invoice.pk for invoice in drafted]
     assert {i.customer_name: i.subtotal for i in drafted} == {
-        "Acme AI SAS": D("36.25"), "A AI SAS": D("25.00"), "B AI SAS": D("25.00"),
+        "Acme AI SAS": D("28.75"), "Globex GmbH": D("25.00"), "Initech SARL": D("25.00"),
     }  # fmt: skip
     assert list(
         InvoiceLine.objects.filter(kind="adjustment").values_list("invoice__org__slug", "amount")
-    ) == [("acme", D("11.25"))]
+    ) == [("acme", D("3.75"))]
 
 
 def test_finalizing_many_returns_them_in_order_and_leaves_finalized_ones_as_they_are(world):
     for slug in ("a", "b", "c"):
         rated_period(world, slug=slug, charges=worked_charges(world))
     a, b, c = periods_close(as_of=AFTER_GRACE).drafted
-    invoice_finalize(invoice_id=b.pk, as_of=AS_OF)
+    finalize(b.pk, as_of=AS_OF)
 
-    invoices = invoices_finalize_many(invoice_ids=[c.pk, b.pk, a.pk], as_of=AS_OF + timedelta(1))
+    ids = invoices_finalize(invoice_ids=[c.pk, b.pk, a.pk], as_of=AS_OF + timedelta(1))
 
-    assert [(i.pk, i.number, i.issue_date.day) for i in invoices] == [
+    invoices = Invoice.objects.in_bulk(ids)
+    assert [(i.pk, i.number, i.issue_date.day) for i in map(invoices.get, ids)] == [
         (c.pk, "TFR-2026-000002", 5), (b.pk, "TFR-2026-000001", 4), (a.pk, "TFR-2026-000003", 5),
     ]  # fmt: skip
     with pytest.raises(Invoice.DoesNotExist):
-        invoices_finalize_many(invoice_ids=[a.pk, 10**9], as_of=AS_OF)
+        invoices_finalize(invoice_ids=[a.pk, 10**9], as_of=AS_OF)

@@ -8,12 +8,13 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from billing.invoicing.drafting import invoice_draft, periods_close
-from billing.invoicing.finalization import invoice_finalize, invoices_finalize
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import DocumentCounter, Invoice, InvoiceLine
 from billing.invoicing.numbering import next_number
 from billing.models import BillingPeriod
 
 from ...factories import IssuerFactory
+from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, NOV, OCT, Kind, rated_period, worked_charges
 
 
@@ -108,7 +109,7 @@ def test_finalize_numbers_snapshots_and_dates(world):
     invoice.org.name = "Acme AI SAS (renamed)"
     invoice.org.save()
 
-    finalized = invoice_finalize(invoice_id=invoice.pk, as_of=datetime(2026, 11, 4, 9, tzinfo=UTC))
+    finalized = finalize(invoice.pk, as_of=datetime(2026, 11, 4, 9, tzinfo=UTC))
 
     assert finalized.number == "TFR-2026-000001"
     assert (finalized.number_year, finalized.sequence) == (2026, 1)
@@ -121,7 +122,7 @@ def test_finalize_numbers_snapshots_and_dates(world):
         "Tessera Cloud SAS",
         "FR40123456789",
     )
-    again = invoice_finalize(invoice_id=invoice.pk, as_of=datetime(2026, 11, 9, tzinfo=UTC))
+    again = finalize(invoice.pk, as_of=datetime(2026, 11, 9, tzinfo=UTC))
     assert (again.number, again.issue_date) == ("TFR-2026-000001", date(2026, 11, 4))
 
 
@@ -154,7 +155,7 @@ def test_a_rolled_back_finalization_gives_its_number_back(world):
 
     with pytest.raises(RuntimeError):
         crash_after_taking_a_number()
-    finalized = invoice_finalize(invoice_id=invoice.pk, as_of=AFTER_GRACE)
+    finalized = finalize(invoice.pk, as_of=AFTER_GRACE)
 
     assert finalized.number == "TFR-2026-000001"
 

@@ -10,10 +10,11 @@ from django.db import connection
 from audit.models import AuditEntry
 from billing.invoicing import finalization
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize, invoices_finalize
+from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice
 
 from ...factories import IssuerFactory
+from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -65,9 +66,7 @@ def test_fifty_concurrent_finalizations_across_two_issuers_are_gapless(world):
     ids = [i.pk for i in periods_close(as_of=AFTER_GRACE).drafted]
     as_of = datetime(2026, 11, 5, tzinfo=UTC)
 
-    errors = _run_threads(
-        [lambda pk=pk: invoice_finalize(invoice_id=pk, as_of=as_of) for pk in ids]
-    )
+    errors = _run_threads([lambda pk=pk: finalize(pk, as_of=as_of) for pk in ids])
 
     assert errors == []
     numbers: dict[str, list[int]] = defaultdict(list)
@@ -98,7 +97,7 @@ def test_batched_runs_racing_single_finalizations_number_each_invoice_once_witho
     # when two whole runs and ten single finalizations (from the last) race
     errors = _run_threads(
         [lambda: invoices_finalize(as_of=as_of)] * 2
-        + [lambda pk=pk: invoice_finalize(invoice_id=pk, as_of=as_of) for pk in ids[::-3]]
+        + [lambda pk=pk: finalize(pk, as_of=as_of) for pk in ids[::-3]]
     )
 
     # then no deadlock or error, and each issuer's numbers run 1..n once each

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from billing.invoicing.credit_notes import CreditRequest, credit_note_issue
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.errors import InvoicingError
-from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import InvoiceLine
 
+from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -23,7 +23,7 @@ NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
 def invoice(world):
     rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    return invoice_finalize(invoice_id=draft.pk, as_of=AFTER_GRACE)
+    return finalize(draft.pk, as_of=AFTER_GRACE)
 
 
 def _line(invoice, kind, amount):

@@ -7,10 +7,10 @@ from django.db import IntegrityError, connection, transaction
 
 from billing.invoicing.credit_notes import credit_note_issue
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceTax
 from billing.invoicing.status import invoice_status_advance
 
+from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 # The migration's list of frozen columns (SQLite) must cover every column but the status ones.
@@ -23,7 +23,7 @@ migration = __import__(
 def finalized(world):
     rated_period(world, charges=worked_charges(world))
     invoice = periods_close(as_of=AFTER_GRACE).drafted[0]
-    return invoice_finalize(invoice_id=invoice.pk, as_of=AFTER_GRACE)
+    return finalize(invoice.pk, as_of=AFTER_GRACE)
 
 
 def _refused(sql: str, params: list) -> None:

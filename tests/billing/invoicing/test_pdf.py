@@ -7,9 +7,9 @@ from decimal import Decimal
 from pypdf import PdfReader
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
 from billing.invoicing.pdf import render_invoice_pdf
 
+from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 
@@ -21,7 +21,7 @@ def test_pdf_has_number_total_and_reverse_charge_mention(world):
     rated_period(world, country="DE", vat_id="DE811907980", charges=worked_charges(world),
                  credits=Decimal("500.00"))  # fmt: skip
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
 
     pdf = render_invoice_pdf(invoice)
 
@@ -38,7 +38,7 @@ def test_pdf_has_number_total_and_reverse_charge_mention(world):
 def test_pdf_of_a_domestic_invoice_shows_the_vat_line(world):
     rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    invoice = invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
 
     text = _text(render_invoice_pdf(invoice))
 

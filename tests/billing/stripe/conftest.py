@@ -4,9 +4,9 @@ from decimal import Decimal
 import pytest
 
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.finalization import invoice_finalize
-from billing.stripe.testing import FakeStripe
+from testing.stripe_fake import FakeStripe
 
+from ...support.invoicing import finalize
 from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
 
 
@@ -21,4 +21,4 @@ def fake(settings) -> FakeStripe:
 def finalized(world):  # noqa: F811
     rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
-    return invoice_finalize(invoice_id=draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    return finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))

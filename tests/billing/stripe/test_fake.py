@@ -3,7 +3,7 @@
 import pytest
 import stripe
 
-from billing.stripe.testing import FakeStripe
+from testing.stripe_fake import FakeStripe
 
 
 @pytest.fixture

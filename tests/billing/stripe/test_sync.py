@@ -8,6 +8,8 @@ from billing.invoicing.models import Invoice, StripeInvoiceSync
 from billing.invoicing.status import invoice_void
 from billing.stripe.services import invoice_sync, invoices_to_sync
 
+from ...support.invoicing import finalize
+
 # (method, path regex) of each step our sync takes, in order.
 STEPS = [
     ("customer", r"^/v1/customers$"),
@@ -96,7 +98,7 @@ def test_a_local_void_is_pushed_to_stripe(fake, finalized):
 def test_sync_stripe_command_and_drafts_are_not_sent(fake, finalized, settings, monkeypatch):
     from billing.stripe import services
 
-    settings.TESSERA_STRIPE_FAKE = True
+    settings.STRIPE_API_KEY = "sk_test_tessera"
     monkeypatch.setattr(services, "stripe_client", lambda: fake.client())
     Invoice.objects.filter(pk=finalized.pk)  # finalized; a draft would not be listed
     assert invoices_to_sync() == [finalized.pk]
@@ -111,17 +113,16 @@ def test_finalizing_enqueues_the_sync_when_stripe_is_on(
     fake, world, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     from billing.invoicing.drafting import periods_close
-    from billing.invoicing.finalization import invoice_finalize
     from billing.stripe import services
 
     from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges
 
-    settings.TESSERA_STRIPE_FAKE = True
+    settings.STRIPE_API_KEY = "sk_test_tessera"
     monkeypatch.setattr(services, "stripe_client", lambda: fake.client())
     rated_period(world, charges=worked_charges(world))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
 
     with django_capture_on_commit_callbacks(execute=True):
-        invoice_finalize(invoice_id=draft.pk, as_of=AFTER_GRACE)
+        finalize(draft.pk, as_of=AFTER_GRACE)
 
     assert [i["number"] for i in fake.invoices.values()] == ["TFR-2026-000001"]

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from metering.collectors.allocations import Allocation
+from metering.collectors.allocations import Allocation, AllocationsUnavailable, RecordedAllocations
 from metering.collectors.common import SimulatedClock, parse_time
 from metering.collectors.gpu import GpuCollector
 from metering.collectors.nvml import Nvml
@@ -42,14 +42,12 @@ FLEET: dict[str, Any] = {
 }
 
 
-class StaticAllocations:
+class StaticAllocations(RecordedAllocations):
     def __init__(self, rows: list[Allocation] | None = None) -> None:
         self.rows = rows or []
         self.down = False
 
     def allocations(self, node: str, start: float, end: float) -> list[Allocation]:
-        from metering.collectors.allocations import AllocationsUnavailable
-
         if self.down:
             raise AllocationsUnavailable("down for the test")
         return [a for a in self.rows if a.start < end and (a.end is None or a.end > start)]

@@ -1,12 +1,13 @@
-"""A ``FakeStripe`` served over HTTP from the test process, so that its state outlives a
-worker killed mid-sync, and the test can stop a request after Stripe applied it and before
-the worker hears the answer (the worst moment to die)."""
+"""A ``FakeStripe`` served over HTTP on 127.0.0.1, for every process that is pointed at it
+(``STRIPE_API_BASE``): the demo's web server and workers share one Stripe, and a test's fake
+outlives a worker killed mid-sync. A test can also stop a request after Stripe applied it and
+before the caller hears the answer (the worst moment to die)."""
 
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from billing.stripe.testing import FakeStripe
+from .stripe_fake import FakeStripe
 
 
 class StripeServer:

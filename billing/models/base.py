@@ -282,7 +282,7 @@ class SpendCommitment(models.Model):
 class CreditGrant(models.Model):
     """Prepaid or promotional credit. ``balance`` = amount − net draws; the check constraint
     keeps it within [0, amount] and every change to it goes with a ``CreditDraw`` row, under a
-    row lock taken by ``billing.rating.credits.lock_grants``."""
+    row lock taken by ``billing.lock_objects.lock_credit_grants``."""
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(
@@ -466,7 +466,3 @@ class CreditDraw(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant_id} {self.period_id} {self.amount}"
-
-
-from .deals.models import *  # noqa: E402,F403
-from .invoicing.models import *  # noqa: E402,F403

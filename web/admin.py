@@ -1,10 +1,12 @@
+"""Admin pages for tenancy's models. They live here, above tenancy and audit, because the org
+admin is audited (``AuditedAdmin``) and tenancy imports nothing from the apps above it."""
+
 from django.contrib import admin
 from django.db.models import QuerySet
 
 from audit.admin_mixins import AuditedAdmin
-
-from .models import ApiKey, Membership, Org
-from .services import api_key_revoke
+from tenancy.models import ApiKey, Membership, Org
+from tenancy.services import api_key_revoke
 
 
 class MembershipInline(admin.TabularInline):

@@ -3,7 +3,8 @@
     fake = FakeStripe()
     client = stripe.StripeClient("sk_test_fake", http_client=fake.http_client())
 
-Tests and the demo use it because no network reaches Stripe here. It keeps customers,
+Tests and the demo use it because no network reaches Stripe here; ``stripe_server`` serves it
+over HTTP to other processes. It keeps customers,
 invoices, invoice items and credit notes; finalize, pay, void and mark-uncollectible move
 invoices the way Stripe does; idempotency keys are honoured as Stripe does (same key and same
 parameters: the first response, replayed; same key, other parameters: a 400
@@ -507,16 +508,3 @@ class FakeStripe:
 
     def last_event(self, type_: str) -> dict[str, Any]:
         return next(e for e in reversed(self.events) if e["type"] == type_)
-
-
-_shared: FakeStripe | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_fake() -> FakeStripe:
-    """The process-wide fake behind ``TESSERA_STRIPE_FAKE`` (the demo)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = FakeStripe()
-        return _shared

@@ -1,0 +1,39 @@
+"""Which periods need rating, read-only: the stale ones ``billing.rate_due`` rates, and the
+age of the oldest usage change not rated yet (a ``/metrics`` gauge)."""
+
+from datetime import datetime
+
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from ..models import BillingPeriod
+
+Status = BillingPeriod.Status
+
+
+def periods_due(*, now: datetime) -> list[int]:
+    """Ids of the open or closing periods, begun by ``now``, whose charges are stale."""
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    stale = (
+        Q(rated_at__isnull=True)
+        | Q(usage_changed_at__gt=F("rated_at"))
+        | Q(status=Status.OPEN, rated_as_of__lt=this_hour)
+        | Q(status=Status.CLOSING, rated_as_of__lt=F("end"))
+    )
+    return list(
+        BillingPeriod.objects.filter(status__in=(Status.OPEN, Status.CLOSING), start__lte=now)
+        .filter(stale)
+        .order_by("org_id", "start")
+        .values_list("pk", flat=True)
+    )
+
+
+def rating_lag() -> tuple[str, str, float]:
+    """Scrape-time gauge: how long the stalest changed period has waited for its rating."""
+    oldest = BillingPeriod.objects.filter(
+        Q(rated_at__isnull=True) | Q(usage_changed_at__gt=F("rated_at")),
+        status__in=(Status.OPEN, Status.CLOSING),
+        usage_changed_at__isnull=False,
+    ).aggregate(oldest=Min("usage_changed_at"))["oldest"]
+    lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    return ("tessera_rating_lag_seconds", "Age of the oldest usage change not yet rated.", lag)
