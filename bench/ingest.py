@@ -116,7 +116,7 @@ def copy_seconds(url: str, batches: list[list[dict[str, Any]]]) -> float:
         conn.commit()
         now = datetime.now(UTC)
         rows = [
-            (org_ids[e["subject"]], e["source"], e["id"], e["type"], e["time"],
+            (org_ids[e["subject"]], "platform", e["source"], e["id"], e["type"], e["time"],
              json.dumps(e["data"]), hashlib.sha256(json.dumps(e).encode()).hexdigest(), now)
             for batch in batches
             for e in batch
@@ -125,8 +125,8 @@ def copy_seconds(url: str, batches: list[list[dict[str, Any]]]) -> float:
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY metering_usageevent (org_id, source, event_id, type, time, data, "
-                "content_hash, received_at) FROM STDIN"
+                "COPY metering_usageevent (org_id, namespace, source, event_id, type, time, "
+                "data, content_hash, received_at) FROM STDIN"
             ) as copy,
         ):
             for row in rows:

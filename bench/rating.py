@@ -85,6 +85,8 @@ def catalog(orgs: int) -> dict:
 
 def rollup_rows(org_ids: list[int], meters: dict[str, int], hours: int):
     """Deterministic usage: GPUs busy vary by org and hour (bursting above the reservation)."""
+    from metering.rollups import dims_key
+
     for org_id in org_ids:
         for h in range(hours):
             hour = START + timedelta(hours=h)
@@ -97,7 +99,7 @@ def rollup_rows(org_ids: list[int], meters: dict[str, int], hours: int):
                 ("llm_output", {"model": "llama"}, 40_000 + h * 11),
             ]
             for meter, dims, value in values:
-                key = json.dumps(dims, sort_keys=True, separators=(",", ":"))
+                key = dims_key(dims)
                 yield org_id, meters[meter], hour, dims, key, Decimal(value)
 
 
@@ -117,8 +119,8 @@ def write_rollups(org_ids: list[int], hours: int) -> int:
                 "event_count, latest_tiebreak, updated_at) FROM STDIN"
             ) as copy,
         ):
-            for org_id, meter_id, hour, _dims, key, value in rollup_rows(org_ids, meters, hours):
-                copy.write_row((org_id, meter_id, hour, key, key, value, 60, "", now))
+            for org_id, meter_id, hour, dims, key, value in rollup_rows(org_ids, meters, hours):
+                copy.write_row((org_id, meter_id, hour, json.dumps(dims), key, value, 60, "", now))
                 count += 1
         return count
     batch = []

@@ -117,8 +117,9 @@ def run(args: argparse.Namespace, url: str, var: Path) -> None:
         conn.execute(
             """
             INSERT INTO metering_usageevent
-                (org_id, source, event_id, type, time, data, content_hash, received_at)
-            SELECT %(org)s, 'bench/' || (i %% 64), 'e' || i,
+                (org_id, namespace, source, event_id, type, time, data, content_hash,
+                 received_at)
+            SELECT %(org)s, 'platform', 'bench/' || (i %% 64), 'e' || i,
                    CASE WHEN i %% 5 = 0 THEN 'llm.tokens' ELSE 'gpu.usage' END,
                    %(start)s::timestamptz + make_interval(secs => (i::bigint * %(span)s) / %(n)s),
                    CASE WHEN i %% 5 = 0

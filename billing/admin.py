@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from audit.admin_mixins import AuditedAdmin
 
 from .models import (
+    Amendment,
     BillingPeriod,
     CapacityPool,
     Contract,
@@ -51,14 +52,34 @@ class RateCardAdmin(AuditedAdmin, admin.ModelAdmin):
 
 
 class ContractPriceInline(admin.TabularInline):
+    """Dated on-demand terms: a discount, or a custom price, from ``valid_from`` until
+    ``valid_until`` (exclusive; empty: the contract's end)."""
+
     model = ContractPrice
     extra = 0
+    fields = ["product", "discount_percent", "unit_price", "valid_from", "valid_until", "amendment"]
+    readonly_fields = ["amendment"]
 
 
 class ReservationInline(admin.TabularInline):
     model = Reservation
     extra = 0
     show_change_link = True
+    fields = ["product", "quantity", "unit_price", "burst_unit_price", "start", "end", "amendment"]
+    readonly_fields = ["amendment"]
+
+
+class AmendmentInline(admin.TabularInline):
+    """The contract's amendment history: appended by signed deals, never edited here."""
+
+    model = Amendment
+    extra = 0
+    can_delete = False
+    fields = ["effective", "signed_at", "signed_by", "summary"]
+    readonly_fields = ["effective", "signed_at", "signed_by", "summary"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class SpendCommitmentInline(admin.TabularInline):
@@ -71,7 +92,7 @@ class ContractAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "org", "issuer", "rate_card_key", "currency", "start", "end"]
     list_filter = ["issuer", "currency"]
     search_fields = ["key", "org__slug"]
-    inlines = [ContractPriceInline, ReservationInline, SpendCommitmentInline]
+    inlines = [ContractPriceInline, ReservationInline, SpendCommitmentInline, AmendmentInline]
 
 
 class ReservationRampInline(admin.TabularInline):

@@ -9,5 +9,8 @@ class BillingConfig(AppConfig):
         from metering.metrics import register_gauge
 
         from .rating.due import rating_lag
+        from .rating.unbilled import unbilled_events_gauge, unbilled_rows_gauge
 
         register_gauge(rating_lag)
+        register_gauge(unbilled_events_gauge)
+        register_gauge(unbilled_rows_gauge)

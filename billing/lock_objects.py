@@ -8,8 +8,9 @@ document counters (``billing.invoicing.lock_objects``), then credit grants.
 """
 
 from collections.abc import Iterable
+from datetime import UTC, date, datetime, time
 
-from .models import BillingPeriod, CreditGrant
+from .models import BillingPeriod, Contract, CreditGrant
 
 
 def lock_period(*, period_id: int) -> BillingPeriod:
@@ -23,6 +24,18 @@ def lock_periods(*, period_ids: Iterable[int]) -> dict[int, BillingPeriod]:
     longer exists is absent."""
     query = BillingPeriod.objects.select_for_update().filter(pk__in=list(period_ids))
     return {period.pk: period for period in query.order_by("pk")}
+
+
+def lock_contract_periods(*, contract: Contract, since: date) -> list[BillingPeriod]:
+    """Lock the contract's periods that end after ``since`` (00:00 UTC), in pk order: an
+    amendment from ``since`` and the drafting of an invoice for those days (which locks its
+    period) run one after the other."""
+    query = BillingPeriod.objects.select_for_update().filter(
+        org_id=contract.org_id,
+        contract=contract,
+        end__gt=datetime.combine(since, time(0), tzinfo=UTC),
+    )
+    return list(query.order_by("pk"))
 
 
 def lock_credit_grants(*, org_id: int) -> list[CreditGrant]:

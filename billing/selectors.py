@@ -9,7 +9,18 @@ from django.utils import timezone
 
 from tenancy.models import Org
 
-from .models import BillingPeriod, CreditGrant, Product, RatedCharge, ReservationUsage
+from .models import (
+    Amendment,
+    BillingPeriod,
+    Contract,
+    ContractPrice,
+    CreditGrant,
+    Product,
+    RatedCharge,
+    Reservation,
+    ReservationUsage,
+    SpendCommitment,
+)
 from .rating.credits import drawn_for
 from .rating.engine import FORECAST_METHOD
 
@@ -35,6 +46,8 @@ class ReservationUse:
     product: str
     start: date
     end: date
+    quantity: Decimal  # at its start (ramps change it)
+    amendment: int | None  # the amendment that added it (None: the contract's own)
     reserved: Decimal  # unit-hours so far
     used: Decimal
     covered: Decimal
@@ -97,8 +110,10 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
         if Decimal(period.usage[key]) or amounts.get(p.pk)
     ]
     uses = []
-    for row in ReservationUsage.objects.filter(org=org, period=period).select_related(
-        "reservation__product"
+    for row in (
+        ReservationUsage.objects.filter(org=org, period=period)
+        .select_related("reservation__product")
+        .order_by("reservation__product__key", "reservation__start", "reservation_id")
     ):
         reservation = row.reservation
         utilization = (
@@ -109,6 +124,8 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
                 product=reservation.product.key,
                 start=reservation.start,
                 end=reservation.end,
+                quantity=reservation.quantity,
+                amendment=reservation.amendment_id,
                 reserved=row.reserved,
                 used=row.used,
                 covered=row.covered,
@@ -144,4 +161,53 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
         reservations=uses,
         credits=credits,
         forecast=period.forecast,
+    )
+
+
+@dataclass(frozen=True)
+class ContractTerms:
+    """A contract with every term it holds, each knowing the amendment that added it (None:
+    the contract's own), and its amendments in the order they were signed (SPEC §3)."""
+
+    contract: Contract
+    reservations: list[Reservation]
+    prices: list[ContractPrice]
+    commitments: list[SpendCommitment]
+    amendments: list[Amendment]
+
+
+def contracts_for(*, orgs: QuerySet[Org]) -> QuerySet[Contract]:
+    return (
+        Contract.objects.filter(org__in=orgs)
+        .select_related("org", "issuer")
+        .order_by("org__slug", "start")
+    )
+
+
+def contract_terms(*, orgs: QuerySet[Org], contract_id: int) -> ContractTerms | None:
+    """One contract of ``orgs`` with its terms and amendment history; None when there is no
+    such contract among them (the caller answers alike whether it exists or not)."""
+    contract = contracts_for(orgs=orgs).filter(pk=contract_id).first()
+    if contract is None:
+        return None
+    org = contract.org
+    return ContractTerms(
+        contract=contract,
+        reservations=list(
+            Reservation.objects.filter(org=org, contract=contract)
+            .select_related("product", "amendment")
+            .prefetch_related("ramps")
+            .order_by("product__key", "start", "pk")
+        ),
+        prices=list(
+            ContractPrice.objects.filter(org=org, contract=contract)
+            .select_related("product", "amendment")
+            .order_by("valid_from", "pk")
+        ),
+        commitments=list(SpendCommitment.objects.filter(org=org, contract=contract)),
+        amendments=list(
+            Amendment.objects.filter(org=org, contract=contract)
+            .select_related("signed_by", "deal")
+            .order_by("signed_at", "pk")
+        ),
     )

@@ -1,15 +1,29 @@
 """Billing writes. Reads are in ``selectors``; the arithmetic of rating in ``rating``."""
 
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
+from audit.services import audit_record
 from tenancy.models import Org
 
-from .lock_objects import lock_period
-from .models import BillingPeriod, Contract, RatedCharge, ReservationUsage
+from .lock_objects import lock_contract_periods, lock_period
+from .models import (
+    Amendment,
+    BillingPeriod,
+    Contract,
+    ContractPrice,
+    Product,
+    RatedCharge,
+    Reservation,
+    ReservationRamp,
+    ReservationUsage,
+)
 from .rating.credits import credits_apply
 from .rating.engine import Rating, compute_period
 from .rating.periods import periods_ensure
@@ -103,3 +117,130 @@ def periods_ensure_all(*, now: datetime) -> int:
     for contract in Contract.objects.filter(contracts_in_force(at=now)).exclude(pk__in=current):
         created += periods_ensure(contract=contract, through=now)
     return created
+
+
+class AmendmentError(Exception):
+    """An amendment that would change a billed period or reach outside its contract."""
+
+
+@dataclass(frozen=True)
+class ReservationTerm:
+    """A reservation an amendment adds: ``quantity`` units from ``start`` to ``end``
+    (exclusive), changed at each ``ramp`` date."""
+
+    product: Product
+    quantity: Decimal
+    unit_price: Decimal
+    start: date
+    end: date
+    burst_unit_price: Decimal | None = None
+    ramp: list[tuple[date, Decimal]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PriceTerm:
+    """A discount (``unit_price`` None) or custom price an amendment adds, from a date."""
+
+    product: Product | None
+    valid_from: date
+    discount_percent: Decimal = Decimal(0)
+    unit_price: Decimal | None = None
+    valid_until: date | None = None
+
+
+def billed_through(*, contract: Contract) -> date | None:
+    """The end of the contract's last invoiced period: the past an amendment cannot change."""
+    end = BillingPeriod.objects.filter(
+        org_id=contract.org_id, contract=contract, status=Status.INVOICED
+    ).aggregate(end=Max("end"))["end"]
+    return end.date() if end else None
+
+
+@transaction.atomic
+def contract_amend(
+    *,
+    contract: Contract,
+    reservations: list[ReservationTerm],
+    prices: list[PriceTerm],
+    summary: str,
+    signed_by: Any = None,
+) -> Amendment:
+    """Append dated terms to a running contract (SPEC §3 "Amendments") and record them as one
+    amendment: who signed it, when, and what it adds. Nothing the contract held before is
+    changed; a term overlapping an earlier one of its kind supersedes it from its own date.
+
+    The periods it touches are marked for rating again (``usage_changed_at``: the next
+    ``billing.rate_due`` rates them; callers may ask for one at once with
+    ``rating.triggers.schedule_rating``). Raises ``AmendmentError`` when a term
+    starts before the end of the last invoiced period, or reaches outside the contract."""
+    starts = [r.start for r in reservations] + [p.valid_from for p in prices]
+    if not starts:
+        raise AmendmentError("An amendment adds at least one term.")
+    effective = min(starts)
+    periods = lock_contract_periods(contract=contract, since=effective)
+    invoiced = [p.end.date() for p in periods if p.status == Status.INVOICED]
+    if invoiced:
+        through = max(invoiced)
+        raise AmendmentError(
+            f"{contract.key} is invoiced through {through - timedelta(days=1)}: "
+            f"an amendment starts on or after {through}, not {effective}."
+        )
+    last = contract.end or date.max
+    for r in reservations:
+        if not contract.start <= r.start < r.end <= last:
+            raise AmendmentError(
+                f"{r.product.name} from {r.start} to {r.end} is outside {contract.key}."
+            )
+    for p in prices:
+        until = p.valid_until or last
+        if not contract.start <= p.valid_from < until <= last:
+            raise AmendmentError(f"a term from {p.valid_from} is outside {contract.key}.")
+    amendment = Amendment.objects.create(
+        org_id=contract.org_id,
+        contract=contract,
+        effective=effective,
+        signed_at=timezone.now(),
+        signed_by=signed_by,
+        summary=summary,
+    )
+    for r in reservations:
+        reservation = Reservation.objects.create(
+            org_id=contract.org_id,
+            contract=contract,
+            amendment=amendment,
+            product=r.product,
+            quantity=r.quantity,
+            unit_price=r.unit_price,
+            burst_unit_price=r.burst_unit_price,
+            start=r.start,
+            end=r.end,
+        )
+        ReservationRamp.objects.bulk_create(
+            ReservationRamp(org_id=contract.org_id, reservation=reservation, starts=d, quantity=q)
+            for d, q in r.ramp
+        )
+    ContractPrice.objects.bulk_create(
+        ContractPrice(
+            org_id=contract.org_id,
+            contract=contract,
+            amendment=amendment,
+            product=p.product,
+            discount_percent=p.discount_percent,
+            unit_price=p.unit_price,
+            valid_from=p.valid_from,
+            valid_until=p.valid_until,
+        )
+        for p in prices
+    )
+    BillingPeriod.objects.filter(pk__in=[p.pk for p in periods if p.status in RATEABLE]).update(
+        usage_changed_at=timezone.now()
+    )
+    audit_record(
+        action="contract.amended",
+        object_type="contract",
+        object_key=contract.key,
+        changes={"amendment": amendment.pk, "effective": effective, "summary": summary},
+        user=signed_by,
+        org=contract.org,
+    )
+    return amendment

@@ -5,6 +5,9 @@ from . import apis
 urlpatterns = [
     path("products", apis.ProductListApi.as_view(), name="products"),
     path("orgs/<slug:org>/summary", apis.OrgSummaryApi.as_view(), name="org-summary"),
+    path("contracts", apis.ContractListApi.as_view(), name="contracts"),
+    path("contracts/<int:contract_id>", apis.ContractDetailApi.as_view(), name="contract"),
+    path("unbilled-usage", apis.UnbilledUsageApi.as_view(), name="unbilled-usage"),
     path("", include("billing.deals.urls")),
     path("", include("billing.invoicing.urls")),
 ]

@@ -320,3 +320,19 @@ def summary_rows(exports: list[Path]) -> list[dict[str, str]]:
 
 def collector_key() -> str:
     return api_key_create(name=f"demo-collector-{datetime.now(UTC):%Y%m%d-%H%M%S}").raw_key
+
+
+def unbilled_line() -> str:
+    """What the demo leaves for finance to act on (SPEC §3 "Unbilled usage")."""
+    from billing.rating.unbilled import default_window, unbilled_usage
+    from tenancy.models import Org
+
+    start, end = default_window()
+    rows = unbilled_usage(orgs=Org.objects.all(), start=start, end=end)
+    listed = "; ".join(
+        f"{r.org} {r.meter} {r.dimensions} {r.quantity.normalize():f} {r.unit}: {r.reason}"
+        for r in rows
+    )
+    return f"  Unbilled usage: {len(rows)} row(s) on /finance/unbilled/" + (
+        f" ({listed})" if rows else ""
+    )

@@ -289,13 +289,27 @@ def _hours(span: Span) -> Iterator[datetime]:
         moment += HOUR
 
 
+# An embeddings model the gateway started serving before finance added a product for it: the
+# demo leaves its usage on the finance console's unbilled-usage page (no_matching_product).
+UNPRICED_STREAM = ("initech", "bge-m3", 42_000)
+
+
 def gateway_records(span: Span) -> Iterator[dict[str, Any]]:
     """OpenAI-compatible usage records, one per request, in time order."""
     rng = random.Random(f"gateway/{span.start.isoformat()}")
     counter = 0
+    unpriced_at = max((h for h in _hours(span) if 8 <= h.hour < 20), default=None)
     for hour in _hours(span):
         busy = 8 <= hour.hour < 20
         records: list[dict[str, Any]] = []
+        if hour == unpriced_at:
+            org, model, tokens = UNPRICED_STREAM
+            records.append(
+                {"id": "embd-demo-unpriced", "object": "list", "org": org, "model": model,
+                 "created": int((hour + timedelta(minutes=7)).timestamp()),
+                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                 "endpoint": "gateway-eu-1"}
+            )  # fmt: skip
         for org, model, most, mean, completion, batch in GATEWAY_STREAMS:
             for _ in range(rng.randint(0 if not busy else 1, most)):
                 counter += 1

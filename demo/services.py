@@ -1,11 +1,17 @@
-"""The demo's writes: logins and the allocation schedule. Everything else the demo does goes
-through the existing commands and services (``demo.pipeline``)."""
+"""The demo's writes: logins, the allocation schedule and the deal desk's deals. Everything
+else the demo does goes through the existing commands and services (``demo.pipeline``)."""
 
 from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from billing.deals.models import Deal
+from billing.deals.selectors import running_contract
+from billing.deals.services import LineInput, deal_approve, deal_create, deal_sign, deal_submit
+from billing.models import Contract, Product
 from metering.models import Allocation
 from metering.services import allocation_create
 from tenancy.models import Membership, Org, StaffRole
@@ -83,3 +89,75 @@ def allocations_write(*, holds: list[Hold]) -> int:
             )
             created += 1
     return created
+
+
+@dataclass(frozen=True)
+class DemoDeal:
+    deal: Deal
+    words: str
+
+
+EXPANSION = "Expansion: +2 H100 eu-north"
+GLOBEX_RESERVED = "Globex: from on demand to 16 reserved H100 us-east"
+
+
+def deals_ensure(*, today: date) -> list[DemoDeal]:
+    """The deal desk as the demo leaves it, through the deal services as the pages call them:
+    acme's contract amended by an expansion of 2 H100 from three days ago (drafted by
+    ``demo-am``, approved by ``fin``, signed), and globex, on demand only, offered 16 reserved
+    H100 from next month, awaiting finance's approval. Idempotent by title."""
+    am = User.objects.get(username="demo-am")
+    finance = User.objects.get(username="fin")
+    done = []
+    acme = Org.objects.get(slug="acme")
+    expansion = Deal.objects.filter(org=acme, title=EXPANSION).first()
+    if expansion is None:
+        contract = running_contract(org=acme, on=today)
+        assert contract is not None
+        start = max(today.replace(day=1), today - timedelta(days=3))
+        expansion = _draft(am, acme, contract, EXPANSION, "h100-eu-north", 2, start, "2.00")
+        expansion = deal_submit(actor=am, deal_id=expansion.pk)
+        if expansion.status == Deal.Status.PENDING_APPROVAL:
+            deal_approve(actor=finance, deal_id=expansion.pk, comment="Expansion at 2.00: ok.")
+        expansion = deal_sign(actor=am, deal_id=expansion.pk)
+    done.append(DemoDeal(expansion, f"signed, amends {expansion.amends}"))
+    globex = Org.objects.get(slug="globex")
+    reserved = Deal.objects.filter(org=globex, title=GLOBEX_RESERVED).first()
+    if reserved is None:
+        contract = running_contract(org=globex, on=today)
+        assert contract is not None
+        start = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+        reserved = _draft(am, globex, contract, GLOBEX_RESERVED, "h100-us-east", 16, start, "1.90")
+        reserved = deal_submit(actor=am, deal_id=reserved.pk)
+    done.append(DemoDeal(reserved, reserved.get_status_display().lower()))
+    return done
+
+
+def _draft(
+    am: User,
+    org: Org,
+    contract: Contract,
+    title: str,
+    product: str,
+    gpus: int,
+    start: date,
+    unit_price: str,
+) -> Deal:
+    return deal_create(
+        actor=am,
+        org=org,
+        currency=contract.currency,
+        rate_card_key=contract.rate_card_key,
+        issuer=contract.issuer,
+        amends=contract,
+        title=title,
+        lines=[
+            LineInput(
+                product=Product.objects.get(key=product),
+                quantity=gpus,
+                start=start,
+                term_months=12,
+                unit_price=Decimal(unit_price),
+            )
+        ],
+    )

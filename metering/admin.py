@@ -1,11 +1,12 @@
 from django.contrib import admin
 
-from .models import Allocation, HourlyRollup, Meter, UsageEvent
+from .models import Allocation, HourlyRollup, Meter, QuarantinedWork, UsageEvent
 
 
 @admin.register(Meter)
 class MeterAdmin(admin.ModelAdmin):
-    list_display = ["key", "event_type", "aggregation", "value_path", "unit"]
+    list_display = ["key", "event_type", "aggregation", "value_path", "unit", "allow_negative"]
+    list_filter = ["aggregation", "allow_negative"]
     search_fields = ["key", "event_type"]
 
 
@@ -31,7 +32,7 @@ class UsageEventAdmin(admin.ModelAdmin):
 
 @admin.register(HourlyRollup)
 class HourlyRollupAdmin(admin.ModelAdmin):
-    list_display = ["org", "meter", "hour", "dims_key", "value", "event_count"]
+    list_display = ["org", "meter", "hour", "dimensions", "value", "event_count"]
     list_filter = ["meter"]
     date_hierarchy = "hour"
     show_full_result_count = False
@@ -53,4 +54,20 @@ class AllocationAdmin(admin.ModelAdmin):
     readonly_fields = ["org", "device", "start", "created_at"]
 
     def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(QuarantinedWork)
+class QuarantinedWorkAdmin(admin.ModelAdmin):
+    """Read-only: batch work records its own failures and resolutions (SPEC §8)."""
+
+    list_display = ["kind", "org", "unit", "attempts", "last_failed_at", "next_attempt_at",
+                    "resolved_at", "error"]  # fmt: skip
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["org__slug", "unit", "error"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False

@@ -1,7 +1,7 @@
-import json
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
+from decimal import Context, Decimal
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -20,48 +20,31 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_body, error_responses
-from core.timeparse import NaiveTime, parse_instant
+from core.timeparse import parse_instant
 from tenancy.access import has_role
 from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle, ReadThrottle
 
 from .ingestion import Ingestor
+from .jsonbody import parse_json
 from .models import Allocation, Meter
 from .selectors import allocations_for_node, meters_list, usage_series
 from .services import allocation_create, allocation_end
 from .tasks import schedule_rollup
+from .validation import CODES, MAX_DEPTH
 
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(f"duplicate key {key!r} in a JSON object")
-        obj[key] = value
-    return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys."""
-    text = body.decode("utf-8")
-    return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
+# Wide enough for any numeric(38, 12) rollup sum: the default 28 digits fail at 10^16.
+_WIDE = Context(prec=60)
 
 
 def format_quantity(value: Decimal) -> str:
     """A decimal string with at least 6 and at most 12 places (trailing zeros beyond 6 dropped)."""
-    text = f"{value.quantize(Decimal('0.000000000001')):f}"
+    text = f"{value.quantize(Decimal('0.000000000001'), context=_WIDE):f}"
     whole, _, frac = text.partition(".")
     return f"{whole}.{frac.rstrip('0').ljust(6, '0')}"
 
@@ -70,8 +53,25 @@ def _too_large(message: str) -> Response:
     return Response(error_body("payload_too_large", message), status=413)
 
 
+_CODE_TABLE = "\n".join(f"- `{code}`: {text}" for code, text in CODES.items())
+
+
+def _binary_event(request: Request, data: Any) -> dict[str, Any]:
+    """The CloudEvents HTTP binding's binary content mode: attributes from ``ce-*`` headers
+    (percent-decoded, UTF-8), the body as ``data``. Undecodable values become lone
+    surrogates, which validation refuses for that attribute."""
+    event: dict[str, Any] = {}
+    for name, value in request.META.items():
+        if name.startswith("HTTP_CE_"):
+            raw = value.encode("latin-1", "replace")
+            event[name[8:].lower()] = unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
+    event["data"] = data
+    event["datacontenttype"] = "application/json"
+    return event
+
+
 class EventsIngestApi(APIView):
-    """Report usage: one CloudEvent or a batch of up to 10,000."""
+    """Report usage: one CloudEvent (structured or binary content mode) or a batch."""
 
     throttle_classes = [IngestThrottle]
 
@@ -83,18 +83,52 @@ class EventsIngestApi(APIView):
         errors: Any = inline_serializer(
             "EventRejection",
             fields={
-                "index": serializers.IntegerField(),
+                "index": serializers.IntegerField(help_text="Position in the batch (0 for one)."),
                 "id": serializers.CharField(allow_null=True),
-                "reasons": serializers.ListField(child=serializers.CharField()),
+                "reasons": serializers.ListField(
+                    child=serializers.CharField(), help_text="The messages of `problems`."
+                ),
+                "problems": inline_serializer(
+                    "EventProblem",
+                    fields={
+                        "field": serializers.CharField(
+                            help_text="The attribute or data path, e.g. `data.gpu_seconds`."
+                        ),
+                        "code": serializers.ChoiceField(choices=list(CODES)),
+                        "message": serializers.CharField(),
+                    },
+                    many=True,
+                ),
             },
             many=True,
         )
 
     @extend_schema(
         operation_id="events_ingest",
+        description=(
+            "SPEC §3, §5. Modes: structured (`application/cloudevents+json`, one event), "
+            "batch (`application/cloudevents-batch+json`, a JSON array of up to "
+            "TESSERA_MAX_BATCH_EVENTS events) and binary (`ce-*` headers with "
+            "`ce-specversion`, the body is `data` as `application/json`). Every JSON "
+            "number is read as a decimal, never as a binary float.\n\n"
+            "An event is accepted only if every later step can process it; each refused "
+            "event is listed with its index, id and problems (field, code, message), and "
+            "the valid events of the batch are stored. Bounds: quantities are ASCII "
+            "decimals with |value| < 10^15 and at most 12 decimal places, negative only "
+            "where the meter allows it; other numbers have at most 1000 decimal places "
+            "and |value| < 10^1001; `id` and `source` up to 255 characters, `type` 128, "
+            "`subject` 255; dimension values up to 256 characters and `unique_count` "
+            f"values up to 512 (as the rollup reads them); nesting up to {MAX_DEPTH} "
+            "levels; strings valid Unicode without NUL; `time` RFC 3339 with an offset "
+            "(`t`/`z` in lower case too), within the late window and the clock skew. "
+            "Identity is `(source, id)` within the key's namespace (collector keys share "
+            "one; an org's keys have their own); a repeat with the same type, time and "
+            "data is a duplicate whatever its subject.\n\nProblem codes:\n" + _CODE_TABLE
+        ),
         request={
             SINGLE: OpenApiTypes.OBJECT,
             BATCH: {"type": "array", "items": {"type": "object"}},
+            "application/json": OpenApiTypes.OBJECT,
         },
         responses={202: OutputSerializer, **error_responses(400, 413, 415)},
     )
@@ -115,11 +149,20 @@ class EventsIngestApi(APIView):
         if len(body) > limit:
             return _too_large(f"The body is larger than {limit} bytes; split the batch.")
         content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if content_type not in (SINGLE, BATCH, "application/json"):
+        binary = "HTTP_CE_SPECVERSION" in request.META
+        # Binary mode: the SDKs send no Content-Type for JSON data by default, which WSGI
+        # servers built on wsgiref (runserver, the test server) report as text/plain.
+        allowed = (
+            ("application/json", "", "text/plain")
+            if binary
+            else (SINGLE, BATCH, "application/json")
+        )
+        if content_type not in allowed:
             return Response(
                 error_body(
                     "unsupported_media_type",
-                    f"Content-Type must be {SINGLE} or {BATCH}, not {content_type or 'missing'!r}.",
+                    f"Content-Type must be {SINGLE}, {BATCH}, or application/json with "
+                    f"ce-* headers (binary mode), not {content_type or 'missing'!r}.",
                 ),
                 status=415,
             )
@@ -129,11 +172,15 @@ class EventsIngestApi(APIView):
             return Response(error_body("malformed_json", "The body is not UTF-8."), 400)
         except ValueError as exc:
             return Response(error_body("malformed_json", f"The body is not JSON: {exc}"), 400)
-        if content_type == BATCH and not isinstance(payload, list):
+        if binary:
+            events: list[Any] = [_binary_event(request, payload)]
+        elif content_type == BATCH and not isinstance(payload, list):
             return Response(
                 error_body("invalid_batch", f"A {BATCH} body must be a JSON array."), 400
             )
-        events = payload if isinstance(payload, list) and content_type != SINGLE else [payload]
+        else:
+            batch = isinstance(payload, list) and content_type != SINGLE
+            events = payload if batch else [payload]
         maximum = settings.TESSERA_MAX_BATCH_EVENTS
         if len(events) > maximum:
             return _too_large(
@@ -145,11 +192,11 @@ class EventsIngestApi(APIView):
 
 
 def parse_moment(raw: str, field: str) -> datetime:
-    """An ISO date (midnight UTC) or an ISO datetime with a timezone, on an hour boundary."""
+    """A date ``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 timestamp, on a UTC hour boundary."""
     try:
         moment = parse_instant(raw)
     except ValueError as exc:
-        raise ValidationError({field: [f"{exc}."]}) from None
+        raise ValidationError({field: [f"{exc}; give a date or an RFC 3339 time."]}) from None
     if moment.minute or moment.second or moment.microsecond:
         raise ValidationError({field: ["Usage is kept per hour: give a whole UTC hour."]})
     return moment
@@ -267,7 +314,16 @@ class MeterListApi(APIView):
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = Meter
-            fields = ["key", "name", "event_type", "value_path", "aggregation", "group_by", "unit"]
+            fields = [
+                "key",
+                "name",
+                "event_type",
+                "value_path",
+                "aggregation",
+                "group_by",
+                "unit",
+                "allow_negative",
+            ]
 
     @extend_schema(
         operation_id="meters_list",
@@ -278,19 +334,15 @@ class MeterListApi(APIView):
 
 
 class AwareDateTimeField(serializers.DateTimeField):
-    """A datetime that must carry its timezone; returned in UTC."""
-
-    default_error_messages = {"naive": "Give a timezone ('Z' or an offset)."}
+    """An RFC 3339 timestamp (it carries its offset); returned in UTC."""
 
     def to_internal_value(self, value: Any) -> datetime:
-        if isinstance(value, str):
-            try:
-                return parse_instant(value, allow_date=False)
-            except NaiveTime:
-                self.fail("naive")
-            except ValueError:
-                self.fail("invalid", format="ISO 8601 with a timezone")
-        return super().to_internal_value(value).astimezone(UTC)
+        if not isinstance(value, str):
+            self.fail("invalid", format="RFC 3339 with an offset")
+        try:
+            return parse_instant(value, allow_date=False)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 def _require_operator(request: Request) -> None:

@@ -1,17 +1,23 @@
 """Ingestion of CloudEvents 1.0 usage events (SPEC §3, §5).
 
-Each event is validated on its own; the valid ones are stored in one statement that
-deduplicates in the database (``INSERT … ON CONFLICT DO NOTHING RETURNING``), and the hours
-they touch are marked for the rollup in the same transaction. A 202 therefore means stored.
+Each event is validated on its own (``metering.validation`` has the rules and the refusal
+codes); the valid ones are stored in one statement that deduplicates in the database
+(``INSERT … ON CONFLICT DO NOTHING RETURNING``), and the hours they touch are marked for the
+rollup in the same transaction. A 202 therefore means stored.
+
+Identity (SPEC §3): ``(source, id)`` within the namespace of the credential. Platform
+collector keys share the namespace ``platform``; an org's ingest key writes in ``org:<id>``
+only. So a customer's key can never occupy, block or learn of a collector's event identity
+or another org's, and a collector event repeated under another subject is one event. An
+event whose identity is taken is a duplicate when its type, time and data equal the stored
+event's (compared as values; the subject is not part of it), and is refused with
+``id_conflict`` otherwise; the stored event never changes.
 """
 
 import hashlib
-import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import psycopg
@@ -25,21 +31,51 @@ from tenancy.models import ApiKey, Org
 from . import metrics
 from .models import Meter, RollupMark, UsageEvent
 from .paths import lookup, parse_path
+from .validation import (
+    MAX_DIMENSION_CHARS,
+    MAX_ID_CHARS,
+    MAX_SUBJECT_CHARS,
+    MAX_TYPE_CHARS,
+    MAX_UNIQUE_VALUE_CHARS,
+    TOO_DEEP,
+    Problem,
+    encode,
+    quantity,
+    show,
+    stored_text,
+    string_problem,
+)
 
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data")
-MAX_ID_LENGTH = 255
-# Stored quantities are numeric(38, 12); anything this large is a bug on the sender's side.
-MAX_MAGNITUDE = Decimal("1e20")
+PLATFORM_NAMESPACE = "platform"
+_LIMITS = {
+    "id": MAX_ID_CHARS,
+    "source": MAX_ID_CHARS,
+    "type": MAX_TYPE_CHARS,
+    "subject": MAX_SUBJECT_CHARS,
+}
+
+
+def namespace_for(api_key: ApiKey) -> str:
+    """The identity namespace of a key: shared by all collector keys, one per org."""
+    if api_key.kind == ApiKey.Kind.COLLECTOR:
+        return PLATFORM_NAMESPACE
+    return f"org:{api_key.org_id}"
 
 
 @dataclass
 class Rejection:
     index: int
     id: str | None
-    reasons: list[str]
+    problems: list[Problem]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "id": self.id, "reasons": self.reasons}
+        return {
+            "index": self.index,
+            "id": self.id,
+            "reasons": [p.message for p in self.problems],
+            "problems": [p.as_dict() for p in self.problems],
+        }
 
 
 @dataclass
@@ -49,9 +85,9 @@ class IngestResult:
     rejected: int = 0
     errors: list[Rejection] = field(default_factory=list)
 
-    def reject(self, index: int, event_id: str | None, reasons: list[str]) -> None:
+    def reject(self, index: int, event_id: Any, problems: list[Problem]) -> None:
         self.rejected += 1
-        self.errors.append(Rejection(index, event_id, reasons))
+        self.errors.append(Rejection(index, _echo(event_id), problems))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,10 +98,18 @@ class IngestResult:
         }
 
 
+def _echo(event_id: Any) -> str | None:
+    """The id to echo in a rejection: lone surrogates escaped, so the answer is valid UTF-8."""
+    if not isinstance(event_id, str):
+        return None
+    return event_id[:1000].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass
 class _Valid:
     index: int
     org_id: int
+    namespace: str
     source: str
     event_id: str
     type: str
@@ -73,41 +117,31 @@ class _Valid:
     data_json: str
     content_hash: str
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.namespace, self.source, self.event_id)
 
-def canonical_data(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_hash(event: dict[str, Any], data_json: str) -> str:
-    """sha256 over the event's attributes and its canonical data: equal iff the events are."""
-    attributes = {k: v for k, v in event.items() if k != "data"}
-    text = json.dumps(attributes, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{text}\n{data_json}".encode()).hexdigest()
+    @property
+    def content(self) -> tuple[str, datetime, str]:
+        return (self.type, self.time, self.data_json)
 
 
-def _parse_time(raw: object) -> tuple[datetime | None, str | None]:
-    if not isinstance(raw, str):
-        return None, "time must be an RFC 3339 string"
-    try:
-        return parse_instant(raw, allow_date=False), None
-    except ValueError as exc:
-        return None, f"time {exc}"
+@dataclass(frozen=True)
+class _Rule:
+    """What one meter reads from an event's data."""
+
+    meter: Meter
+    value: tuple[str, ...] | None
+    value_field: str
+    dimensions: tuple[tuple[str, tuple[str, ...], str], ...]  # (name, path, field)
 
 
-def _number_problem(value: object, where: str) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return f"{where} must be a number or a decimal string"
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{where} must be finite"
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return f"{where} {value!r} is not a number"
-    if not number.is_finite():
-        return f"{where} must be finite"
-    if abs(number) >= MAX_MAGNITUDE:
-        return f"{where} is out of range (|value| must be below 1e20)"
-    return None
+def _rule(meter: Meter) -> _Rule:
+    dimensions = tuple(
+        (name, parse_path(path), f"data{path[1:]}") for name, path in sorted(meter.group_by.items())
+    )
+    value = parse_path(meter.value_path) if meter.value_path else None
+    return _Rule(meter, value, f"data{meter.value_path[1:]}", dimensions)
 
 
 class Ingestor:
@@ -115,210 +149,322 @@ class Ingestor:
 
     def __init__(self, *, api_key: ApiKey, now: datetime | None = None) -> None:
         self.api_key = api_key
+        self.namespace = namespace_for(api_key)
         self.now = now or timezone.now()
         self.oldest = self.now - timedelta(days=settings.TESSERA_LATE_WINDOW_DAYS)
         self.newest = self.now + timedelta(seconds=settings.TESSERA_FUTURE_SKEW_SECONDS)
-        self.meters: dict[str, list[tuple[Meter, tuple[str, ...] | None]]] = {}
+        self.rules: dict[str, list[_Rule]] = {}
         for meter in Meter.objects.all():
-            path = parse_path(meter.value_path) if meter.value_path else None
-            self.meters.setdefault(meter.event_type, []).append((meter, path))
+            self.rules.setdefault(meter.event_type, []).append(_rule(meter))
 
     def ingest(self, events: list[Any]) -> IngestResult:
         result = IngestResult()
         orgs = self._orgs(e.get("subject") for e in events if isinstance(e, dict))
         valid: list[_Valid] = []
-        seen: dict[tuple[int, str, str], str] = {}
+        seen: dict[tuple[str, str, str], tuple[str, datetime, str]] = {}
         for index, event in enumerate(events):
-            row, reasons = self._validate(index, event, orgs)
+            row, problems = self._validate(event, orgs, index)
             if row is None:
-                event_id = event.get("id") if isinstance(event, dict) else None
-                result.reject(index, event_id if isinstance(event_id, str) else None, reasons)
+                result.reject(index, event.get("id") if isinstance(event, dict) else None, problems)
                 continue
-            key = (row.org_id, row.source, row.event_id)
-            earlier = seen.get(key)
+            earlier = seen.get(row.key)
             if earlier is None:
-                seen[key] = row.content_hash
+                seen[row.key] = row.content
                 valid.append(row)
-            elif earlier == row.content_hash:
+            elif earlier == row.content:
                 result.duplicates += 1
             else:
                 result.reject(
-                    index, row.event_id, ["id was already used in this batch with other content"]
+                    index,
+                    row.event_id,
+                    [
+                        Problem(
+                            "id",
+                            "id_conflict",
+                            "id was already used in this batch with other content",
+                        )
+                    ],
                 )
         if valid:
             with transaction.atomic():
                 inserted = _insert(valid, self.now)
                 self._classify_conflicts(valid, inserted, result)
                 _mark_hours(
-                    {(r.org_id, r.type, _hour(r.time)) for r in valid if _key(r) in inserted},
+                    {(r.org_id, r.type, _hour(r.time)) for r in valid if r.key in inserted},
                     self.now,
                 )
         metrics.record_ingest(result.accepted, result.duplicates, result.rejected)
         return result
 
     def _orgs(self, subjects: Iterable[Any]) -> dict[str, int]:
-        slugs = {s for s in subjects if isinstance(s, str)}
+        slugs = {
+            s
+            for s in subjects
+            if isinstance(s, str) and len(s) <= MAX_SUBJECT_CHARS and not string_problem(s, "")
+        }
         if self.api_key.kind == ApiKey.Kind.ORG:
             org = self.api_key.org
             return {org.slug: org.pk} if org and org.slug in slugs else {}
         return dict(Org.objects.filter(slug__in=slugs).values_list("slug", "pk"))
 
     def _validate(
-        self, index: int, event: Any, orgs: dict[str, int]
-    ) -> tuple[_Valid | None, list[str]]:
+        self, event: Any, orgs: dict[str, int], index: int
+    ) -> tuple[_Valid | None, list[Problem]]:
+        if event is TOO_DEEP:
+            return None, [Problem("event", "too_deep", "the event nests too deep to be read")]
         if not isinstance(event, dict):
-            return None, ["event must be a JSON object"]
-        reasons = [f"{name} is required" for name in REQUIRED if name not in event]
+            return None, [Problem("event", "invalid_type", "event must be a JSON object")]
+        scanned: list[Problem] = []
+        attributes = {name: value for name, value in event.items() if name != "data"}
+        attributes_text = encode(attributes, "", scanned)
+        data_text = encode(event["data"], "data", scanned, depth=2) if "data" in event else ""
+        dirty = {p.field for p in scanned}
+        missing = [name for name in REQUIRED if name not in event]
+        problems = [Problem(name, "required", f"{name} is required") for name in missing]
+        problems += scanned
         spec = event.get("specversion")
         if "specversion" in event and spec != "1.0":
-            reasons.append(f"specversion must be '1.0', not {spec!r}")
-        for name in ("id", "source", "type", "subject"):
-            value = event.get(name)
-            if name in event and (not isinstance(value, str) or not value.strip()):
-                reasons.append(f"{name} must be a non-empty string")
-            elif isinstance(value, str) and len(value) > MAX_ID_LENGTH:
-                reasons.append(f"{name} is longer than {MAX_ID_LENGTH} characters")
-            elif isinstance(value, str) and "\x00" in value:
-                reasons.append(f"{name} must not contain NUL characters")
-        content_type = event.get("datacontenttype")
-        if content_type is not None and content_type != "application/json":
-            reasons.append("datacontenttype must be 'application/json' when given")
-        time = None
-        if "time" in event:
-            time, problem = _parse_time(event["time"])
-            if problem:
-                reasons.append(problem)
-            elif time is not None and time < self.oldest:
-                reasons.append(
-                    f"time {event['time']} is older than the late window of "
-                    f"{settings.TESSERA_LATE_WINDOW_DAYS} days"
+            problems.append(
+                Problem(
+                    "specversion",
+                    "invalid_specversion",
+                    f"specversion must be '1.0', not {show(spec)}",
                 )
-            elif time is not None and time > self.newest:
-                reasons.append(f"time {event['time']} is more than 5 minutes in the future")
+            )
+        for name, limit in _LIMITS.items():
+            value = event.get(name)
+            if name not in event or name in dirty:
+                continue
+            if not isinstance(value, str):
+                problems.append(Problem(name, "invalid_type", f"{name} must be a non-empty string"))
+            elif not value.strip():
+                problems.append(Problem(name, "empty", f"{name} must be a non-empty string"))
+            elif len(value) > limit:
+                problems.append(
+                    Problem(name, "too_long", f"{name} is longer than {limit} characters")
+                )
+        dirty |= {p.field for p in problems}
+        content_type = event.get("datacontenttype")
+        if content_type is not None and (
+            not isinstance(content_type, str)
+            or content_type.split(";")[0].strip().lower() != "application/json"
+        ):
+            problems.append(
+                Problem(
+                    "datacontenttype",
+                    "invalid_content_type",
+                    "datacontenttype must be 'application/json' when given",
+                )
+            )
+        time = self._time(event, problems) if "time" in event and "time" not in dirty else None
         data = event.get("data")
-        if "data" in event and not isinstance(data, dict):
-            reasons.append("data must be a JSON object")
+        if "data" in event and not isinstance(data, dict) and data is not TOO_DEEP:
+            problems.append(Problem("data", "invalid_type", "data must be a JSON object"))
         event_type = event.get("type")
-        if isinstance(event_type, str) and event_type:
-            meters = self.meters.get(event_type)
-            if not meters:
-                reasons.append(f"type {event_type!r} is not measured by any meter")
+        if isinstance(event_type, str) and event_type and "type" not in dirty:
+            rules = self.rules.get(event_type)
+            if not rules:
+                problems.append(
+                    Problem(
+                        "type",
+                        "unknown_type",
+                        f"type {show(event_type)} is not measured by any meter",
+                    )
+                )
             elif isinstance(data, dict):
-                reasons.extend(self._check_values(data, meters))
+                problems += _check_data(data, rules, problems)
         subject = event.get("subject")
         org_id = orgs.get(subject) if isinstance(subject, str) else None
-        if isinstance(subject, str) and subject and org_id is None:
+        unknown = isinstance(subject, str) and subject.strip() and org_id is None
+        if unknown and "subject" not in dirty:
             if self.api_key.kind == ApiKey.Kind.ORG:
                 own = self.api_key.org.slug if self.api_key.org else "?"
-                reasons.append(f"this key may only report usage for org {own!r}, not {subject!r}")
+                problems.append(
+                    Problem(
+                        "subject",
+                        "forbidden_subject",
+                        f"this key may only report usage for org {own!r}, not {show(subject)}",
+                    )
+                )
             else:
-                reasons.append(f"subject {subject!r} is not a known org")
-        data_json = canonical_data(data) if isinstance(data, dict) else ""
-        if "\\u0000" in data_json:
-            reasons.append("data must not contain NUL characters")
-        if reasons or org_id is None or time is None:
-            return None, reasons
+                problems.append(
+                    Problem(
+                        "subject", "unknown_subject", f"subject {show(subject)} is not a known org"
+                    )
+                )
+        if problems or org_id is None or time is None:
+            return None, problems
+        fingerprint = f"{attributes_text}\n{data_text}"
         return (
             _Valid(
                 index=index,
                 org_id=org_id,
+                namespace=self.namespace,
                 source=event["source"],
                 event_id=event["id"],
                 type=event_type,  # type: ignore[arg-type]
                 time=time,
-                data_json=data_json,
-                content_hash=canonical_hash(event, data_json),
+                data_json=data_text,
+                content_hash=hashlib.sha256(fingerprint.encode()).hexdigest(),
             ),
             [],
         )
 
-    @staticmethod
-    def _check_values(
-        data: dict[str, Any], meters: list[tuple[Meter, tuple[str, ...] | None]]
-    ) -> list[str]:
-        reasons: list[str] = []
-        for meter, path in meters:
-            if path is None:
-                continue
-            found, value = lookup(data, path)
-            where = f"data{meter.value_path[1:]}"
-            problem: str | None
-            if not found or value is None:
-                problem = f"{where} is required by meter {meter.key!r}"
-            elif meter.needs_numeric_value:
-                problem = _number_problem(value, where)
-            elif isinstance(value, dict | list):
-                problem = f"{where} must be a scalar for meter {meter.key!r}"
-            else:
-                problem = None
-            if problem and problem not in reasons:
-                reasons.append(problem)
-        return reasons
+    def _time(self, event: dict[str, Any], problems: list[Problem]) -> datetime | None:
+        raw = event["time"]
+        if not isinstance(raw, str):
+            problems.append(Problem("time", "invalid_type", "time must be an RFC 3339 string"))
+            return None
+        try:
+            moment = parse_instant(raw, allow_date=False)
+        except ValueError as exc:
+            problems.append(Problem("time", "invalid_time", f"time {exc}"))
+            return None
+        if moment < self.oldest:
+            problems.append(
+                Problem(
+                    "time",
+                    "too_old",
+                    f"time {raw} is older than the late window of "
+                    f"{settings.TESSERA_LATE_WINDOW_DAYS} days",
+                )
+            )
+            return None
+        if moment > self.newest:
+            problems.append(
+                Problem("time", "in_future", f"time {raw} is more than 5 minutes in the future")
+            )
+            return None
+        return moment
 
     @staticmethod
     def _classify_conflicts(
-        valid: list[_Valid], inserted: set[tuple[int, str, str]], result: IngestResult
+        valid: list[_Valid], inserted: set[tuple[str, str, str]], result: IngestResult
     ) -> None:
-        conflicts = [row for row in valid if _key(row) not in inserted]
+        conflicts = [row for row in valid if row.key not in inserted]
         result.accepted += len(valid) - len(conflicts)
         if not conflicts:
             return
-        stored = _stored_hashes(conflicts)
+        same = _same_as_stored(conflicts)
         for row in conflicts:
-            if stored.get(_key(row)) == row.content_hash:
+            if row.key in same:
                 result.duplicates += 1
             else:
                 result.reject(
                     row.index,
                     row.event_id,
                     [
-                        f"id {row.event_id!r} from source {row.source!r} was already "
-                        "accepted with other content; the stored event is unchanged"
+                        Problem(
+                            "id",
+                            "id_conflict",
+                            f"id {show(row.event_id)} from source {show(row.source)} was "
+                            "already accepted with other content; the stored event is unchanged",
+                        )
                     ],
                 )
 
 
-def _stored_hashes(rows: list[_Valid]) -> dict[tuple[int, str, str], str]:
-    """Content hashes of the stored events that share a key with ``rows``."""
+def _check_data(data: dict[str, Any], rules: list[_Rule], earlier: list[Problem]) -> list[Problem]:
+    """The meters' values and group-by dimensions in ``data`` (SPEC §3)."""
+    found_problems: list[Problem] = []
+    reported = {(p.field, p.code) for p in earlier}
+
+    def add(problem: Problem | None) -> None:
+        if problem and (problem.field, problem.code) not in reported:
+            reported.add((problem.field, problem.code))
+            found_problems.append(problem)
+
+    for rule in rules:
+        meter = rule.meter
+        if rule.value is not None:
+            where = rule.value_field
+            found, value = lookup(data, rule.value)
+            if not found or value is None:
+                add(Problem(where, "required", f"{where} is required by meter {meter.key!r}"))
+            elif meter.needs_numeric_value:
+                add(quantity(value, where, allow_negative=meter.allow_negative)[1])
+            else:
+                add(_text_problem(value, where, MAX_UNIQUE_VALUE_CHARS, meter, "invalid_type"))
+        for name, path, where in rule.dimensions:
+            found, value = lookup(data, path)
+            if not found or value is None:
+                add(
+                    Problem(
+                        where,
+                        "missing_dimension",
+                        f"{where} is required: it is the dimension {name!r} of meter {meter.key!r}",
+                    )
+                )
+            else:
+                add(_text_problem(value, where, MAX_DIMENSION_CHARS, meter, "invalid_dimension"))
+    return found_problems
+
+
+def _text_problem(value: Any, where: str, limit: int, meter: Meter, code: str) -> Problem | None:
+    text = stored_text(value)
+    if text is None:
+        return Problem(where, code, f"{where} must be a string, number or boolean")
+    if len(text) > limit:
+        return Problem(
+            where, "too_long", f"{where} is longer than {limit} characters (meter {meter.key!r})"
+        )
+    return None
+
+
+def _same_as_stored(rows: list[_Valid]) -> set[tuple[str, str, str]]:
+    """Keys of ``rows`` whose stored event has the same type, time and data (as values)."""
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
-                f"SELECT e.org_id, e.source, e.event_id, e.content_hash "
+                f"SELECT e.namespace, e.source, e.event_id "
                 f"FROM {UsageEvent._meta.db_table} e "
-                "JOIN unnest(%b::bigint[], %b::text[], %b::text[]) AS k(o, s, i) "
-                "ON e.org_id = k.o AND e.source = k.s AND e.event_id = k.i",
-                [[r.org_id for r in rows], [r.source for r in rows], [r.event_id for r in rows]],
+                "JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
+                "%b::text[]) AS k(n, s, i, t, tm, d) "
+                "ON e.namespace = k.n AND e.source = k.s AND e.event_id = k.i "
+                "WHERE e.type = k.t AND e.time = k.tm AND e.data = k.d::jsonb",
+                _arrays(rows, "namespace", "source", "event_id", "type", "time", "data_json"),
             )
-            return {(int(o), s, i): h for o, s, i, h in cursor.fetchall()}
+            return {(n, s, i) for n, s, i in cursor.fetchall()}
+    wanted = {r.key: r.content for r in rows}
+    stored = UsageEvent.objects.filter(
+        namespace__in={r.namespace for r in rows},
+        source__in={r.source for r in rows},
+        event_id__in={r.event_id for r in rows},
+    ).values_list("namespace", "source", "event_id", "type", "time", "data")
+    from .validation import encode as canonical
+
     return {
-        (org_id, source, event_id): content_hash
-        for org_id, source, event_id, content_hash in UsageEvent.objects.filter(
-            org_id__in={r.org_id for r in rows},
-            source__in={r.source for r in rows},
-            event_id__in={r.event_id for r in rows},
-        ).values_list("org_id", "source", "event_id", "content_hash")
+        (n, s, i)
+        for n, s, i, t, tm, d in stored
+        if (n, s, i) in wanted and wanted[(n, s, i)] == (t, tm, canonical(d, "data", []))
     }
-
-
-def _key(row: _Valid) -> tuple[int, str, str]:
-    return (row.org_id, row.source, row.event_id)
 
 
 def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _insert(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
-    """Insert; return the keys actually inserted (the others already existed)."""
+_COLUMNS = "(org_id, namespace, source, event_id, type, time, data, content_hash, received_at)"
+# The _Valid fields behind the columns (without received_at), in the same order.
+_FIELDS = ("org_id", "namespace", "source", "event_id", "type", "time", "data_json", "content_hash")
+
+
+def _arrays(rows: list[_Valid], *fields: str) -> list[list[Any]]:
+    """One array per field, for ``unnest``: columns travel as binary arrays."""
+    return [[getattr(row, name) for row in rows] for name in fields]
+
+
+def _insert(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
+    """Insert; return the identities actually inserted (the others already existed)."""
     # One key order for every writer, so two overlapping batches cannot deadlock.
-    rows = sorted(rows, key=_key)
+    rows = sorted(rows, key=lambda r: r.key)
     if connection.vendor == "postgresql":
         return _insert_postgresql(rows, now)
     table = UsageEvent._meta.db_table
     ops = connection.ops
     received = ops.adapt_datetimefield_value(now)
-    inserted: set[tuple[int, str, str]] = set()
+    inserted: set[tuple[str, str, str]] = set()
     chunk = 500
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
@@ -327,6 +473,7 @@ def _insert(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
             for r in part:
                 params += [
                     r.org_id,
+                    r.namespace,
                     r.source,
                     r.event_id,
                     r.type,
@@ -336,42 +483,31 @@ def _insert(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
                     received,
                 ]
             cursor.execute(
-                f"INSERT INTO {table} "
-                "(org_id, source, event_id, type, time, data, content_hash, received_at) "
-                f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * len(part))} "
-                "ON CONFLICT (org_id, source, event_id) DO NOTHING "
-                "RETURNING org_id, source, event_id",
+                f"INSERT INTO {table} {_COLUMNS} "
+                f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s, %s)'] * len(part))} "
+                "ON CONFLICT (namespace, source, event_id) DO NOTHING "
+                "RETURNING namespace, source, event_id",
                 params,
             )
-            inserted.update((int(o), s, e) for o, s, e in cursor.fetchall())
+            inserted.update((n, s, e) for n, s, e in cursor.fetchall())
     return inserted
 
 
-def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[int, str, str]]:
+def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
     """One statement per batch: columns travel as binary arrays, bound server-side."""
     connection.ensure_connection()
     table = UsageEvent._meta.db_table
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
-            f"INSERT INTO {table} "
-            "(org_id, source, event_id, type, time, data, content_hash, received_at) "
-            "SELECT o, s, i, t, tm, d::jsonb, h, %b FROM unnest("
-            "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
-            "%b::text[], %b::text[]) AS u(o, s, i, t, tm, d, h) "
-            "ON CONFLICT (org_id, source, event_id) DO NOTHING "
-            "RETURNING org_id, source, event_id",
-            [
-                now,
-                [r.org_id for r in rows],
-                [r.source for r in rows],
-                [r.event_id for r in rows],
-                [r.type for r in rows],
-                [r.time for r in rows],
-                [r.data_json for r in rows],
-                [r.content_hash for r in rows],
-            ],
+            f"INSERT INTO {table} {_COLUMNS} "
+            "SELECT o, n, s, i, t, tm, d::jsonb, h, %b FROM unnest("
+            "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
+            "%b::text[], %b::text[]) AS u(o, n, s, i, t, tm, d, h) "
+            "ON CONFLICT (namespace, source, event_id) DO NOTHING "
+            "RETURNING namespace, source, event_id",
+            [now, *_arrays(rows, *_FIELDS)],
         )
-        return {(int(o), s, e) for o, s, e in cursor.fetchall()}
+        return {(n, s, e) for n, s, e in cursor.fetchall()}
 
 
 def _mark_hours(hours: set[tuple[int, str, datetime]], now: datetime) -> None:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from .models import Device, RollupMark
+from .models import Device, QuarantinedWork, RollupMark
 
 
 def lock_or_create_device(*, node: str, uuid: str) -> Device:
@@ -23,4 +23,14 @@ def lock_rollup_marks(*, limit: int) -> list[tuple[int, int, str, datetime]]:
         RollupMark.objects.select_for_update(skip_locked=True)
         .order_by("hour", "id")
         .values_list("id", "org_id", "event_type", "hour")[:limit]
+    )
+
+
+def lock_open_work(*, kind: str, org_id: int, unit: str) -> QuarantinedWork | None:
+    """The open quarantine row of one unit of batch work, locked (its failures are counted
+    one at a time)."""
+    return (
+        QuarantinedWork.objects.select_for_update()
+        .filter(kind=kind, org_id=org_id, unit=unit, resolved_at__isnull=True)
+        .first()
     )

@@ -1,4 +1,5 @@
-"""Prometheus metrics (SPEC §5: ingest rate, rating lag, task failures).
+"""Prometheus metrics (SPEC §5: ingest rate, rating lag, task failures, unbilled usage,
+quarantined work).
 
 Counters live in the process; set PROMETHEUS_MULTIPROC_DIR under gunicorn so that every
 worker's counts are summed. Gauges that describe the database are computed at scrape time.
@@ -43,20 +44,40 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily(
             "tessera_rollup_pending_hours", "Hours awaiting rollup.", value=stats["pending"]
         )
-        for name, help_text, value in extra_gauges():
-            yield GaugeMetricFamily(name, help_text, value=value)
+        yield quarantined_gauge()
+        for gauge in extra_gauges():
+            if isinstance(gauge, GaugeMetricFamily):
+                yield gauge
+            else:
+                name, help_text, value = gauge
+                yield GaugeMetricFamily(name, help_text, value=value)
 
 
-GaugeFunc = Callable[[], tuple[str, str, float]]
+def quarantined_gauge() -> GaugeMetricFamily:
+    """Open quarantined units of batch work per kind (SPEC §8), zero for the kinds without."""
+    from .quarantine import quarantined_counts
+
+    family = GaugeMetricFamily(
+        "tessera_quarantined_work",
+        "Units of batch work (rollup hours, org runs) set aside after a failure, not resolved.",
+        labels=["kind"],
+    )
+    for kind, count in quarantined_counts().items():
+        family.add_metric([kind], count)
+    return family
+
+
+GaugeFunc = Callable[[], tuple[str, str, float] | GaugeMetricFamily]
 _EXTRA: list[GaugeFunc] = []
 
 
 def register_gauge(func: GaugeFunc) -> None:
-    """Other apps (rating) add scrape-time gauges: ``func() -> (name, help, value)``."""
+    """Other apps (rating) add scrape-time gauges: ``func() -> (name, help, value)``, or a
+    whole ``GaugeMetricFamily`` when the gauge has labels."""
     _EXTRA.append(func)
 
 
-def extra_gauges() -> Iterator[tuple[str, str, float]]:
+def extra_gauges() -> Iterator[tuple[str, str, float] | GaugeMetricFamily]:
     for func in _EXTRA:
         yield func()
 

@@ -22,6 +22,10 @@ class Meter(models.Model):
     # {"gpu_model": "$.gpu_model", "region": "$.region"}
     group_by = models.JSONField(default=dict, blank=True)
     unit = models.CharField(max_length=50, blank=True, help_text="Unit of the raw quantity.")
+    # SPEC §3: negative quantities (corrections, refunds) are refused unless the meter says so.
+    allow_negative = models.BooleanField(
+        default=False, help_text="Accept negative values (e.g. corrections); refused otherwise."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -43,24 +47,32 @@ class Meter(models.Model):
 class UsageEvent(models.Model):
     """One accepted CloudEvent. Append-only: never updated, never deleted by the application.
 
-    Deduplication is per tenant: ``(org, source, event_id)`` is unique in the database, so one
-    org can never learn of or collide with another org's event ids. The org leads every key so
-    that a distributed PostgreSQL can shard this table by org.
+    Identity (SPEC §3) is ``(source, event_id)`` within ``namespace``, unique in the database:
+    ``platform`` for every collector key, ``org:<org id>`` for an org's own keys. So an org's
+    key can never occupy, block or learn of a platform identity or another org's, and a
+    collector event repeated under another subject is one event. The org still leads the
+    query index (the shard key of a distributed PostgreSQL); identity can move to a key
+    table of its own when events are partitioned by time.
     """
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    # "platform" or "org:<org id>": whose identities these are (the credential, not the subject).
+    namespace = models.CharField(max_length=40)
     source = models.CharField(max_length=255)
     event_id = models.CharField(max_length=255, help_text="CloudEvents `id`.")
     type = models.CharField(max_length=128)
     time = models.DateTimeField(help_text="When the usage happened (aware UTC).")
     data = models.JSONField()
-    # sha256 of the canonical JSON of the whole event: tells a true duplicate from a reused id.
+    # sha256 of the canonical JSON of the whole event as received (all attributes and data):
+    # a fingerprint of what the sender sent. Duplicates are told by comparing type, time, data.
     content_hash = models.CharField(max_length=64)
     received_at = models.DateTimeField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["org", "source", "event_id"], name="usage_event_dedup")
+            models.UniqueConstraint(
+                fields=["namespace", "source", "event_id"], name="usage_event_identity"
+            )
         ]
         indexes = [
             # Serves the rollup (one org, one type, one hour) and the late-event path.
@@ -101,7 +113,8 @@ class HourlyRollup(models.Model):
     meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="rollups")
     hour = models.DateTimeField(help_text="Start of the UTC hour [hour, hour+1h).")
     dimensions = models.JSONField(default=dict)
-    # Canonical JSON of `dimensions` (sorted keys): makes the natural key unique-indexable.
+    # sha256 (hex) of the canonical JSON of `dimensions`: a fixed-length, unique-indexable natural
+    # key, whatever the dimension values hold (rollups.dims_key).
     dims_key = models.CharField(max_length=512)
     # In the meter's raw unit (e.g. GPU-seconds); for `unique_count` the hour's distinct count.
     value = models.DecimalField(max_digits=38, decimal_places=12)
@@ -181,3 +194,54 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device} → {self.org_id} [{self.start}, {self.end})"
+
+
+class QuarantinedWork(models.Model):
+    """A unit of batch work set aside after it failed (SPEC §8 "Batch work isolates faults").
+
+    One org's bad data (or a bug it triggers) fails only its own unit: a rollup hour, an org's
+    rating, close, finalization or export. The unit is recorded here with its error and
+    retried with exponential backoff (``next_attempt_at``); every other unit goes on. A unit
+    that later succeeds is resolved (``resolved_at``), never deleted, so finance and operators
+    can see what was held and for how long. At most one open row per (kind, org, unit).
+    """
+
+    class Kind(models.TextChoices):
+        ROLLUP = "rollup", "Rollup of an hour"
+        RATING = "rating", "Rating"
+        CLOSE = "close", "Period close"
+        FINALIZE = "finalize", "Invoice finalization"
+        EXPORT = "export", "Invoice export"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    # Stable name of the unit within (kind, org): "gpu.usage@2026-11-30T02:00:00+00:00" for a
+    # rollup hour, "period:42" for one period's rating, "" for an org's whole run.
+    unit = models.CharField(max_length=255, blank=True)
+    event_type = models.CharField(max_length=128, blank=True, help_text="Rollups only.")
+    hour = models.DateTimeField(
+        null=True, blank=True, help_text="The rollup hour, or the start of the period."
+    )
+    error = models.TextField(help_text="The last failure: exception type and message.")
+    attempts = models.PositiveIntegerField(default=1, help_text="Failed attempts so far.")
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(help_text="Not retried before (exponential backoff).")
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When a retry succeeded.")
+
+    class Meta:
+        ordering = ["-last_failed_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "org", "unit"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="quarantined_work_open_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["org", "kind", "resolved_at"], name="quarantined_work_org"),
+            models.Index(fields=["kind", "next_attempt_at"], name="quarantined_work_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.org_id} {self.unit or '*'} ×{self.attempts}"

@@ -4,8 +4,15 @@ Incremental: only hours marked by ingestion (``RollupMark``) are recomputed, eac
 its events, so a late event simply marks its old hour again. The arithmetic runs in the
 database; only `latest` and `unique_count` stream rows through Python, one batch of hours at a
 time, never a whole period.
+
+Faults are isolated per (org, event type, hour) (SPEC §8): each org's hours are recomputed in
+a savepoint; when that fails, hour by hour, and an hour that still fails is quarantined
+(``metering.quarantine``) with its error while every other hour and org is rolled up. Its old
+rollups stay as they were. A quarantined hour is marked again when its backoff expires, so the
+rollup retries it by itself; it is resolved when it succeeds.
 """
 
+import hashlib
 import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -17,30 +24,67 @@ from django.db import transaction
 from django.db.models import Count, DecimalField, Max, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncHour
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import metrics
 from .lock_objects import lock_rollup_marks
-from .models import HourlyDistinctValue, HourlyRollup, Meter, RollupMark, UsageEvent
+from .models import (
+    HourlyDistinctValue,
+    HourlyRollup,
+    Meter,
+    QuarantinedWork,
+    RollupMark,
+    UsageEvent,
+)
 from .paths import orm_lookup, parse_path
+from .quarantine import describe, logger, work_quarantine
 
 HOUR = timedelta(hours=1)
 Agg = Meter.Aggregation
 
 
 def dims_key(dimensions: dict[str, Any]) -> str:
-    return json.dumps(dimensions, sort_keys=True, separators=(",", ":"))
+    """sha256 of the dimensions' canonical JSON: 64 characters whatever the values hold (a
+    long non-ASCII value once overflowed a key that was the JSON itself)."""
+    text = json.dumps(dimensions, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def rollup_pending(*, batch_hours: int | None = None) -> int:
-    """Roll up every marked hour, in batches; returns the number of marks consumed."""
+    """Roll up every marked hour, in batches; returns the number of marks consumed. Hours
+    that fail are quarantined (see the module docstring), never retried in the same call."""
     limit = batch_hours or settings.TESSERA_ROLLUP_BATCH_HOURS
+    requeue_quarantined()
     total = 0
     while True:
         done = _rollup_batch(limit)
         total += done
         if done < limit:
             return total
+
+
+def rollup_unit(event_type: str, hour: datetime) -> str:
+    """The quarantine unit name of one (event type, hour) of an org."""
+    return f"{event_type}@{hour.astimezone(UTC).isoformat()}"
+
+
+def requeue_quarantined(*, now: datetime | None = None) -> int:
+    """Mark again the quarantined hours whose backoff has expired; returns how many."""
+    now = now or timezone.now()
+    due = QuarantinedWork.objects.filter(
+        kind=QuarantinedWork.Kind.ROLLUP,
+        resolved_at__isnull=True,
+        next_attempt_at__lte=now,
+        hour__isnull=False,
+    ).values_list("org_id", "event_type", "hour")
+    marks = [
+        RollupMark(org_id=org_id, event_type=event_type, hour=hour, marked_at=now)
+        for org_id, event_type, hour in due
+        if hour is not None
+    ]
+    RollupMark.objects.bulk_create(marks, ignore_conflicts=True)
+    return len(marks)
 
 
 @transaction.atomic
@@ -55,14 +99,73 @@ def _rollup_batch(limit: int) -> int:
     meters: dict[str, list[Meter]] = defaultdict(list)
     for meter in Meter.objects.filter(event_type__in={t for t, _ in hours_by}):
         meters[meter.event_type].append(meter)
-    for (event_type, org_id), hours in hours_by.items():
-        for meter in meters.get(event_type, []):
-            recompute_hours(meter=meter, org_id=org_id, hours=sorted(hours))
-    changed = sorted({(org_id, hour) for _, org_id, _, hour in marks})
+    held = set(
+        QuarantinedWork.objects.filter(
+            kind=QuarantinedWork.Kind.ROLLUP,
+            resolved_at__isnull=True,
+            org_id__in={org_id for _, org_id in hours_by},
+        ).values_list("org_id", "unit")
+    )
+    changed: set[tuple[int, datetime]] = set()
+    for (event_type, org_id), hours in sorted(hours_by.items()):
+        done = _recompute_isolated(meters.get(event_type, []), org_id, event_type, sorted(hours))
+        changed.update((org_id, hour) for hour in done)
+        units = {rollup_unit(event_type, hour) for hour in done}
+        resolved = [unit for unit in units if (org_id, unit) in held]
+        if resolved:
+            QuarantinedWork.objects.filter(
+                kind=QuarantinedWork.Kind.ROLLUP,
+                org_id=org_id,
+                unit__in=resolved,
+                resolved_at__isnull=True,
+            ).update(resolved_at=timezone.now())
     for hook in getattr(settings, "TESSERA_ROLLUP_HOOKS", []):
-        import_string(hook)(changed)
+        import_string(hook)(sorted(changed))
     metrics.ROLLUP_HOURS.inc(len(marks))
     return len(marks)
+
+
+def _recompute_isolated(
+    meters: list[Meter], org_id: int, event_type: str, hours: list[datetime]
+) -> list[datetime]:
+    """Recompute ``hours`` of one org and event type; returns the hours that succeeded.
+
+    All hours in one savepoint first (the normal case: one pass); if that fails, each hour in
+    its own, so that only the hours that fail alone are quarantined."""
+
+    def recompute(some: list[datetime]) -> None:
+        with transaction.atomic():
+            for meter in meters:
+                recompute_hours(meter=meter, org_id=org_id, hours=some)
+
+    try:
+        recompute(hours)
+        return hours
+    except Exception as exc:
+        if len(hours) == 1:
+            _quarantine_hour(org_id, event_type, hours[0], exc)
+            return []
+    done = []
+    for hour in hours:
+        try:
+            recompute([hour])
+            done.append(hour)
+        except Exception as exc:
+            _quarantine_hour(org_id, event_type, hour, exc)
+    return done
+
+
+def _quarantine_hour(org_id: int, event_type: str, hour: datetime, exc: Exception) -> None:
+    error = describe(exc)
+    logger.warning("rollup of org %s, %s, hour %s quarantined: %s", org_id, event_type, hour, error)
+    work_quarantine(
+        kind=QuarantinedWork.Kind.ROLLUP,
+        org_id=org_id,
+        unit=rollup_unit(event_type, hour),
+        error=error,
+        event_type=event_type,
+        hour=hour,
+    )
 
 
 def recompute_hours(*, meter: Meter, org_id: int, hours: list[datetime]) -> None:

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from billing.invoicing.selectors import org_documents
 from billing.models import BillingPeriod
-from billing.selectors import org_summary
+from billing.selectors import ReservationUse, org_summary
 from tenancy.models import ApiKey, Membership, Org
 from tenancy.services import api_key_create, api_key_revoke
 from web import charts
@@ -77,24 +77,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             )
             for unit in units
         ]
-        context["reservation_charts"] = [
-            {
-                "use": use,
-                "burst_hours": sum(
-                    1 for h in use.hours if Decimal(h["used"]) > Decimal(h["reserved"])
-                ),
-                "chart": charts.lines(
-                    title=f"{use.product}: reserved vs used per hour",
-                    labels=[h["hour"].strftime("%d %H:00") for h in use.hours],
-                    series={
-                        "reserved": [Decimal(h["reserved"]) for h in use.hours],
-                        "used": [Decimal(h["used"]) for h in use.hours],
-                    },
-                    y_title="units",
-                ),
-            }
-            for use in summary.reservations
-        ]
+        context["reservation_charts"] = _reservation_charts(summary.reservations)
         meters, tokens = selectors.token_usage_by_model(org=org, start=period.start, end=period.end)
         context["token_meters"] = meters
         context["token_rows"] = [
@@ -104,6 +87,60 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context["invoices"] = org_documents(org=org)
     context["keys"] = ApiKey.objects.filter(org=org).order_by("-created_at")
     return render(request, "portal/dashboard.html", context)
+
+
+def _reservation_charts(uses: list[ReservationUse]) -> list[dict[str, Any]]:
+    """One chart per product: its reservations stacked (SPEC §3 "Reservations stack") under
+    what was used, hour by hour; the figures are the stack's (the sum of the shares)."""
+    by_product: dict[str, list[ReservationUse]] = {}
+    for use in uses:
+        by_product.setdefault(use.product, []).append(use)
+    charts_out = []
+    for product, stack in by_product.items():
+        hours = sorted({h["hour"] for use in stack for h in use.hours})
+        reserved = {
+            id(use): {h["hour"]: Decimal(h["reserved"]) for h in use.hours} for use in stack
+        }
+        used: dict[Any, Decimal] = {}
+        for use in stack:
+            for h in use.hours:
+                used[h["hour"]] = used.get(h["hour"], Decimal(0)) + Decimal(h["used"])
+        total_reserved = sum((u.reserved for u in stack), Decimal(0))
+        covered = sum((u.covered for u in stack), Decimal(0))
+        names = {
+            id(use): f"{'+' if i else ''}{use.quantity.normalize():f} reserved from {use.start}"
+            + (" (amendment)" if use.amendment else "")
+            for i, use in enumerate(stack)
+        }
+        charts_out.append(
+            {
+                "product": product,
+                "stack": stack,
+                "reserved": total_reserved,
+                "used": sum(used.values(), Decimal(0)),
+                "burst": sum((u.burst for u in stack), Decimal(0)),
+                "utilization": (covered * 100 / total_reserved).quantize(Decimal("0.01"))
+                if total_reserved
+                else Decimal(0),
+                "burst_hours": sum(
+                    1
+                    for hour in hours
+                    if used.get(hour, Decimal(0))
+                    > sum((reserved[id(u)].get(hour, Decimal(0)) for u in stack), Decimal(0))
+                ),
+                "chart": charts.stacked_reserved(
+                    title=f"{product}: reserved vs used per hour",
+                    labels=[hour.strftime("%d %H:00") for hour in hours],
+                    stack={
+                        names[id(use)]: [reserved[id(use)].get(h, Decimal(0)) for h in hours]
+                        for use in stack
+                    },
+                    used=[used.get(h, Decimal(0)) for h in hours],
+                    y_title="units",
+                ),
+            }
+        )
+    return charts_out
 
 
 @login_required_403

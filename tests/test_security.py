@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def tight_ingest_rate(settings):
-    rates = dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
+    original = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    rates = dict(original)
     rates["ingest"] = "2/min"
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     from rest_framework.settings import api_settings
@@ -29,8 +30,9 @@ def tight_ingest_rate(settings):
     SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     yield
     cache.clear()
-    api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    # Not api_settings.reload(): `settings` is restored after this teardown, so a reload here
+    # would keep 2/min for every later test in the session.
+    SimpleRateThrottle.THROTTLE_RATES = original
 
 
 @pytest.mark.usefixtures("gpu_meter", "tight_ingest_rate")

@@ -61,7 +61,30 @@ def stacked_bars(
     y_title: str = "",
     height: int = 320,
 ) -> SafeString:
-    chart = pygal.StackedBar(title=title, height=height, width=900, y_title=y_title, **_COMMON)
+    return _bars(pygal.StackedBar, title, labels, series, y_title, height)
+
+
+def bars(
+    *,
+    title: str,
+    labels: Sequence[str],
+    series: dict[str, Sequence[Decimal | float | None]],
+    y_title: str = "",
+    height: int = 320,
+) -> SafeString:
+    """Side-by-side bars per label: to compare a few series month by month."""
+    return _bars(pygal.Bar, title, labels, series, y_title, height)
+
+
+def _bars(
+    kind: Any,
+    title: str,
+    labels: Sequence[str],
+    series: dict[str, Sequence[Decimal | float | None]],
+    y_title: str,
+    height: int,
+) -> SafeString:
+    chart = kind(title=title, height=height, width=900, y_title=y_title, **_COMMON)
     return _render(_fill(chart, labels, series))
 
 
@@ -86,3 +109,40 @@ def lines(
         **_COMMON,
     )
     return _render(_fill(chart, labels, series))
+
+
+def stacked_reserved(
+    *,
+    title: str,
+    labels: Sequence[str],
+    stack: dict[str, Sequence[Decimal]],
+    used: Sequence[Decimal],
+    y_title: str = "",
+    height: int = 320,
+) -> SafeString:
+    """Reserved capacity as stacked bands (one per reservation, in ``stack``'s order from the
+    bottom) under the line of what was used."""
+    chart = pygal.Line(
+        title=title,
+        height=height,
+        width=900,
+        y_title=y_title,
+        interpolate=None,
+        show_dots=False,
+        include_x_axis=True,
+        **_COMMON,
+    )
+    chart.x_labels = list(labels)
+    if len(labels) > 16:
+        chart.x_labels_major_every = max(1, len(labels) // 10)
+        chart.show_minor_x_labels = False
+    tops: list[tuple[str, list[float]]] = []
+    running = [0.0] * len(labels)
+    for name, values in stack.items():
+        running = [r + float(v) for r, v in zip(running, values, strict=True)]
+        tops.append((name, running))
+    # Each band is filled down to zero, so the highest is drawn first and the lower ones on it.
+    for name, band in reversed(tops):
+        chart.add(name, band, fill=True)
+    chart.add("used", [float(v) for v in used], fill=False, stroke_style={"width": 2})
+    return _render(chart)

@@ -1,6 +1,8 @@
 """The audit log is append-only: the database itself refuses UPDATE and DELETE."""
 
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 TABLE = "audit_auditentry"
 
@@ -28,13 +30,13 @@ SQLITE_UP = [
 SQLITE_DOWN = ["DROP TRIGGER IF EXISTS audit_no_update;"]
 
 
-def up(apps, schema_editor):
+def up(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     statements = [POSTGRES_UP] if schema_editor.connection.vendor == "postgresql" else SQLITE_UP
     for statement in statements:
         schema_editor.execute(statement, params=None)
 
 
-def down(apps, schema_editor):
+def down(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     statements = [POSTGRES_DOWN] if schema_editor.connection.vendor == "postgresql" else SQLITE_DOWN
     for statement in statements:
         schema_editor.execute(statement, params=None)

@@ -76,13 +76,68 @@ def _reservations(entry: Entry, ctx: Context, term: tuple[Any, Any]) -> list[dic
                 item.error("end", f"{end} must be after start {start}")
             elif start < term[0] or end > (term[1] or FAR_FUTURE):
                 item.error("start", f"[{start}, {end}) is outside the contract's term")
-            for other in result:
-                if other["product"] == product and _overlaps(
-                    (start, end), (other["start"], other["end"])
-                ):
-                    item.error("start", f"overlaps another reservation of {product!r}")
+            # Reservations of one product may overlap: they stack (SPEC §3). Two starting on
+            # the same day are one reservation written twice.
+            if any(o["product"] == product and o["start"] == start for o in result):
+                item.error("start", f"another reservation of {product!r} starts on {start}")
         result.append(values)
     return result
+
+
+def _dated(item: Entry, term: tuple[Any, Any]) -> tuple[Any, Any]:
+    """A term's ``from`` (default: the contract's start) and ``until`` (exclusive; default:
+    none), checked against each other and the contract's term."""
+    start = item.date("from", term[0])
+    until = item.date("until", None)
+    if isinstance(start, date) and isinstance(until, date) and until <= start:
+        item.error("until", f"{until} must be after from {start}")
+    elif isinstance(start, date) and isinstance(term[0], date):
+        if start < term[0] or (term[1] is not None and start >= term[1]):
+            item.error("from", f"{start} is outside the contract's term")
+        elif isinstance(until, date) and term[1] is not None and until > term[1]:
+            item.error("until", f"{until} is after the contract's end {term[1]}")
+    return start, until
+
+
+def _dated_terms(entry: Entry, ctx: Context, term: tuple[Any, Any]) -> list[dict[str, Any]]:
+    """``discounts`` and custom ``prices``, each with optional ``from`` / ``until`` dates
+    (SPEC §3 "Amendments"). Two terms of one kind for one product must not hold on the same
+    day: the error names both and the first day they share."""
+    terms: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for field in ("discounts", "prices"):
+        for item in entry.children(field):
+            if field == "discounts":
+                product = item.slug("product", None)
+                percent = item.decimal("percent")
+                if percent is not None and percent > 100:
+                    item.error("percent", "must be at most 100")
+                values = {"discount_percent": percent, "unit_price": None}
+            else:
+                product = item.slug("product")
+                values = {"discount_percent": Decimal(0), "unit_price": item.decimal("unit_price")}
+            product_known(item, ctx, "product", product)
+            start, until = _dated(item, term)
+            item.finish()
+            row = {"product": product, "from": start, "until": until, **values}
+            if isinstance(start, date):
+                for other, label in zip(terms, labels, strict=True):
+                    same_kind = (other["unit_price"] is None) == (row["unit_price"] is None)
+                    if (
+                        same_kind
+                        and other["product"] == product
+                        and isinstance(other["from"], date)
+                        and _overlaps((start, until), (other["from"], other["until"]))
+                    ):
+                        kind = "discount" if field == "discounts" else "custom price"
+                        item.error(
+                            "from",
+                            f"{product or 'the whole contract'} has another {kind} on "
+                            f"{max(start, other['from'])} ({label})",
+                        )
+            terms.append(row)
+            labels.append(item.label)
+    return terms
 
 
 def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
@@ -134,28 +189,7 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
     if isinstance(billing_day, int) and billing_day > 28:
         entry.error("billing_day", "must be between 1 and 28 (every month has that day)")
 
-    prices: dict[str | None, dict[str, Any]] = {}
-    for item in entry.children("discounts"):
-        product = item.slug("product", None)
-        product_known(item, ctx, "product", product)
-        percent = item.decimal("percent")
-        item.finish()
-        if percent is not None and percent > 100:
-            item.error("percent", "must be at most 100")
-        if product in prices:
-            item.error("product", f"{product or 'the whole contract'} has two discounts")
-        prices[product] = {"product": product, "discount_percent": percent, "unit_price": None}
-    for item in entry.children("prices"):
-        product = item.slug("product")
-        product_known(item, ctx, "product", product)
-        unit_price = item.decimal("unit_price")
-        item.finish()
-        row = prices.setdefault(
-            product, {"product": product, "discount_percent": Decimal(0), "unit_price": None}
-        )
-        if row["unit_price"] is not None:
-            item.error("product", f"{product!r} has two custom prices")
-        row["unit_price"] = unit_price
+    prices = _dated_terms(entry, ctx, term)
 
     commitments: dict[str, Decimal] = {}
     for item in entry.children("spend_commitments"):
@@ -207,7 +241,7 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
         "end": end,
         "billing_day": billing_day,
         "payment_terms_days": entry.integer("payment_terms_days", 30),
-        "prices": list(prices.values()),
+        "prices": prices,
         "reservations": _reservations(entry, ctx, term),
         "commitments": commitments,
         "credits": credits,
@@ -233,14 +267,25 @@ def _apply_contract(v: dict[str, Any]) -> str:
     products = {p.key: p for p in Product.objects.filter(key__in=keys - {None})}
     changed = False
 
-    wanted_prices = {(p["product"], p["discount_percent"], p["unit_price"]) for p in v["prices"]}
+    # The catalog owns the contract's own terms; those an amendment added are left alone.
+    own_prices = contract.prices.filter(amendment__isnull=True)
+    wanted_prices = {
+        (p["product"], p["discount_percent"], p["unit_price"], p["from"], p["until"])
+        for p in v["prices"]
+    }
     current_prices = {
-        (p.product.key if p.product else None, p.discount_percent, p.unit_price)
-        for p in contract.prices.select_related("product")
+        (
+            p.product.key if p.product else None,
+            p.discount_percent,
+            p.unit_price,
+            p.valid_from,
+            p.valid_until,
+        )
+        for p in own_prices.select_related("product")
     }
     if wanted_prices != current_prices:
         changed = True
-        contract.prices.all().delete()
+        own_prices.delete()
         ContractPrice.objects.bulk_create(
             ContractPrice(
                 org=org,
@@ -248,8 +293,10 @@ def _apply_contract(v: dict[str, Any]) -> str:
                 product=products.get(p) if p else None,
                 discount_percent=d,
                 unit_price=u,
+                valid_from=start,
+                valid_until=until,
             )
-            for p, d, u in wanted_prices
+            for p, d, u, start, until in wanted_prices
         )
 
     kept = []
@@ -261,6 +308,7 @@ def _apply_contract(v: dict[str, Any]) -> str:
                 "contract": contract,
                 "product": products[r["product"]],
                 "start": r["start"],
+                "amendment": None,
             },
             {k: r[k] for k in ("quantity", "unit_price", "burst_unit_price", "end")},
         )
@@ -275,7 +323,8 @@ def _apply_contract(v: dict[str, Any]) -> str:
             )
             result = "updated"
         changed = changed or result != "unchanged"
-    changed = contract.reservations.exclude(pk__in=kept).delete()[0] > 0 or changed
+    stale = contract.reservations.filter(amendment__isnull=True).exclude(pk__in=kept)
+    changed = stale.delete()[0] > 0 or changed
 
     wanted_commitments = set(v["commitments"].items())
     if wanted_commitments != set(contract.commitments.values_list("per", "amount")):

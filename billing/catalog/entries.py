@@ -113,6 +113,13 @@ class Entry:
             self.error(field, f"must be at least {minimum}")
         return value
 
+    def boolean(self, field: str, default: Any = MISSING) -> Any:
+        value = self.get(field, default)
+        if value is not None and not isinstance(value, bool):
+            self.error(field, "must be true or false")
+            return None
+        return value
+
     def date(self, field: str, default: Any = MISSING) -> Any:
         value = self.get(field, default)
         if value is None or value is default or isinstance(value, date):

@@ -54,6 +54,7 @@ def _meter(entry: Entry, ctx: Context) -> dict[str, Any]:
         "aggregation": aggregation,
         "group_by": group_by,
         "unit": entry.text("unit", "", max_length=50),
+        "allow_negative": entry.boolean("allow_negative", False),
     }
 
 

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from tenancy.access import has_role
 from tenancy.models import Org, StaffRole
 
-from .models import Deal
+from .models import Deal, DealEvent
 
 AM, FINANCE = StaffRole.ACCOUNT_MANAGER, StaffRole.FINANCE
 EDITABLE = (Deal.Status.DRAFT, Deal.Status.REJECTED)
@@ -51,12 +51,25 @@ def may_submit(user: Any, deal: Deal) -> bool:
     return may_edit(user, deal)
 
 
+def wrote_terms(user: Any, deal: Deal) -> bool:
+    """Whether ``user`` created, edited or submitted the deal's terms (its trail says)."""
+    Action = DealEvent.Action
+    return deal.created_by_id == user.pk or (
+        DealEvent.objects.filter(
+            org_id=deal.org_id,
+            deal=deal,
+            actor_id=user.pk,
+            action__in=(Action.CREATED, Action.EDITED, Action.SUBMITTED),
+        ).exists()
+    )
+
+
 def may_decide(user: Any, deal: Deal) -> bool:
-    """Finance, on a pending deal that they did not draft themselves (four eyes)."""
+    """Finance, on a pending deal whose terms they did not write (four eyes)."""
     return (
         has_role(user, FINANCE)
         and deal.status == Deal.Status.PENDING_APPROVAL
-        and deal.created_by_id != user.pk
+        and not wrote_terms(user, deal)
     )
 
 

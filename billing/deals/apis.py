@@ -4,7 +4,9 @@ selectors. Account managers and finance only; every other caller gets 403."""
 from collections.abc import Callable
 from typing import Any
 
+from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -19,13 +21,15 @@ from rest_framework.views import APIView
 
 from config.errors import error_responses
 from core.timeparse import month_start
+from tenancy.models import Org
 
-from ..models import Issuer, Product
+from ..models import Contract, Issuer, Product
 from . import access, selectors, services
 from .capacity import PoolCapacity
 from .models import Deal
+from .quote import quote_number, render_quote_pdf
 from .simulation import MAX_MONTHS, simulate
-from .terms import LineInput
+from .terms import LineInput, TermInput
 
 
 class DeskStaff(permissions.BasePermission):
@@ -59,21 +63,63 @@ class _LineIn(serializers.Serializer):
     ramp = _Ramp(many=True, required=False)
 
 
+@extend_schema_serializer(component_name="DealOnDemandTermInput")
+class _TermIn(serializers.Serializer):
+    product = serializers.SlugRelatedField(
+        slug_field="key", queryset=Product.objects.all(), required=False, allow_null=True
+    )
+    discount_percent = serializers.DecimalField(
+        max_digits=7, decimal_places=4, min_value=0, max_value=100, required=False, allow_null=True
+    )
+    unit_price = serializers.DecimalField(
+        max_digits=28, decimal_places=12, min_value=0, required=False, allow_null=True
+    )
+    valid_from = serializers.DateField()
+    valid_until = serializers.DateField(required=False, allow_null=True)
+
+
 @extend_schema_serializer(component_name="DealTerms")
 class _DealIn(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     currency = serializers.RegexField(r"^[A-Z]{3}$")
     rate_card = serializers.SlugField()
     issuer = serializers.SlugRelatedField(slug_field="key", queryset=Issuer.objects.all())
+    amends = serializers.SlugField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Key of the org's running contract this deal amends; null: a new contract.",
+    )
     lines = _LineIn(many=True, allow_empty=False)
+    terms = _TermIn(many=True, required=False, default=list)
 
 
-def _terms(data: dict[str, Any]) -> dict[str, Any]:
+def _amends(org: Org, key: str | None) -> Contract | None:
+    if key is None:
+        return None
+    contract = Contract.objects.filter(org=org, key=key).first()
+    if contract is None:
+        raise serializers.ValidationError({"amends": [f"{org.name} has no contract {key!r}."]})
+    return contract
+
+
+def _terms(data: dict[str, Any], org: Org) -> dict[str, Any]:
     return {
         "title": data["title"],
         "currency": data["currency"],
         "rate_card_key": data["rate_card"],
         "issuer": data["issuer"],
+        "amends": _amends(org, data.get("amends")),
+        "terms": [
+            TermInput(
+                product=term.get("product"),
+                valid_from=term["valid_from"],
+                valid_until=term.get("valid_until"),
+                discount_percent=term.get("discount_percent"),
+                unit_price=term.get("unit_price"),
+            )
+            for term in data.get("terms", [])
+        ],
         "lines": [
             LineInput(
                 product=line["product"],
@@ -96,9 +142,22 @@ class _LineOut(serializers.Serializer):
     quantity = serializers.IntegerField()
     start = serializers.DateField()
     term_months = serializers.IntegerField()
+    end = serializers.DateField(
+        source="line_end", help_text="Exclusive; co-termed with an amended contract's end."
+    )
     unit_price = serializers.DecimalField(max_digits=28, decimal_places=12)
     burst_unit_price = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
     ramp = serializers.JSONField()
+
+
+@extend_schema_serializer(component_name="DealOnDemandTerm")
+class _TermOut(serializers.Serializer):
+    position = serializers.IntegerField()
+    product = serializers.CharField(source="product.key", allow_null=True, default=None)
+    discount_percent = serializers.DecimalField(max_digits=7, decimal_places=4, allow_null=True)
+    unit_price = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
+    valid_from = serializers.DateField()
+    valid_until = serializers.DateField(allow_null=True)
 
 
 @extend_schema_serializer(component_name="DealMonth")
@@ -106,6 +165,11 @@ class _Month(serializers.Serializer):
     month = serializers.DateField()
     gpu_hours = serializers.DecimalField(max_digits=30, decimal_places=6)
     amount = serializers.DecimalField(max_digits=20, decimal_places=4)
+    current = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        help_text="What the amended contract already commits in the month (0: a new one).",
+    )
 
 
 @extend_schema_serializer(component_name="DealEconomics")
@@ -116,6 +180,9 @@ class _Economics(serializers.Serializer):
     total_contract_value = serializers.DecimalField(max_digits=20, decimal_places=4)
     list_value = serializers.DecimalField(max_digits=20, decimal_places=4)
     discount_percent = serializers.DecimalField(max_digits=7, decimal_places=2)
+    amends = serializers.CharField()
+    current_value = serializers.DecimalField(max_digits=20, decimal_places=4)
+    value_with_deal = serializers.DecimalField(max_digits=20, decimal_places=4)
     monthly = _Month(many=True)
 
 
@@ -193,12 +260,15 @@ class _DealSummary(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     approval_reasons = serializers.JSONField()
     contract = serializers.CharField(source="contract.key", allow_null=True, default=None)
+    amends = serializers.CharField(source="amends.key", allow_null=True, default=None)
+    amendment = serializers.IntegerField(source="amendment_id", allow_null=True)
 
 
 @extend_schema_serializer(component_name="Deal")
 class _DealOut(serializers.Serializer):
     deal = _DealSummary()
     lines = _LineOut(many=True)
+    terms = _TermOut(many=True)
     economics = _Economics(allow_null=True)
     economics_error = serializers.CharField()
     fit = _Fit()
@@ -240,7 +310,7 @@ class DealListApi(APIView):
             raise PermissionDenied(
                 f"You may not draft deals for org {data.validated_data['org']!r}."
             )
-        deal = services.deal_create(actor=request.user, org=org, **_terms(data.validated_data))
+        deal = services.deal_create(actor=request.user, org=org, **_terms(data.validated_data, org))
         return _deal_response(request, deal, 201)
 
 
@@ -263,7 +333,7 @@ class DealDetailApi(APIView):
         data = _DealIn(data=request.data)
         data.is_valid(raise_exception=True)
         deal = services.deal_update(
-            actor=request.user, deal_id=deal.pk, **_terms(data.validated_data)
+            actor=request.user, deal_id=deal.pk, **_terms(data.validated_data, deal.org)
         )
         return _deal_response(request, deal)
 
@@ -293,17 +363,27 @@ class DealSimulateApi(APIView):
         shift_months = serializers.IntegerField()
         total_current = serializers.DecimalField(max_digits=20, decimal_places=4)
         total_deal = serializers.DecimalField(max_digits=20, decimal_places=4)
+        total_difference = serializers.DecimalField(max_digits=20, decimal_places=4)
         months = MonthSerializer(many=True)
 
     @extend_schema(
         operation_id="deals_simulate",
-        parameters=[OpenApiParameter("months", int, description=f"1 to {MAX_MONTHS}; 6")],
+        parameters=[
+            OpenApiParameter(
+                "months",
+                int,
+                description=f"1 to {MAX_MONTHS}; default: every month with usage",
+            )
+        ],
         responses={200: OutputSerializer, **error_responses(400, 404, 409)},
     )
     def get(self, request: Request, deal_id: int) -> Response:
         deal = _deal(request, deal_id)
-        months = serializers.IntegerField(min_value=1, max_value=MAX_MONTHS).run_validation(
-            request.query_params.get("months", 6)
+        raw = request.query_params.get("months")
+        months = (
+            serializers.IntegerField(min_value=1, max_value=MAX_MONTHS).run_validation(raw)
+            if raw
+            else None
         )
         result = simulate(deal=deal, months=months, as_of=timezone.now())
         return Response(self.OutputSerializer(result).data)
@@ -359,6 +439,22 @@ class DealRejectApi(_Transition):
 @_transition_schema("deals_sign", comment=False)
 class DealSignApi(_Transition):
     transition = services.deal_sign
+
+
+class DealQuoteApi(APIView):
+    """The deal's quote for the customer (terms, monthly schedule, total contract value)."""
+
+    permission_classes = [DeskStaff]
+
+    @extend_schema(
+        operation_id="deals_quote",
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY, **error_responses(400, 404, 409)},
+    )
+    def get(self, request: Request, deal_id: int) -> HttpResponse:
+        deal = _deal(request, deal_id)
+        response = HttpResponse(render_quote_pdf(deal), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{quote_number(deal)}.pdf"'
+        return response
 
 
 class CapacityApi(APIView):

@@ -131,6 +131,9 @@ def _holdings(key: PoolKey, first: date, last: date, exclude: Deal | None) -> _H
     )
     if exclude is not None and exclude.contract_id:
         reservations = reservations.exclude(contract_id=exclude.contract_id)
+    if exclude is not None and exclude.amendment_id:
+        # A signed amendment's reservations are the deal's own lines, counted as the deal.
+        reservations = reservations.exclude(amendment_id=exclude.amendment_id)
     for r in reservations:
         entry = holdings.contracts.setdefault(
             r.contract_id, (r.contract.key, r.org.slug, r.org_id, [])

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from ..catalog import CatalogError, load_catalog
 from .economics import line_end
-from .models import Deal, DealLine
+from .models import Deal, DealLine, DealTerm
 from .terms import number_text
 
 
@@ -15,8 +15,16 @@ class _DryRun(Exception):
     pass
 
 
-def contract_entry(deal: Deal, lines: list[DealLine]) -> dict[str, Any]:
-    """The deal as an entry of the catalog's ``contracts`` section (SPEC §5 shape)."""
+def contract_entry(deal: Deal, lines: list[DealLine], terms: list[DealTerm]) -> dict[str, Any]:
+    """The deal as an entry of the catalog's ``contracts`` section (SPEC §5 shape): its lines
+    as reservations, its on-demand terms as dated discounts and custom prices."""
+
+    def dated(term: DealTerm) -> dict[str, str]:
+        return {
+            "from": term.valid_from.isoformat(),
+            **({"until": term.valid_until.isoformat()} if term.valid_until else {}),
+        }
+
     return {
         "key": deal.contract_key,
         "org": deal.org.slug,
@@ -41,14 +49,28 @@ def contract_entry(deal: Deal, lines: list[DealLine]) -> dict[str, Any]:
             }
             for line in lines
         ],
+        "discounts": [
+            {
+                **({"product": t.product.key} if t.product else {}),
+                "percent": number_text(t.discount_percent),
+                **dated(t),
+            }
+            for t in terms
+            if t.unit_price is None
+        ],
+        "prices": [
+            {"product": t.product.key, "unit_price": number_text(t.unit_price), **dated(t)}
+            for t in terms
+            if t.unit_price is not None and t.product is not None
+        ],
     }
 
 
-def contract_errors(deal: Deal, lines: list[DealLine]) -> list[str]:
-    """What the catalog would refuse in the deal's contract; nothing is written."""
+def contract_errors(deal: Deal, lines: list[DealLine], terms: list[DealTerm]) -> list[str]:
+    """What the catalog would refuse in the deal's new contract; nothing is written."""
     try:
         with transaction.atomic():
-            load_catalog({"contracts": [contract_entry(deal, lines)]})
+            load_catalog({"contracts": [contract_entry(deal, lines, terms)]})
             raise _DryRun
     except CatalogError as exc:
         return exc.errors

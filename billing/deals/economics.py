@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from core.errors import DomainError, ErrorCode, ErrorKind
 
-from ..models import Price, RateCard
+from ..models import Price, RateCard, Reservation
 from ..money import round_amount
 from ..rating.pricing import effective_price
 from .models import Deal, DealLine
@@ -35,7 +35,8 @@ class EconomicsError(DomainError):
 
 
 def line_end(line: DealLine) -> date:
-    return add_months(line.start, line.term_months)
+    """Exclusive: ``term_months`` after the start, or the amended contract's end (co-termed)."""
+    return line.line_end
 
 
 def ramp_steps(line: DealLine) -> list[tuple[date, Decimal]]:
@@ -82,6 +83,12 @@ class MonthValue:
     month: date
     gpu_hours: Decimal
     amount: Decimal
+    # An amendment: what the contract it amends already commits in the month (reservations).
+    current: Decimal = ZERO
+
+    @property
+    def with_deal(self) -> Decimal:
+        return self.current + self.amount
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,16 @@ class Economics:
     list_value: Decimal
     discount_percent: Decimal  # 2 places; 0 when the list value is 0
     monthly: list[MonthValue]
+    amends: str = ""  # the amended contract's key; "" for a new contract
+
+    @property
+    def current_value(self) -> Decimal:
+        """What the amended contract already commits over the deal's months."""
+        return sum((m.current for m in self.monthly), ZERO)
+
+    @property
+    def value_with_deal(self) -> Decimal:
+        return self.current_value + self.total_contract_value
 
 
 def _value(steps: list[Step], price: Decimal, first: date, last: date) -> tuple[Decimal, Decimal]:
@@ -139,6 +156,7 @@ def deal_economics(*, deal: Deal, lines: list[DealLine] | None = None) -> Econom
         if list_value
         else ZERO
     )
+    held = _contract_schedules(deal)
     monthly = []
     for month in months_between(start, end):
         month_end = add_months(month, 1)
@@ -147,5 +165,26 @@ def deal_economics(*, deal: Deal, lines: list[DealLine] | None = None) -> Econom
             h, v = _value(line_schedule(line), line.unit_price, month, month_end)
             gpu_hours += h
             amount += v
-        monthly.append(MonthValue(month, gpu_hours, money(amount)))
-    return Economics(deal.currency, start, end, values, tcv, list_value, discount, monthly)
+        current = sum((_value(steps, price, month, month_end)[1] for steps, price in held), ZERO)
+        monthly.append(MonthValue(month, gpu_hours, money(amount), money(current)))
+    amends = deal.amends.key if deal.amends_id and deal.amends else ""
+    return Economics(deal.currency, start, end, values, tcv, list_value, discount, monthly, amends)
+
+
+def _contract_schedules(deal: Deal) -> list[tuple[list[Step], Decimal]]:
+    """The reservations of the contract a deal amends (not its own, once signed), each as
+    its schedule and price: what "current contract" commits."""
+    if not deal.amends_id:
+        return []
+    reservations = Reservation.objects.filter(
+        org_id=deal.org_id, contract_id=deal.amends_id
+    ).prefetch_related("ramps")
+    if deal.amendment_id:
+        reservations = reservations.exclude(amendment_id=deal.amendment_id)
+    return [
+        (
+            ramped(r.start, r.end, r.quantity, [(x.starts, x.quantity) for x in r.ramps.all()]),
+            r.unit_price,
+        )
+        for r in reservations
+    ]

@@ -17,4 +17,12 @@ class DealError(DomainError):
         "contract_invalid": ErrorCode(
             ErrorKind.INVALID, "The catalog would refuse the contract this deal creates."
         ),
+        "amendment_refused": ErrorCode(
+            ErrorKind.CONFLICT,
+            "The amendment would change an invoiced period or reach outside its contract.",
+        ),
+        "four_eyes": ErrorCode(
+            ErrorKind.FORBIDDEN,
+            "The approver created, edited or submitted the deal's terms; another decides.",
+        ),
     }

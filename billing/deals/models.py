@@ -1,19 +1,22 @@
+from datetime import date
+
 from django.conf import settings
 from django.db import models
 
 from tenancy.models import Org
 
-from ..models.base import Contract, Issuer, Product
+from ..models.base import Amendment, Contract, Issuer, Product
 
-__all__ = ["Deal", "DealEvent", "DealLine"]
+__all__ = ["Deal", "DealEvent", "DealLine", "DealTerm"]
 
 
 class Deal(models.Model):
-    """An account manager's draft of a capacity contract for one org.
+    """An account manager's draft of a capacity contract for one org, or of an amendment to
+    the org's running contract (``amends``, SPEC §3 "Amendments").
 
-    draft → pending_approval → approved | rejected; approved → signed (the contract is created
-    in the same transaction, so a signed deal always has its contract); draft → approved when
-    submitted without needing approval; rejected → draft when edited again.
+    draft → pending_approval → approved | rejected; approved → signed (the contract, or the
+    amendment, is created in the same transaction, so a signed deal always has one); draft →
+    approved when submitted without needing approval; rejected → draft when edited again.
     """
 
     class Status(models.TextChoices):
@@ -41,6 +44,14 @@ class Deal(models.Model):
     contract = models.OneToOneField(
         Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="deal"
     )
+    # The org's running contract this deal amends; null: the deal makes a new contract.
+    amends = models.ForeignKey(
+        Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="amending_deals"
+    )
+    # The amendment signing made (deals that amend only).
+    amendment = models.OneToOneField(
+        Amendment, null=True, blank=True, on_delete=models.PROTECT, related_name="deal"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -48,7 +59,12 @@ class Deal(models.Model):
             models.CheckConstraint(
                 condition=models.Q(contract__isnull=True) | models.Q(status="signed"),
                 name="deal_contract_only_when_signed",
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amendment__isnull=True)
+                | models.Q(status="signed", amends__isnull=False, contract__isnull=True),
+                name="deal_amendment_only_when_signed",
+            ),
         ]
         indexes = [models.Index(fields=["org", "status"], name="deal_org_status")]
 
@@ -63,7 +79,10 @@ class Deal(models.Model):
 class DealLine(models.Model):
     """``quantity`` GPUs of ``product`` for ``term_months`` calendar months from ``start``
     (00:00 UTC) at ``unit_price`` per GPU-hour; ``ramp`` steps change the quantity from
-    their date on: ``[{"from": "2027-02-01", "quantity": 16}, ...]`` (the catalog's shape)."""
+    their date on: ``[{"from": "2027-02-01", "quantity": 16}, ...]`` (the catalog's shape).
+
+    A line of an amendment whose term would run past the contract's end is co-termed with
+    the contract: ``end`` holds that end, as CPQ tools co-term add-ons."""
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
     deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="lines")
@@ -78,6 +97,8 @@ class DealLine(models.Model):
     # Above the reserved quantity; null: the rate card's on-demand price.
     burst_unit_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
     ramp = models.JSONField(default=list, blank=True)
+    # Exclusive; set when co-termed with the amended contract; null: start + term_months.
+    end = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["deal_id", "position"]
@@ -95,6 +116,59 @@ class DealLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id} x{self.quantity} from {self.start} for {self.term_months} mo"
+
+    @property
+    def line_end(self) -> date:
+        """Exclusive: co-termed ``end``, else ``term_months`` after the start."""
+        from .schedule import add_months
+
+        return self.end or add_months(self.start, self.term_months)
+
+
+class DealTerm(models.Model):
+    """An on-demand term of the deal, dated like a contract's (SPEC §3 "Amendments"): a
+    ``discount_percent`` off list for ``product`` (null: every product), or a custom
+    ``unit_price`` per billing unit of ``product``, from ``valid_from`` until ``valid_until``
+    (exclusive; null: the contract's end). Exactly one of the two is set."""
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="terms")
+    position = models.PositiveSmallIntegerField()
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    discount_percent = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
+    unit_price = models.DecimalField(
+        max_digits=28, decimal_places=12, null=True, blank=True, help_text="Deal currency."
+    )
+    valid_from = models.DateField(help_text="00:00 UTC, inclusive.")
+    valid_until = models.DateField(null=True, blank=True, help_text="00:00 UTC, exclusive.")
+
+    class Meta:
+        ordering = ["deal_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "deal", "position"], name="deal_term_position"),
+            models.CheckConstraint(
+                condition=models.Q(discount_percent__isnull=True, unit_price__gte=0)
+                | models.Q(
+                    unit_price__isnull=True, discount_percent__gte=0, discount_percent__lte=100
+                ),
+                name="deal_term_discount_xor_price",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(unit_price__isnull=True) | models.Q(product__isnull=False),
+                name="deal_term_price_per_product",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_until__isnull=True)
+                | models.Q(valid_until__gt=models.F("valid_from")),
+                name="deal_term_until_after_from",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = f"{self.discount_percent}% off" if self.unit_price is None else self.unit_price
+        return f"{self.product_id or '*'} {what} from {self.valid_from}"
 
 
 class DealEvent(models.Model):

@@ -14,6 +14,13 @@ next to what its current terms charge for the same usage (SPEC §3 "Deal").
 - Current terms: the contract in force at the month's start, rated by the engine's
   ``compute_period`` over the month (not saved), keeping the lines of the deal's products;
   months without a contract are priced at the deal's rate card (list price).
+- A deal that amends a contract compares "current contract" with "current contract + this
+  amendment" (SPEC §3 "Amendments"): both are the engine's own rating of each month of the
+  contract, the second with the amendment's terms (moved back like a deal's) added to the
+  contract inside a savepoint that is rolled back. So stacking, burst prices and dated
+  discounts are exactly the invoice's; nothing is written.
+- The default window is every month that has usage: from the org's first month with usage
+  to the last complete month (at most ``MAX_MONTHS``).
 """
 
 from collections import defaultdict
@@ -21,17 +28,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Min, Q
+from django.utils import timezone
 
-from ..models import BillingPeriod, Contract, Price, Product
+from metering.models import HourlyRollup
+
+from ..models import (
+    Amendment,
+    BillingPeriod,
+    Contract,
+    ContractPrice,
+    Price,
+    Product,
+    Reservation,
+    ReservationRamp,
+)
 from ..money import round_amount
 from ..rating.engine import RatingError, compute_period
 from ..rating.periods import midnight
 from ..rating.pricing import EffectivePrice, effective_price, price_quantity
 from ..rating.usage import hourly_usage
 from .economics import line_end, ramp_steps, rate_card_at
-from .models import Deal, DealLine
+from .models import Deal, DealLine, DealTerm
 from .schedule import Step, add_months, level, ramped, unit_hours
+
+DEFAULT_MONTHS = 6
 
 ZERO = Decimal(0)
 MAX_MONTHS = 24
@@ -75,6 +97,11 @@ class Simulation:
     def total_usage(self) -> Decimal:
         return sum((m.usage for m in self.months), ZERO)
 
+    @property
+    def total_difference(self) -> Decimal:
+        """Σ (deal − current) over the months both price."""
+        return sum((m.difference for m in self.months if m.difference is not None), ZERO)
+
 
 def _shifted(line: DealLine, months: int) -> tuple[date, date, list[Step]]:
     start, end = add_months(line.start, -months), add_months(line_end(line), -months)
@@ -88,16 +115,38 @@ def _list_price(deal: Deal, product: Product, day: date) -> EffectivePrice | Non
     return effective_price(price, custom_unit_price=None, discount_percent=ZERO)
 
 
+def usage_months(*, deal: Deal, as_of: datetime) -> int:
+    """The default window's length: the complete months before ``as_of`` back to the org's
+    first month with usage (``DEFAULT_MONTHS`` when it has none), at most ``MAX_MONTHS``."""
+    end = as_of.astimezone(UTC).date().replace(day=1)
+    first = HourlyRollup.objects.filter(org_id=deal.org_id, hour__lt=midnight(end)).aggregate(
+        first=Min("hour")
+    )["first"]
+    if first is None:
+        return DEFAULT_MONTHS
+    month = first.date().replace(day=1)
+    return max(1, min(MAX_MONTHS, (end.year - month.year) * 12 + end.month - month.month))
+
+
 def simulate(
-    *, deal: Deal, months: int = 6, as_of: datetime, lines: list[DealLine] | None = None
+    *,
+    deal: Deal,
+    months: int | None = None,
+    as_of: datetime,
+    lines: list[DealLine] | None = None,
 ) -> Simulation:
+    """The deal over the last ``months`` complete months of real usage (default: every month
+    with usage, ``usage_months``)."""
     lines = list(deal.lines.select_related("product__meter")) if lines is None else lines
+    months = usage_months(deal=deal, as_of=as_of) if months is None else months
     months = max(1, min(months, MAX_MONTHS))
     end = as_of.astimezone(UTC).date().replace(day=1)
     start = add_months(end, -months)
     deal_start = min(line.start for line in lines).replace(day=1)
     shift = (deal_start.year - start.year) * 12 + deal_start.month - start.month
     window = [add_months(start, i) for i in range(months)]
+    if deal.amends_id:
+        return _simulate_amendment(deal, lines, window, Simulation(start, end, shift))
     rounding = deal.issuer.rounding
 
     def money(amount: Decimal) -> Decimal:
@@ -244,3 +293,159 @@ def _current(
     )
     basis = contract.key if period_end == month_end else f"{contract.key} (to {period_end})"
     return amount, basis, burst_hours
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _clip(day: date, first: date, last: date | None) -> date:
+    day = max(day, first)
+    return min(day, last) if last else day
+
+
+def _apply_shifted(deal: Deal, contract: Contract, lines: list[DealLine], shift: int) -> None:
+    """The deal's lines and terms written onto ``contract`` as an amendment, every date moved
+    ``shift`` months back and clipped to the contract's term. Callers roll it back."""
+    amendment = Amendment.objects.create(
+        org_id=deal.org_id,
+        contract=contract,
+        effective=contract.start,
+        signed_at=timezone.now(),
+        summary=f"simulation of deal {deal.pk}",
+    )
+    first, last = contract.start, contract.end
+    for line, start, end, steps in ((line, *_shifted(line, shift)) for line in lines):
+        start, end = _clip(start, first, last), _clip(end, first, last)
+        if start >= end:
+            continue
+        reservation = Reservation.objects.create(
+            org_id=deal.org_id,
+            contract=contract,
+            amendment=amendment,
+            product=line.product,
+            quantity=level(steps, start),
+            unit_price=line.unit_price,
+            burst_unit_price=line.burst_unit_price,
+            start=start,
+            end=end,
+        )
+        ReservationRamp.objects.bulk_create(
+            ReservationRamp(
+                org_id=deal.org_id,
+                reservation=reservation,
+                starts=step.start,
+                quantity=step.quantity,
+            )
+            for step in steps
+            if start < step.start < end
+        )
+    for term in DealTerm.objects.filter(org_id=deal.org_id, deal=deal):
+        valid_from = _clip(add_months(term.valid_from, -shift), first, last)
+        until = term.valid_until and _clip(add_months(term.valid_until, -shift), first, last)
+        if until is not None and until <= valid_from or last is not None and valid_from >= last:
+            continue
+        ContractPrice.objects.create(
+            org_id=deal.org_id,
+            contract=contract,
+            amendment=amendment,
+            product=term.product,
+            discount_percent=term.discount_percent or ZERO,
+            unit_price=term.unit_price,
+            valid_from=valid_from,
+            valid_until=until,
+        )
+
+
+@dataclass(frozen=True)
+class _Rated:
+    amount: Decimal | None
+    basis: str
+    usage: Decimal = ZERO
+    reserved: Decimal = ZERO
+    covered: Decimal = ZERO
+    burst: Decimal = ZERO
+    burst_hours: int = 0
+
+
+def _rate_month(contract: Contract, products: dict[int, Product], month: date) -> _Rated:
+    """The contract's whole charge for a calendar month (its part of it), and the netting of
+    the deal's products."""
+    month_end = add_months(month, 1)
+    first = max(month, contract.start)
+    last = min(month_end, contract.end) if contract.end else month_end
+    if first >= last:
+        return _Rated(None, f"{contract.key} not in force")
+    period = BillingPeriod(
+        org_id=contract.org_id,
+        contract=contract,
+        start=midnight(first),
+        end=midnight(last),
+        currency=contract.currency,
+    )
+    try:
+        rating = compute_period(period=period, as_of=period.end)
+    except RatingError as exc:
+        return _Rated(None, str(exc))
+    keys = {p.key for p in products.values()}
+    netting = [n for n in rating.netting if n.reservation.product_id in products]
+    stack: defaultdict[tuple[int, int], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for n in netting:
+        for offset, reserved, used in n.hours:
+            entry = stack[(n.reservation.product_id, int(offset))]
+            entry[0] += Decimal(str(reserved))
+            entry[1] += Decimal(str(used))
+    basis = (
+        contract.key
+        if (first, last) == (month, month_end)
+        else f"{contract.key} ({first} to {last})"
+    )
+    return _Rated(
+        amount=rating.subtotal,
+        basis=basis,
+        usage=sum((Decimal(v) for k, v in rating.usage.items() if k in keys), ZERO),
+        reserved=sum((n.reserved for n in netting), ZERO),
+        covered=sum((n.covered for n in netting), ZERO),
+        burst=sum((n.burst for n in netting), ZERO),
+        burst_hours=sum(1 for r, u in stack.values() if u > r),
+    )
+
+
+def _simulate_amendment(
+    deal: Deal, lines: list[DealLine], window: list[date], result: Simulation
+) -> Simulation:
+    """ "Current contract" and "current contract + this amendment", month by month."""
+    contract = deal.amends
+    assert contract is not None
+    products = {line.product_id: line.product for line in lines}
+    before: dict[date, _Rated] = {}
+    after: dict[date, _Rated] = {}
+    try:
+        with transaction.atomic():
+            if deal.amendment_id:  # signed: "current" is the contract without it
+                Reservation.objects.filter(amendment_id=deal.amendment_id).delete()
+                ContractPrice.objects.filter(amendment_id=deal.amendment_id).delete()
+            before = {month: _rate_month(contract, products, month) for month in window}
+            _apply_shifted(deal, contract, lines, result.shift_months)
+            after = {month: _rate_month(contract, products, month) for month in window}
+            raise _Rollback
+    except _Rollback:
+        pass
+    for month in window:
+        now, then = before[month], after[month]
+        result.months.append(
+            SimMonth(
+                month=month,
+                usage=then.usage,
+                current=now.amount,
+                basis=now.basis,
+                current_burst_hours=now.burst_hours,
+                deal=then.amount if then.amount is not None else ZERO,
+                reserved=then.reserved,
+                covered=then.covered,
+                burst=then.burst,
+                burst_hours=then.burst_hours,
+                on_demand=then.usage - then.covered - then.burst,
+            )
+        )
+    return result

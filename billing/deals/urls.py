@@ -10,5 +10,6 @@ urlpatterns = [
     path("deals/<int:deal_id>/approve", apis.DealApproveApi.as_view(), name="deal-approve"),
     path("deals/<int:deal_id>/reject", apis.DealRejectApi.as_view(), name="deal-reject"),
     path("deals/<int:deal_id>/sign", apis.DealSignApi.as_view(), name="deal-sign"),
+    path("deals/<int:deal_id>/quote", apis.DealQuoteApi.as_view(), name="deal-quote"),
     path("capacity", apis.CapacityApi.as_view(), name="capacity"),
 ]

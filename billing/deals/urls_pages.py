@@ -13,4 +13,6 @@ urlpatterns = [
     path("<int:deal_id>/approve/", views.deal_approve, name="approve"),
     path("<int:deal_id>/reject/", views.deal_reject, name="reject"),
     path("<int:deal_id>/sign/", views.deal_sign, name="sign"),
+    path("<int:deal_id>/quote.pdf", views.deal_quote, name="quote"),
+    path("contracts/<int:contract_id>/", views.contract_detail, name="contract"),
 ]

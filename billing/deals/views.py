@@ -1,6 +1,7 @@
 """The deal desk pages (``/deals/``): account managers draft, finance approves; both sign.
 Customers and operators get 403 on every page (``role_required``)."""
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,13 +16,15 @@ from core.errors import ErrorKind
 from core.timeparse import month_start
 from tenancy.models import StaffRole
 from web.access import role_required
-from web.charts import lines as line_chart
-from web.charts import stacked_bars
+from web.charts import bars, stacked_bars
 
 from . import access, selectors, services
+from .capacity import PoolMonth
+from .economics import EconomicsError
 from .errors import DealError
-from .forms import DealForm, LineFormSet, ramp_text
+from .forms import DealForm, LineFormSet, TermFormSet, line_initial, term_initial
 from .models import Deal
+from .quote import render_quote_pdf
 from .simulation import MAX_MONTHS, simulate
 
 ZERO = Decimal(0)
@@ -37,9 +40,23 @@ def _line_text(line: dict[str, Any]) -> str:
     )
 
 
+def _term_text(term: dict[str, Any]) -> str:
+    what = (
+        f"custom price {term['unit_price']}"
+        if term.get("unit_price")
+        else f"{term.get('discount_percent')}% off"
+    )
+    until = f" until {term['until']}" if term.get("until") else ""
+    return f"{what} {term.get('product') or 'every product'} from {term['from']}{until}"
+
+
 def _value_text(name: str, value: Any) -> str:
     if name == "lines" and isinstance(value, list):
         return "; ".join(_line_text(line) for line in value) or "none"
+    if name == "terms" and isinstance(value, list):
+        return "; ".join(_term_text(term) for term in value) or "none"
+    if value is None:
+        return "none"
     if isinstance(value, list):
         return "; ".join(map(str, value)) or "none"
     return str(value)
@@ -82,67 +99,67 @@ def _form_page(request: HttpRequest, deal: Deal | None) -> HttpResponse:
     if request.method == "POST":
         form = DealForm(request.POST, user=request.user, deal=deal)
         formset = LineFormSet(request.POST, prefix="lines")
-        if form.is_valid() and formset.is_valid():
+        terms_formset = TermFormSet(request.POST, prefix="terms")
+        if form.is_valid() and formset.is_valid() and terms_formset.is_valid():
             lines = [
                 f.line()
                 for f in formset.forms
                 if f.has_changed() and not f.cleaned_data.get("DELETE")
             ]
-            terms = {
+            terms = [
+                f.term()
+                for f in terms_formset.forms
+                if f.has_changed() and not f.cleaned_data.get("DELETE")
+            ]
+            values = {
                 "title": form.cleaned_data["title"],
                 "currency": form.currency(),
                 "rate_card_key": form.cleaned_data["rate_card"],
                 "issuer": form.cleaned_data["issuer"],
+                "amends": form.cleaned_data["amends"],
                 "lines": lines,
+                "terms": terms,
             }
             try:
                 if deal is None:
                     deal = services.deal_create(
-                        actor=request.user, org=form.cleaned_data["org"], **terms
+                        actor=request.user, org=form.cleaned_data["org"], **values
                     )
                 else:
-                    deal = services.deal_update(actor=request.user, deal_id=deal.pk, **terms)
+                    deal = services.deal_update(actor=request.user, deal_id=deal.pk, **values)
             except DealError as exc:
                 if exc.kind == ErrorKind.FORBIDDEN:
                     raise PermissionDenied(exc.message) from None
-                for name, errors in (exc.fields or {"__all__": [exc.message]}).items():
+                # Each message names the product and dates it is about: listed at the top.
+                for errors in (exc.fields or {"__all__": [exc.message]}).values():
                     for error in errors:
-                        form.add_error(None, f"{name}: {error}" if name != "__all__" else error)
+                        form.add_error(None, error)
             else:
                 messages.success(request, "Deal saved.")
                 return HttpResponseRedirect(f"/deals/{deal.pk}/")
     elif deal is None:
         form = DealForm(user=request.user)
         formset = LineFormSet(prefix="lines")
+        terms_formset = TermFormSet(prefix="terms")
     else:
         form = DealForm(
             user=request.user,
             deal=deal,
             initial={
                 "org": deal.org,
+                "amends": deal.amends,
                 "title": deal.title,
                 "rate_card": deal.rate_card_key,
                 "issuer": deal.issuer,
             },
         )
-        formset = LineFormSet(
-            prefix="lines",
-            initial=[
-                {
-                    "product": line.product,
-                    "quantity": line.quantity,
-                    "start": line.start,
-                    "term_months": line.term_months,
-                    "unit_price": line.unit_price.normalize(),
-                    "burst_unit_price": line.burst_unit_price.normalize()
-                    if line.burst_unit_price is not None
-                    else None,
-                    "ramp": ramp_text(line.ramp),
-                }
-                for line in deal.lines.select_related("product")
-            ],
-        )
-    return render(request, "deals/form.html", {"form": form, "formset": formset, "deal": deal})
+        formset = LineFormSet(prefix="lines", initial=line_initial(deal))
+        terms_formset = TermFormSet(prefix="terms", initial=term_initial(deal))
+    return render(
+        request,
+        "deals/form.html",
+        {"form": form, "formset": formset, "terms_formset": terms_formset, "deal": deal},
+    )
 
 
 @role_required(StaffRole.ACCOUNT_MANAGER)
@@ -164,28 +181,40 @@ def deal_edit(request: HttpRequest, deal_id: int) -> HttpResponse:
 def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
     deal = _deal(request, deal_id)
     view = selectors.deal_view(user=request.user, deal=deal)
-    try:
-        months = max(1, min(MAX_MONTHS, int(request.GET.get("months", 6))))
-    except ValueError:
-        months = 6
+    months: int | None = None
+    if request.GET.get("months"):
+        try:
+            months = max(1, min(MAX_MONTHS, int(request.GET["months"])))
+        except ValueError:
+            messages.error(request, "Months is a whole number from 1 to 24.")
     simulation = simulate(deal=deal, months=months, as_of=timezone.now(), lines=view.lines)
-    chart = line_chart(
-        title=f"Last {months} months of real usage: current terms vs this deal ({deal.currency})",
+    amending = deal.amends_id is not None
+    current, proposed = (
+        ("Current contract", "With this amendment") if amending else ("Current terms", "Deal")
+    )
+    chart = bars(
+        title=f"Real usage, month by month: {current.lower()} vs {proposed.lower()} "
+        f"({deal.currency})",
         labels=[f"{m.month:%Y-%m}" for m in simulation.months],
         series={
-            "Current terms": [m.current for m in simulation.months],
-            "Under the deal": [m.deal for m in simulation.months],
+            current: [m.current for m in simulation.months],
+            proposed: [m.deal for m in simulation.months],
         },
         y_title=deal.currency,
-        height=280,
+        height=260,
     )
     monthly_chart = None
     if view.economics:
+        series: dict[str, Sequence[Decimal | float | None]] = {
+            "This deal": [m.amount for m in view.economics.monthly]
+        }
+        if amending:
+            series = {"Current contract": [m.current for m in view.economics.monthly], **series}
         monthly_chart = stacked_bars(
-            title=f"Monthly commitment ({deal.currency})",
+            title=f"Committed per month ({deal.currency})",
             labels=[f"{m.month:%Y-%m}" for m in view.economics.monthly],
-            series={"Commitment": [m.amount for m in view.economics.monthly]},
-            height=240,
+            series=series,
+            height=220,
         )
     return render(
         request,
@@ -194,7 +223,8 @@ def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
             "view": view,
             "deal": deal,
             "simulation": simulation,
-            "months": months,
+            "months": len(simulation.months),
+            "labels": {"current": current, "proposed": proposed},
             "chart": chart,
             "monthly_chart": monthly_chart,
             "threshold": services.approval_threshold(),
@@ -222,9 +252,12 @@ def _transition(request: HttpRequest, deal_id: int, action: str) -> HttpResponse
             messages.success(request, "Deal rejected.")
         else:
             deal = services.deal_sign(actor=request.user, deal_id=deal.pk)
-            messages.success(request, f"Signed: contract {deal.contract_key} created.")
+            if deal.amends is not None:
+                messages.success(request, f"Signed: contract {deal.amends.key} amended.")
+            else:
+                messages.success(request, f"Signed: contract {deal.contract_key} created.")
     except DealError as exc:
-        if exc.kind == ErrorKind.FORBIDDEN:
+        if exc.kind == ErrorKind.FORBIDDEN and exc.code != "four_eyes":
             raise PermissionDenied(exc.message) from None
         messages.error(request, exc.message)
     return HttpResponseRedirect(f"/deals/{deal_id}/")
@@ -264,26 +297,57 @@ def capacity(request: HttpRequest) -> HttpResponse:
         except ValueError:
             messages.error(request, f"{raw!r} is not a month (YYYY-MM).")
     pools = selectors.capacity_for(user=request.user, start=start, months=24)
-    charts = {
-        pool.name: stacked_bars(
-            title=f"{pool.name}: GPUs per month",
-            labels=[f"{m.month:%Y-%m}" for m in pool.months],
-            series={
-                # Series take the palette in order: blue, green, amber, red.
-                "Reserved (signed)": [m.reserved for m in pool.months],
-                "Free": [max(m.available - m.pipeline, ZERO) for m in pool.months],
-                "Approved, not signed": [
-                    min(m.pipeline, max(m.available, ZERO)) for m in pool.months
-                ],
-                "Oversold": [max(m.reserved + m.pipeline - m.installed, ZERO) for m in pool.months],
-            },
-            y_title="GPUs",
-            height=280,
-        )
-        for pool in pools
-    }
-    return render(
-        request,
-        "deals/capacity.html",
-        {"pools": [(pool, charts[pool.name]) for pool in pools], "start": start},
+    rows = [{"pool": pool, "cells": [_cell(m) for m in pool.months]} for pool in pools]
+    months = [m.month for m in pools[0].months] if pools else []
+    return render(request, "deals/capacity.html", {"rows": rows, "months": months, "start": start})
+
+
+def _cell(month: PoolMonth) -> dict[str, Any]:
+    """One month of a pool: its state (for the colour) and who holds what (for the title)."""
+    free = month.available - month.pipeline
+    if month.available < 0:
+        state = "short"
+    elif free < 0 or (month.installed and free * 10 < month.installed):
+        state = "tight"
+    else:
+        state = "idle"
+    holders = "; ".join(
+        f"{h.label}{f' ({h.org})' if h.org else ''}"
+        f"{', approved' if h.kind == 'deal' else ''}: {h.quantity.normalize():f}"
+        for h in month.holders
     )
+    title = (
+        f"{month.month:%Y-%m}: installed {month.installed.normalize():f}, reserved "
+        f"{month.reserved.normalize():f}, free {month.available.normalize():f}"
+        + (f", approved not signed {month.pipeline.normalize():f}" if month.pipeline else "")
+        + (f" — {holders}" if holders else "")
+    )
+    return {"month": month, "state": state, "title": title}
+
+
+@desk
+def deal_quote(request: HttpRequest, deal_id: int) -> HttpResponse:
+    """The quote for the customer, as a PDF."""
+    deal = _deal(request, deal_id)
+    try:
+        pdf = render_quote_pdf(deal)
+    except EconomicsError as exc:
+        messages.error(request, f"No quote: {exc}")
+        return HttpResponseRedirect(f"/deals/{deal_id}/")
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{quote_filename(deal)}"'
+    return response
+
+
+def quote_filename(deal: Deal) -> str:
+    return f"quote-{deal.org.slug}-{deal.pk}.pdf"
+
+
+@desk
+def contract_detail(request: HttpRequest, contract_id: int) -> HttpResponse:
+    """A contract's terms, each with the amendment that added it, and its amendments."""
+    try:
+        view = selectors.contract_view(user=request.user, contract_id=contract_id)
+    except DealError as exc:
+        raise PermissionDenied(exc.message) from None
+    return render(request, "deals/contract.html", {"view": view, "contract": view.contract})

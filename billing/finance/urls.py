@@ -14,4 +14,6 @@ urlpatterns = [
     path("export/", views.export_download, name="export"),
     path("stripe/", views.stripe_status, name="stripe"),
     path("audit/", views.audit_log, name="audit"),
+    path("unbilled/", views.unbilled, name="unbilled"),
+    path("quarantine/", views.quarantine, name="quarantine"),
 ]

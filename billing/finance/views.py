@@ -3,6 +3,7 @@ Stripe, export. Every page and action is for the finance role."""
 
 import io
 import zipfile
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
@@ -14,6 +15,8 @@ from django.views.decorators.http import require_POST
 
 from audit.selectors import audit_entries
 from core.timeparse import month_of
+from metering.models import QuarantinedWork
+from metering.quarantine import quarantined_open
 from tenancy.models import Org, StaffRole
 from web.access import role_required
 
@@ -27,6 +30,8 @@ from ..invoicing.pdf import render_invoice_pdf
 from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
 from ..invoicing.status import invoice_mark_uncollectible, invoice_void
 from ..models import BillingPeriod, Issuer, RatedCharge
+from ..rating.periods import midnight
+from ..rating.unbilled import REASONS, default_window, unbilled_summary, unbilled_usage
 
 finance_only = role_required(StaffRole.FINANCE)
 ALL = Org.objects.all
@@ -63,8 +68,70 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ],
         "issuers": Issuer.objects.all(),
         "this_month": now.strftime("%Y-%m"),
+        "unbilled": unbilled_summary(),
+        "quarantined": quarantined_open(orgs=ALL()).count(),
     }
     return render(request, "finance/dashboard.html", context)
+
+
+REASON_HELP = {
+    "no_matching_product": "No product of the meter matches these dimension values: add a "
+    "product (or fix the collector's dimensions).",
+    "no_contract": "No contract of the org covers these hours: add or extend a contract.",
+    "no_price": "A product matches, but the contract's rate card has no price for it (and no "
+    "custom price or reservation): add a price.",
+}
+
+
+def _day(request: HttpRequest, name: str) -> date | None:
+    raw = request.GET.get(name) or ""
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        messages.error(request, f"{name}: {raw!r} is not a date (YYYY-MM-DD).")
+        return None
+
+
+@finance_only
+def unbilled(request: HttpRequest) -> HttpResponse:
+    """Accepted usage that no invoice line bills, per org, meter, dimensions and reason."""
+    start, end = default_window()
+    first, last = _day(request, "start"), _day(request, "end")
+    start = midnight(first) if first else start
+    end = midnight(last) if last else end
+    orgs = ALL()
+    slug = request.GET.get("org") or ""
+    if slug:
+        orgs = orgs.filter(slug=slug)
+    rows = unbilled_usage(orgs=orgs, start=start, end=end) if end > start else []
+    return render(
+        request,
+        "finance/unbilled.html",
+        {
+            "rows": rows,
+            "start": start,
+            "end": end,
+            "org": slug,
+            "reasons": [(reason, REASON_HELP[reason]) for reason in REASONS],
+        },
+    )
+
+
+@finance_only
+def quarantine(request: HttpRequest) -> HttpResponse:
+    """Batch work set aside after a failure (SPEC §8), open first, then recently resolved."""
+    return render(
+        request,
+        "finance/quarantine.html",
+        {
+            "open": quarantined_open(orgs=ALL())[:500],
+            "resolved": QuarantinedWork.objects.filter(resolved_at__isnull=False)
+            .select_related("org")
+            .order_by("-resolved_at")[:50],
+        },
+    )
 
 
 @require_POST
@@ -78,6 +145,8 @@ def close_periods(request: HttpRequest) -> HttpResponse:
     )
     for period, reason in report.skipped[:10]:
         messages.warning(request, f"{period.org.slug} {period.start:%Y-%m-%d}: {reason}")
+    for org_slug, error in report.failed[:10]:
+        messages.error(request, f"{org_slug}: close failed and is quarantined: {error}")
     return HttpResponseRedirect("/finance/")
 
 

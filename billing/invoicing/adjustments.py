@@ -42,19 +42,23 @@ def rerate(*, period: BillingPeriod, as_of: datetime) -> Sequence[ChargeLine]:
 
 def periods_with_late_usage(*, invoice: Invoice) -> list[BillingPeriod]:
     """Earlier invoiced periods of the invoice's org, same issuer and currency, whose usage
-    changed after it was last billed or checked."""
+    changed after it was last billed or checked. A final adjustment invoice also adjusts its
+    own period (the last one it follows)."""
     candidates = BillingPeriod.objects.filter(
         org_id=invoice.org_id,
         status=BillingPeriod.Status.INVOICED,
-        start__lt=invoice.period_start,
         currency=invoice.currency,
         contract__issuer_id=invoice.issuer_id,
         usage_changed_at__isnull=False,
     ).order_by("start", "pk")
+    if invoice.kind == Invoice.Kind.FINAL_ADJUSTMENT:
+        candidates = candidates.filter(start__lte=invoice.period_start)
+    else:
+        candidates = candidates.filter(start__lt=invoice.period_start)
     due = []
     for period in candidates:
         billed_at = (
-            Invoice.objects.filter(org_id=invoice.org_id, period=period)
+            Invoice.objects.filter(org_id=invoice.org_id, period=period, kind=Invoice.Kind.PERIOD)
             .values_list("charges_rated_at", flat=True)
             .first()
         )

@@ -4,23 +4,29 @@ One drafting path: ``periods_close`` (the batch run) and ``invoice_draft`` (one 
 go through ``_close_chunk``, which locks the periods, decides which are due and drafts them
 with set queries and bulk inserts. A period whose org may have late usage of an earlier
 invoiced period (SPEC §6 step 5) is drafted on its own, after the periods before it are
-written, so it sees exactly what drafting one by one in that order would see.
+written, so it sees exactly what drafting one by one in that order would see. Late usage that
+no next invoice will carry goes on a final adjustment invoice (``periods_settle``, SPEC §3
+"Unbilled usage").
 """
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, Sum
+from django.db.models import Exists, F, Min, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from metering.models import QuarantinedWork
+from metering.quarantine import attempt
 from tenancy.models import Org
 
-from ..lock_objects import lock_periods
+from ..lock_objects import lock_period, lock_periods
 from ..models import BillingPeriod, Contract, CreditDraw, Issuer, RatedCharge
 from .adjustments import (
     adjustment_description,
@@ -38,6 +44,7 @@ BULK_BATCH = 1000  # rows per INSERT statement (SQLite caps the parameters of on
 PeriodStatus = BillingPeriod.Status
 KIND_ORDER = {kind: i for i, kind in enumerate(LineKind.values)}
 ALREADY_INVOICED = "already invoiced"
+CLOSE = QuarantinedWork.Kind.CLOSE
 
 
 def grace() -> timedelta:
@@ -50,11 +57,22 @@ def chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
 
 @dataclass
 class CloseReport:
-    """Ids only, so a run over every org keeps memory flat."""
+    """Ids only, so a run over every org keeps memory flat. ``failed``: (org slug, error) of
+    the orgs whose close failed and was quarantined (SPEC §8); ``final_adjustments``: how many
+    of the drafts are final adjustment invoices."""
 
     drafted_ids: list[int] = field(default_factory=list)
     already: int = 0
     skipped: list[tuple[BillingPeriod, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    final_adjustments: int = 0
+
+    def add(self, other: "CloseReport") -> None:
+        self.drafted_ids += other.drafted_ids
+        self.already += other.already
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.final_adjustments += other.final_adjustments
 
     @property
     def drafted(self) -> list[Invoice]:
@@ -89,11 +107,51 @@ def periods_close(*, as_of: datetime, org: Org | None = None) -> CloseReport:
     Periods are drafted ``CHUNK`` to a transaction, in a handful of set queries per chunk
     (``_close_chunk``); a chunk's periods are locked in one statement in pk order, so
     concurrent runs wait for each other, never deadlock, and the second one finds the first
-    one's periods invoiced. Only ``CHUNK`` periods' charges are in memory at a time."""
+    one's periods invoiced. Only ``CHUNK`` periods' charges are in memory at a time.
+
+    Faults are isolated per org (SPEC §8): a chunk that fails is rolled back and closed again
+    org by org; an org that still fails is quarantined and listed in ``failed``, every other
+    org is closed. Then final adjustment invoices are drafted for late usage that no next
+    invoice will carry (``periods_settle``)."""
     report = CloseReport()
+    held = QuarantinedWork.objects.filter(kind=CLOSE, resolved_at__isnull=True).exists()
     for chunk in chunks(periods_to_close(as_of=as_of, org=org), CHUNK):
-        with transaction.atomic():
-            _close_chunk(chunk, as_of=as_of, report=report)
+        part = CloseReport()
+        try:
+            with transaction.atomic():
+                _close_chunk(chunk, as_of=as_of, report=part)
+        except Exception:
+            part = _close_org_by_org(chunk, as_of=as_of)
+        else:
+            if held:  # the orgs of this chunk closed: their earlier failures are resolved
+                QuarantinedWork.objects.filter(
+                    kind=CLOSE,
+                    resolved_at__isnull=True,
+                    org_id__in=BillingPeriod.objects.filter(pk__in=chunk).values("org_id"),
+                ).update(resolved_at=timezone.now())
+        report.add(part)
+    report.add(periods_settle(as_of=as_of, org=org))
+    return report
+
+
+def _close_org_by_org(period_ids: Sequence[int], *, as_of: datetime) -> CloseReport:
+    """The periods of a failed chunk again, one transaction per org, in the chunk's order."""
+    owner = dict(BillingPeriod.objects.filter(pk__in=period_ids).values_list("pk", "org_id"))
+    by_org: dict[int, list[int]] = {}
+    for pk in period_ids:
+        if pk in owner:
+            by_org.setdefault(owner[pk], []).append(pk)
+    orgs = Org.objects.in_bulk(list(by_org))
+    report = CloseReport()
+    for org_id, ids in by_org.items():
+        part = CloseReport()
+        outcome = attempt(
+            partial(_close_chunk, ids, as_of=as_of, report=part), kind=CLOSE, org=orgs[org_id]
+        )
+        if outcome.ok:
+            report.add(part)
+        else:
+            report.failed.append((orgs[org_id].slug, outcome.error))
     return report
 
 
@@ -357,3 +415,119 @@ def _adjustment_lines(
                 )
             )
     return lines, checks
+
+
+# --- final adjustment invoices ------------------------------------------------------------
+# Late usage of an invoiced period goes on the org's next invoice of the same issuer and
+# currency. When none will come (every such contract has ended, every period is invoiced),
+# ``periods_settle`` drafts a final adjustment invoice, hosted by the last period, with only
+# adjustment lines; once the latest late change is a grace window old, so that usage arriving
+# together is billed together. The periods it re-rates are recorded (``LateUsageCheck``), so a
+# second run finds nothing left.
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def pending_late_usage() -> Q:
+    """Invoiced periods whose usage changed after they were last billed, checked or rated:
+    in SQL, what ``periods_with_late_usage`` checks one period at a time."""
+    billed = Invoice.objects.filter(
+        org_id=OuterRef("org_id"), period=OuterRef("pk"), kind=Invoice.Kind.PERIOD
+    ).values("charges_rated_at")[:1]
+    checked = (
+        LateUsageCheck.objects.filter(org_id=OuterRef("org_id"), period=OuterRef("pk"))
+        .order_by("-rated_at")
+        .values("rated_at")[:1]
+    )
+    last_seen = Greatest(
+        Coalesce(Subquery(billed), Value(EPOCH)),
+        Coalesce(Subquery(checked), Value(EPOCH)),
+        Coalesce(F("rated_at"), Value(EPOCH)),
+    )
+    return Q(status=PeriodStatus.INVOICED, usage_changed_at__gt=last_seen)
+
+
+def settlement_hosts(*, as_of: datetime, org: Org | None = None) -> list[int]:
+    """Ids of the periods that host a final adjustment invoice as of ``as_of``: per (org,
+    issuer, currency) whose contracts have all ended and whose periods are all invoiced, the
+    last period, when one of those periods has late usage not billed yet."""
+    series = Contract.objects.filter(
+        org_id=OuterRef("org_id"), issuer_id=OuterRef("contract__issuer_id"),
+        currency=OuterRef("currency"),
+    )  # fmt: skip
+    going_on = series.filter(Q(end__isnull=True) | Q(end__gt=as_of.date()))
+    not_invoiced = BillingPeriod.objects.filter(
+        org_id=OuterRef("org_id"),
+        contract__issuer_id=OuterRef("contract__issuer_id"),
+        currency=OuterRef("currency"),
+    ).exclude(status=PeriodStatus.INVOICED)
+    late = BillingPeriod.objects.filter(pending_late_usage()).filter(
+        ~Exists(going_on), ~Exists(not_invoiced)
+    )
+    if org is not None:
+        late = late.filter(org=org)
+    hosts = []
+    for org_id, issuer_id, currency in (
+        late.values_list("org_id", "contract__issuer_id", "currency").distinct().order_by()
+    ):
+        last = (
+            BillingPeriod.objects.filter(
+                org_id=org_id, contract__issuer_id=issuer_id, currency=currency
+            )
+            .order_by("-start", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if last is not None:
+            hosts.append(last)
+    return sorted(hosts)
+
+
+def final_adjustment_draft(*, period_id: int, as_of: datetime) -> Invoice | None:
+    """Draft the final adjustment invoice hosted by ``period_id`` (a period from
+    ``settlement_hosts``) if late usage is left to bill and its latest change is a grace
+    window old; else None. Run inside a transaction: the host period's row lock serializes
+    concurrent runs, and the second one finds the first one's checks."""
+    host = lock_period(period_id=period_id)
+    if host.status != PeriodStatus.INVOICED:
+        return None
+    contract = Contract.objects.select_related("issuer", "org").get(pk=host.contract_id)
+    invoice = _new_invoice(host, contract)
+    invoice.kind = Invoice.Kind.FINAL_ADJUSTMENT
+    invoice.charges_rated_at = None  # none of the host's charges are copied: adjustments only
+    late = periods_with_late_usage(invoice=invoice)
+    if not late or max(p.usage_changed_at or as_of for p in late) > as_of - grace():
+        return None
+    lines, checks = _adjustment_lines(invoice, start=0)
+    if not lines:
+        return None
+    subtotal = sum((line.amount for line in lines), ZERO)
+    tax = apply_totals(invoice, invoice_totals(invoice, subtotal=subtotal, credits=ZERO))
+    invoice.save()
+    InvoiceLine.objects.bulk_create(lines)
+    InvoiceTax.objects.bulk_create([tax])
+    LateUsageCheck.objects.bulk_create(checks)
+    return invoice
+
+
+def periods_settle(*, as_of: datetime, org: Org | None = None) -> CloseReport:
+    """Draft every final adjustment invoice due by ``as_of`` (``close_periods`` runs this
+    after closing periods), one host period per transaction; a host that fails is
+    quarantined and listed in ``failed``, the others are drafted."""
+    report = CloseReport()
+    hosts = settlement_hosts(as_of=as_of, org=org)
+    owners = dict(BillingPeriod.objects.filter(pk__in=hosts).values_list("pk", "org_id"))
+    orgs = Org.objects.in_bulk(set(owners.values()))
+    for host_id in hosts:
+        outcome = attempt(
+            partial(final_adjustment_draft, period_id=host_id, as_of=as_of),
+            kind=QuarantinedWork.Kind.CLOSE,
+            org=orgs[owners[host_id]],
+            unit=f"final-adjustment:{host_id}",
+        )
+        if not outcome.ok:
+            report.failed.append((orgs[owners[host_id]].slug, outcome.error))
+        elif outcome.value is not None:
+            report.drafted_ids.append(outcome.value.pk)
+            report.final_adjustments += 1
+    return report

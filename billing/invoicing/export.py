@@ -8,7 +8,7 @@ one row with empty line fields).
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
@@ -121,13 +121,26 @@ def _tax(tax: Any, currency: str) -> dict[str, str]:
     }
 
 
-def documents(query: QuerySet[Invoice] | QuerySet[CreditNote]) -> Iterator[dict[str, Any]]:
-    """Export dicts, read in chunks so memory stays flat however many documents."""
+def documents(
+    query: QuerySet[Invoice] | QuerySet[CreditNote],
+    *,
+    on_error: Callable[[Invoice | CreditNote, Exception], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Export dicts, read in chunks so memory stays flat however many documents. With
+    ``on_error``, a document that cannot be exported is handed to it and left out, and the
+    export goes on (SPEC §8); without, the error propagates."""
     for document in query.iterator(chunk_size=CHUNK):
-        if isinstance(document, Invoice):
-            yield invoice_dict(document)
-        else:
-            yield credit_note_dict(document)
+        try:
+            if isinstance(document, Invoice):
+                row = invoice_dict(document)
+            else:
+                row = credit_note_dict(document)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(document, exc)
+            continue
+        yield row
 
 
 def write_json(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:

@@ -63,7 +63,9 @@ class DocumentCounter(models.Model):
 
 
 class Invoice(models.Model):
-    """One invoice per billing period (draft at close, numbered at finalization).
+    """One invoice per billing period (draft at close, numbered at finalization); plus, for
+    usage that arrives after a contract's last invoiced period, final adjustment invoices of
+    that period, which carry only ``adjustment`` lines (SPEC §3 "Unbilled usage", §6 step 5).
 
     Business columns are never modified after finalization (database trigger); ``status``,
     ``status_reason`` and ``status_changed_at`` are the only columns that move afterwards.
@@ -76,10 +78,17 @@ class Invoice(models.Model):
         VOID = "void", "Void"
         UNCOLLECTIBLE = "uncollectible", "Uncollectible"
 
+    class Kind(models.TextChoices):
+        PERIOD = "period", "Period invoice"
+        FINAL_ADJUSTMENT = "final_adjustment", "Final adjustment invoice"
+
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
     issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="+")
+    # For a final adjustment invoice: the contract's last invoiced period, which no later
+    # invoice follows; its lines adjust that period and earlier ones.
     period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.PERIOD)
     status = models.CharField(max_length=16, choices=Status.choices, default="draft")
     currency = models.CharField(max_length=3, help_text="ISO 4217; every amount below is in it.")
     period_start = models.DateTimeField(help_text="The period billed, inclusive (UTC).")
@@ -122,7 +131,11 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["org_id", "period_start", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["org", "period"], name="invoice_one_per_period"),
+            models.UniqueConstraint(
+                fields=["org", "period"],
+                condition=Q(kind="period"),
+                name="invoice_one_per_period",
+            ),
             models.UniqueConstraint(
                 fields=["issuer", "number_year", "sequence"],
                 condition=Q(sequence__isnull=False),

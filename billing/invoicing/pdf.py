@@ -144,7 +144,14 @@ def _header(invoice: Invoice) -> Table:
             f"{invoice.period_start.date().isoformat()} to {_last_day(invoice.period_end)}",
         ),
     ]
-    right: list[Any] = [Paragraph("INVOICE", STYLES["title"])]
+    if invoice.kind == Invoice.Kind.FINAL_ADJUSTMENT:
+        facts.append(("Kind", "Final adjustment (late usage)"))
+    return heading(issuer, "INVOICE", facts)
+
+
+def heading(left: list[Any], title: str, facts: list[tuple[str, str]]) -> Table:
+    """The top of a document: who issues it on the left; its title and facts on the right."""
+    right: list[Any] = [Paragraph(title, STYLES["title"])]
     right.append(
         Table(
             [[_p(k, "label"), _p(v, "right")] for k, v in facts],
@@ -161,7 +168,7 @@ def _header(invoice: Invoice) -> Table:
         )
     )
     return Table(
-        [[issuer, right]],
+        [[left, right]],
         colWidths=[96 * mm, 78 * mm],
         style=TableStyle(
             [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]
@@ -176,8 +183,13 @@ def _parties(invoice: Invoice) -> Table:
     bill_to.append(_p(f"Country: {invoice.customer_country}"))
     if invoice.customer_vat_id:
         bill_to.append(_p(f"VAT ID: {invoice.customer_vat_id}"))
+    return band(bill_to)
+
+
+def band(cells: list[Any]) -> Table:
+    """A shaded box across the page: the customer's details."""
     return Table(
-        [[bill_to]],
+        [[cells]],
         colWidths=[174 * mm],
         style=TableStyle(
             [

@@ -14,6 +14,8 @@ the list against the model).
 """
 
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 from billing.invoicing.status import status_moves_sql
 
@@ -165,7 +167,7 @@ def _sqlite_trigger_names() -> list[str]:
     return names
 
 
-def forward(apps, schema_editor):
+def forward(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
         schema_editor.execute(PG_FORWARD, params=None)
@@ -174,7 +176,7 @@ def forward(apps, schema_editor):
             schema_editor.execute(statement)
 
 
-def backward(apps, schema_editor):
+def backward(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
         schema_editor.execute(PG_BACKWARD, params=None)

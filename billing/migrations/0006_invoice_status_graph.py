@@ -8,11 +8,13 @@ later change of the graph: change ``TRANSITIONS``, add a migration that runs ``f
 import importlib
 
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 immutability = importlib.import_module("billing.migrations.0004_invoice_immutability")
 
 
-def forward(apps, schema_editor):
+def forward(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
         # CREATE OR REPLACE: the trigger keeps calling the function, now with the new body.

@@ -4,7 +4,7 @@ charge and credit models; the deal desk's and invoicing's models live beside the
 import ``base`` (never this package), so no model module imports another in a cycle.
 """
 
-from ..deals.models import Deal, DealEvent, DealLine
+from ..deals.models import Deal, DealEvent, DealLine, DealTerm
 from ..invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -20,6 +20,7 @@ from ..invoicing.models import (
     TaxReason,
 )
 from .base import (
+    Amendment,
     BillingPeriod,
     CapacityPool,
     Contract,
@@ -38,6 +39,7 @@ from .base import (
 )
 
 __all__ = [
+    "Amendment",
     "BillingPeriod",
     "CapacityPool",
     "Contract",
@@ -50,6 +52,7 @@ __all__ = [
     "Deal",
     "DealEvent",
     "DealLine",
+    "DealTerm",
     "DocumentCounter",
     "Invoice",
     "InvoiceLine",

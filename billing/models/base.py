@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -167,12 +168,42 @@ class Contract(models.Model):
         return self.key
 
 
-class ContractPrice(models.Model):
-    """A contract's own term for one product (or, with product null, for all of them):
-    a custom unit price (per billing unit, replaces the rate card's model) or a discount.
+class Amendment(models.Model):
+    """A dated change to a running contract (SPEC §3 "Amendments"): terms appended to it from a
+    date on, never rewriting a billed period. The reservations and prices it added point back
+    to it; the contract's own terms (its catalog entry) have none. Append-only: an amendment is
+    never edited or deleted; a later amendment changes things again."""
 
-    Precedence: the product's custom price (no discount on top) > the product's discount >
-    the contract-wide discount.
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="amendments")
+    effective = models.DateField(help_text="The first day (00:00 UTC) any of its terms holds.")
+    signed_at = models.DateTimeField()
+    # Who signed it; null only for amendments not signed through the deal desk.
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # What it adds, in words: "+2 × NVIDIA H100 GPU-hour, eu-north from 2026-11-11 at 2.80".
+    summary = models.TextField()
+
+    class Meta:
+        ordering = ["contract_id", "signed_at", "id"]
+        indexes = [models.Index(fields=["org", "contract"], name="amendment_org_contract")]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} amended from {self.effective}"
+
+
+class ContractPrice(models.Model):
+    """A contract's dated on-demand term for one product (or, with product null, for all of
+    them): a custom unit price (per billing unit, replaces the rate card's model, takes no
+    discount) or a discount, in force over ``[valid_from, valid_until)``.
+
+    Precedence in each hour: the product's custom price > the product's discount > the
+    contract-wide discount (SPEC §6 step 3). The contract's own terms are unique by
+    (product, kind, ``valid_from``), the catalog's natural key; an amendment's are appended.
+    The catalog refuses two terms of one kind for one product on the same day; an amendment
+    may add one over an earlier term, and from its date the term that started last holds
+    (the earlier one is never rewritten).
     """
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
@@ -180,33 +211,63 @@ class ContractPrice(models.Model):
     product = models.ForeignKey(
         Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    discount_percent = models.DecimalField(max_digits=7, decimal_places=4, default=Decimal(0))
+    discount_percent = models.DecimalField(
+        max_digits=7, decimal_places=4, default=Decimal(0), help_text="0 for a custom price."
+    )
     unit_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
+    valid_from = models.DateField(help_text="00:00 UTC, inclusive.")
+    valid_until = models.DateField(
+        null=True, blank=True, help_text="00:00 UTC, exclusive; null: to the contract's end."
+    )
+    # The amendment that added it; null: the contract's own terms (its catalog entry).
+    amendment = models.ForeignKey(
+        Amendment, null=True, blank=True, on_delete=models.PROTECT, related_name="prices"
+    )
 
     class Meta:
+        ordering = ["contract_id", "product_id", "valid_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["org", "contract", "product"], name="contract_price_product"
+                fields=["org", "contract", "product", "valid_from"],
+                condition=models.Q(
+                    product__isnull=False, unit_price__isnull=True, amendment__isnull=True
+                ),
+                name="contract_price_discount",
             ),
             models.UniqueConstraint(
-                fields=["org", "contract"],
-                condition=models.Q(product__isnull=True),
+                fields=["org", "contract", "product", "valid_from"],
+                condition=models.Q(unit_price__isnull=False, amendment__isnull=True),
+                name="contract_price_custom",
+            ),
+            models.UniqueConstraint(
+                fields=["org", "contract", "valid_from"],
+                condition=models.Q(product__isnull=True, amendment__isnull=True),
                 name="contract_price_overall",
             ),
             models.CheckConstraint(
                 condition=models.Q(discount_percent__gte=0, discount_percent__lte=100),
                 name="contract_price_discount_0_100",
             ),
+            models.CheckConstraint(
+                condition=models.Q(unit_price__isnull=True)
+                | models.Q(discount_percent=0, product__isnull=False),
+                name="contract_price_custom_is_per_product",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_until__isnull=True)
+                | models.Q(valid_until__gt=models.F("valid_from")),
+                name="contract_price_until_after_from",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.contract_id} {self.product_id or '*'}"
+        return f"{self.contract_id} {self.product_id or '*'} from {self.valid_from}"
 
 
 class Reservation(models.Model):
     """Reserved capacity, take-or-pay: ``quantity`` concurrent units of ``product`` for every
-    hour of ``[start, end)``, changed from each ramp step's date on. At most one reservation
-    per product is in force at any hour of a contract."""
+    hour of ``[start, end)``, changed from each ramp step's date on. Several reservations of one
+    product in one contract stack (SPEC §3): in each hour R(h) is the sum of those in force."""
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="reservations")
@@ -221,12 +282,18 @@ class Reservation(models.Model):
     burst_unit_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
     start = models.DateField(help_text="00:00 UTC, inclusive.")
     end = models.DateField(help_text="00:00 UTC, exclusive.")
+    # The amendment that added it; null: the contract's own terms (its catalog entry).
+    amendment = models.ForeignKey(
+        Amendment, null=True, blank=True, on_delete=models.PROTECT, related_name="reservations"
+    )
 
     class Meta:
-        ordering = ["contract_id", "product_id", "start"]
+        ordering = ["contract_id", "product_id", "start", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["org", "contract", "product", "start"], name="reservation_unique"
+                fields=["org", "contract", "product", "start"],
+                condition=models.Q(amendment__isnull=True),
+                name="reservation_unique",
             ),
             models.CheckConstraint(condition=models.Q(quantity__gte=0), name="reservation_qty"),
             models.CheckConstraint(
@@ -411,6 +478,12 @@ class ReservationUsage(models.Model):
     ``[hour offset from period start, reserved, used]`` (decimal strings, billing units) for
     every hour of the term rated so far. Per-hour rows would be 3.6 M rows a month for
     1,000 orgs × 5 reserved products; this is 5,000, and it is always read whole.
+
+    Stacked reservations of one product (SPEC §3) are netted once against their sum; each
+    row then holds its reservation's share, so that the rows of a product add up to the stack:
+    usage fills the reservations in the order they started (the oldest first, each up to its
+    own R_i(h)), and the burst above the sum goes to the reservation whose burst price bills it
+    (the one in force that started last). ``used`` = ``covered`` + ``burst`` of that share.
     """
 
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
@@ -419,14 +492,16 @@ class ReservationUsage(models.Model):
     )
     reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="+")
     reserved = models.DecimalField(
-        max_digits=30, decimal_places=12, help_text="Σ R(h), unit-hours."
+        max_digits=30, decimal_places=12, help_text="Σ R_i(h), unit-hours."
     )
     used = models.DecimalField(
-        max_digits=30, decimal_places=12, help_text="Σ U(h) over the reserved hours."
+        max_digits=30, decimal_places=12, help_text="Its share of Σ U(h): covered + burst."
     )
-    covered = models.DecimalField(max_digits=30, decimal_places=12, help_text="Σ min(U(h), R(h)).")
+    covered = models.DecimalField(
+        max_digits=30, decimal_places=12, help_text="Its share of Σ min(U(h), R(h))."
+    )
     burst = models.DecimalField(
-        max_digits=30, decimal_places=12, help_text="Σ max(0, U(h) − R(h))."
+        max_digits=30, decimal_places=12, help_text="Its share of Σ max(0, U(h) − R(h))."
     )
     hours = models.JSONField(default=list)
 

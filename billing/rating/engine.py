@@ -7,11 +7,13 @@ difference from the invoice becomes adjustment lines (step 5, in the invoicing a
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from core.errors import DomainError, ErrorCode, ErrorKind
 
@@ -28,16 +30,19 @@ from ..models import (
 )
 from ..money import quantize_price, quantize_quantity, round_amount
 from .periods import cycle, midnight
-from .pricing import EffectivePrice, PricedLine, effective_price, price_quantity
+from .pricing import EffectivePrice, effective_price, price_pieces, price_quantity
+from .terms import Term, TermSpan, days_text, term_on, term_spans, text
 from .usage import hourly_usage, period_usage
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 Kind = RatedCharge.Kind
 ZERO = Decimal(0)
 FORECAST_METHOD = (
     "Linear run-rate: each product's usage per elapsed hour, extended to the period's end and "
-    "priced through its price model (tiers apply to the projected total); reservations at "
-    "their full take-or-pay amount; then the minimum spend."
+    "priced through its price model (tiers apply to the projected total; each dated term's "
+    "usage extended alike); reservations at their full take-or-pay amount; then the minimum "
+    "spend."
 )
 
 
@@ -71,7 +76,8 @@ class ChargeLine:
 
 @dataclass(frozen=True)
 class Netting:
-    """One reservation's hourly netting: ``hours`` = [[offset, R(h), U(h)], ...]."""
+    """One reservation's share of its product's hourly netting (see ``ReservationUsage``):
+    ``hours`` = [[offset, R_i(h), its share of U(h)], ...]."""
 
     reservation: Reservation
     reserved: Decimal
@@ -134,11 +140,40 @@ def reserved_at(
     return quantity
 
 
+def level_on(reservation: Reservation, day: date) -> Decimal:
+    """R_i on ``day`` (ramps change it at midnight); the caller checks the term."""
+    quantity = reservation.quantity
+    for ramp in reservation.ramps.all():
+        if ramp.starts <= day:
+            quantity = ramp.quantity
+    return quantity
+
+
+def reservation_text(reservation: Reservation, first: date, last: date) -> str:
+    """The quantities a reservation holds over ``[first, last)`` (its term clipped to the
+    period), each with its days: "8 reserved 2026-10-01 to 2026-10-15, 16 reserved
+    2026-10-16 to 2026-10-31", and "(amendment)" when an amendment added it."""
+    first, last = max(first, reservation.start), min(last, reservation.end)
+    cuts = sorted(
+        {first, last} | {r.starts for r in reservation.ramps.all() if first < r.starts < last}
+    )
+    steps: list[tuple[Decimal, date, date]] = []
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        quantity = level_on(reservation, start)
+        if steps and steps[-1][0] == quantity:
+            steps[-1] = (quantity, steps[-1][1], end)
+        else:
+            steps.append((quantity, start, end))
+    words = ", ".join(f"{text(q)} reserved {days_text([(a, b)])}" for q, a, b in steps)
+    return words + (" (amendment)" if reservation.amendment_id else "")
+
+
 class _Context:
     """What rating one period needs, loaded once."""
 
     def __init__(self, period: BillingPeriod) -> None:
         self.period = period
+        self.first, self.last = period.start.date(), period.end.date()
         self.contract = Contract.objects.select_related("issuer").get(pk=period.contract_id)
         self.currency = self.contract.currency
         self.rounding = self.contract.issuer.rounding
@@ -146,21 +181,27 @@ class _Context:
         if card.currency != self.currency:
             raise RatingError(f"rate card {card} is in {card.currency}, not {self.currency}")
         self.prices = {p.product_id: p for p in Price.objects.filter(rate_card=card)}
-        overrides = ContractPrice.objects.filter(org_id=period.org_id, contract=self.contract)
-        self.custom = {o.product_id: o for o in overrides}
+        # Dated terms that hold on some day of the period (SPEC §3 "Amendments").
+        self.terms = list(
+            ContractPrice.objects.filter(
+                org_id=period.org_id, contract=self.contract, valid_from__lt=self.last
+            )
+            .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=self.first))
+            .order_by("valid_from", "pk")
+        )
         self.reservations: dict[int, list[Reservation]] = defaultdict(list)
         for reservation in (
             Reservation.objects.filter(
                 org_id=period.org_id,
                 contract=self.contract,
-                start__lt=period.end.date(),
-                end__gt=period.start.date(),
+                start__lt=self.last,
+                end__gt=self.first,
             )
             .prefetch_related("ramps")
-            .order_by("product_id", "start")
+            .order_by("product_id", "start", "pk")
         ):
             self.reservations[reservation.product_id].append(reservation)
-        ids = set(self.prices) | set(self.reservations) | {k for k in self.custom if k}
+        ids = set(self.prices) | set(self.reservations) | {t.product_id for t in self.terms}
         self.products = Product.objects.select_related("meter").filter(pk__in=ids).order_by("key")
         self.commitments = {
             c.per: c.amount
@@ -170,15 +211,18 @@ class _Context:
     def round(self, amount: Decimal) -> Decimal:
         return round_amount(amount, self.currency, self.rounding)
 
-    def on_demand_price(self, product: Product) -> EffectivePrice | None:
-        own = self.custom.get(product.pk)
-        overall = self.custom.get(None)
-        discount = own.discount_percent if own else overall.discount_percent if overall else ZERO
+    def price_under(self, product: Product, term: Term) -> EffectivePrice | None:
         return effective_price(
             self.prices.get(product.pk),
-            custom_unit_price=own.unit_price if own else None,
-            discount_percent=discount,
+            custom_unit_price=term.unit_price,
+            discount_percent=term.discount_percent,
         )
+
+    def spans(self, product: Product) -> list[TermSpan]:
+        return term_spans(self.terms, product.pk, self.first, self.last)
+
+    def term_on(self, product: Product, day: date) -> Term:
+        return term_on(self.terms, product.pk, day)
 
 
 def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
@@ -192,47 +236,35 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
     scale = total_hours / elapsed if elapsed else ZERO
     forecast = ZERO
     for product in ctx.products:
-        price = ctx.on_demand_price(product)
         reservations = ctx.reservations.get(product.pk, [])
+        usage: dict[datetime, Decimal] | None
         if horizon <= period.start:
-            usage: dict[datetime, Decimal] = {}
+            usage = {}
         elif reservations:
             # Netting is per hour: only reserved products need their hours in Python.
             usage = hourly_usage(
                 org_id=period.org_id, product=product, start=period.start, end=horizon
             )
         else:
-            total = period_usage(
-                org_id=period.org_id, product=product, start=period.start, end=horizon
-            )
-            usage = {period.start: total} if total else {}
-        rating.usage[product.key] = str(quantize_quantity(sum(usage.values(), ZERO)))
-        on_demand = dict(usage)
-        for index, reservation in enumerate(reservations):
-            netting, full_reserved = _net(reservation, period, horizon, usage)
-            for hour in list(on_demand):
-                if midnight(reservation.start) <= hour < midnight(reservation.end):
-                    del on_demand[hour]
-            rating.netting.append(netting)
-            lines, projected = _reservation_lines(
-                ctx, product, index, reservation, netting, price, full_reserved, scale
-            )
-            rating.lines.extend(lines)
-            forecast += projected
-        quantity = sum(on_demand.values(), ZERO)
-        if quantity and price is None:
-            raise RatingError(f"product {product.key!r} has usage but no price on the contract")
-        if price is not None:
-            rating.lines.extend(_on_demand_lines(ctx, product, price, quantity))
-            forecast += sum(
-                (
-                    line.amount
-                    for line in price_quantity(
-                        price, quantity * scale, currency=ctx.currency, rounding=ctx.rounding
-                    )
-                ),
-                ZERO,
-            )
+            usage = None
+        reserved_days: set[date] = set()
+        reserved_use = ZERO
+        if reservations:
+            assert usage is not None
+            stack = _Stack(ctx, product, reservations, horizon, usage)
+            reserved_days = stack.days
+            rating.netting.extend(stack.netting)
+            rating.lines.extend(stack.lines)
+            forecast += stack.projected(scale)
+            reserved_use = sum((n.used for n in stack.netting), ZERO)
+        spans = ctx.spans(product)
+        parts = _on_demand_parts(ctx, product, spans, horizon, usage, reserved_days)
+        total = sum((q for *_, q in parts), ZERO)
+        rating.usage[product.key] = str(quantize_quantity(total + reserved_use))
+        changed = len({span.term.key for span in spans}) > 1
+        lines, projected = _on_demand_lines(ctx, product, parts, scale, changed=changed)
+        rating.lines.extend(lines)
+        forecast += projected
     if rating.complete:
         rating.lines.extend(_minimum_lines(ctx, rating.subtotal))
         rating.forecast = rating.subtotal
@@ -243,102 +275,256 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
     return rating
 
 
-def _net(
-    reservation: Reservation,
-    period: BillingPeriod,
-    horizon: datetime,
-    usage: dict[datetime, Decimal],
-) -> tuple[Netting, Decimal]:
-    """Per hour of the term inside [period start, horizon): covered = min(U, R),
-    burst = max(0, U − R). Also Σ R(h) over the whole period, for the forecast."""
-    ramps = [(midnight(r.starts), r.quantity) for r in reservation.ramps.all()]
-    ramps.sort()
-    first = max(period.start, midnight(reservation.start))
-    last = min(period.end, midnight(reservation.end))
-    reserved = used = covered = burst = full = ZERO
-    hours: list[list[str | int]] = []
-    hour = first
-    while hour < last:
-        r = reserved_at(reservation, ramps, hour)
-        full += r
-        if hour < horizon:
-            u = usage.get(hour, ZERO)
-            reserved += r
-            used += u
-            covered += min(u, r)
-            burst += max(ZERO, u - r)
-            offset = (hour - period.start) // HOUR
-            hours.append([offset, compact(r), compact(quantize_quantity(u))])
-        hour += HOUR
-    q = quantize_quantity
-    netting = Netting(reservation, q(reserved), q(used), q(covered), q(burst), hours)
-    return netting, full
+class _Stack:
+    """SPEC §6 step 2 for one product: its reservations in force stack, R(h) = Σ R_i(h);
+    covered and burst are netted once against the sum; the burst is billed at the burst price
+    of the reservation in force that started last (its own, else the on-demand price under
+    the terms of that day). One ``reservation`` line per reservation at its own price, one
+    ``covered`` line, and one ``burst`` line per burst price that billed some hours."""
 
-
-def _reservation_lines(
-    ctx: _Context,
-    product: Product,
-    index: int,
-    reservation: Reservation,
-    netting: Netting,
-    price: EffectivePrice | None,
-    full_reserved: Decimal,
-    scale: Decimal,
-) -> tuple[list[ChargeLine], Decimal]:
-    """The reservation, covered and burst lines; and their forecast to the period's end."""
-    if reservation.burst_unit_price is not None:
-        burst_price = reservation.burst_unit_price
-    elif price is not None:
-        burst_price = price.reference_unit_price
-    else:
-        burst_price = None
-    lines = [
-        ChargeLine(
-            product,
-            Kind.RESERVATION,
-            index,
-            netting.reserved,
-            reservation.unit_price,
-            ctx.round(netting.reserved * reservation.unit_price),
-            f"{reservation.quantity.normalize():f} reserved, {reservation.start} to "
-            f"{reservation.end}",
-        ),
-        ChargeLine(product, Kind.COVERED, index, netting.covered, ZERO, ZERO),
-    ]
-    projected = ctx.round(quantize_quantity(full_reserved) * reservation.unit_price)
-    if netting.burst:
-        if burst_price is None:
-            raise RatingError(
-                f"product {product.key!r}: burst above the reservation has no price "
-                "(no burst_unit_price and no on-demand price)"
+    def __init__(
+        self,
+        ctx: _Context,
+        product: Product,
+        reservations: list[Reservation],
+        horizon: datetime,
+        usage: dict[datetime, Decimal],
+    ) -> None:
+        self.ctx, self.product = ctx, product
+        period = ctx.period
+        order = sorted(reservations, key=lambda r: (r.start, r.pk))  # the oldest first
+        reserved = {r.pk: ZERO for r in order}
+        full = {r.pk: ZERO for r in order}
+        covered = {r.pk: ZERO for r in order}
+        burst = {r.pk: ZERO for r in order}
+        hours: dict[int, list[list[str | int]]] = {r.pk: [] for r in order}
+        # Burst groups, by who sets the price: (reservation, the day's term when it has none).
+        groups: dict[tuple[int, tuple[int | None, int | None] | None], list] = {}
+        self.days: set[date] = set()
+        day = ctx.first
+        while day < ctx.last:
+            held = [r for r in order if r.start <= day < r.end]
+            if held:
+                self.days.add(day)
+                levels = [(r, level_on(r, day)) for r in held]
+                for r, q in levels:
+                    full[r.pk] += q * 24
+                setter = max(held, key=lambda r: (r.start, r.pk))
+                term = None if setter.burst_unit_price is not None else ctx.term_on(product, day)
+                group_key = (setter.pk, term.key if term else None)
+                hour = midnight(day)
+                for _ in range(24):
+                    if hour >= horizon:
+                        break
+                    u = usage.get(hour, ZERO)
+                    left = u
+                    offset = (hour - period.start) // HOUR
+                    for r, q in levels:
+                        share = min(q, left)
+                        left -= share
+                        reserved[r.pk] += q
+                        covered[r.pk] += share
+                        if r is setter:
+                            share += left
+                        hours[r.pk].append([offset, compact(q), compact(quantize_quantity(share))])
+                    if left:
+                        burst[setter.pk] += left
+                        group = groups.setdefault(group_key, [setter, term, ZERO, []])
+                        group[2] += left
+                        if not group[3] or group[3][-1] != day:
+                            group[3].append(day)
+                    hour += HOUR
+            day += DAY
+        exact = quantize_quantity
+        self.netting = [
+            Netting(
+                r,
+                exact(reserved[r.pk]),
+                exact(covered[r.pk] + burst[r.pk]),
+                exact(covered[r.pk]),
+                exact(burst[r.pk]),
+                hours[r.pk],
             )
-        burst_price = quantize_price(burst_price)
-        lines.append(
+            for r in order
+        ]
+        self.full = {r.pk: (r, full[r.pk]) for r in order}
+        self.lines: list[ChargeLine] = [
             ChargeLine(
                 product,
-                Kind.BURST,
+                Kind.RESERVATION,
                 index,
-                netting.burst,
-                burst_price,
-                ctx.round(netting.burst * burst_price),
+                n.reserved,
+                n.reservation.unit_price,
+                ctx.round(n.reserved * n.reservation.unit_price),
+                reservation_text(n.reservation, ctx.first, ctx.last),
+            )
+            for index, n in enumerate(self.netting)
+        ]
+        self.lines.append(
+            ChargeLine(
+                product, Kind.COVERED, 0, sum((n.covered for n in self.netting), ZERO), ZERO, ZERO
             )
         )
-        projected += ctx.round(quantize_quantity(netting.burst * scale) * burst_price)
-    return lines, projected
+        self.bursts: list[tuple[Decimal, Decimal]] = []  # (quantity, price) per burst line
+        for index, (setter, term, quantity, days) in enumerate(groups.values()):
+            price = self._burst_price(setter, term)
+            quantity = exact(quantity)
+            self.bursts.append((quantity, price))
+            description = ""
+            if len(groups) > 1:
+                description = days_text((d, d + DAY) for d in days)
+            self.lines.append(
+                ChargeLine(
+                    product,
+                    Kind.BURST,
+                    index,
+                    quantity,
+                    price,
+                    ctx.round(quantity * price),
+                    description,
+                )
+            )
+
+    def _burst_price(self, setter: Reservation, term: Term | None) -> Decimal:
+        if setter.burst_unit_price is not None:
+            return quantize_price(setter.burst_unit_price)
+        assert term is not None
+        price = self.ctx.price_under(self.product, term)
+        if price is None:
+            raise RatingError(
+                f"product {self.product.key!r}: burst above the reservation has no price "
+                "(no burst_unit_price and no on-demand price)"
+            )
+        return quantize_price(price.reference_unit_price)
+
+    def projected(self, scale: Decimal) -> Decimal:
+        """The reservations at their full take-or-pay amount, the burst extended."""
+        amount = sum(
+            (
+                self.ctx.round(quantize_quantity(full) * r.unit_price)
+                for r, full in self.full.values()
+            ),
+            ZERO,
+        )
+        return amount + sum(
+            (self.ctx.round(quantize_quantity(q * scale) * p) for q, p in self.bursts), ZERO
+        )
+
+
+OnDemandPart = tuple[TermSpan, list[tuple[date, date]], Decimal]
+
+
+def _on_demand_parts(
+    ctx: _Context,
+    product: Product,
+    spans: list[TermSpan],
+    horizon: datetime,
+    usage: dict[datetime, Decimal] | None,
+    reserved_days: set[date],
+) -> list[OnDemandPart]:
+    """The period's hours before ``horizon`` that no reservation holds, cut by the dated
+    term in force: (span, its on-demand day ranges, usage in billing units), in order."""
+    parts: list[OnDemandPart] = []
+    for span in spans:
+        ranges: list[tuple[date, date]] = []
+        day = span.start
+        while day < span.end:
+            if day not in reserved_days:
+                if ranges and ranges[-1][1] == day:
+                    ranges[-1] = (ranges[-1][0], day + DAY)
+                else:
+                    ranges.append((day, day + DAY))
+            day += DAY
+        quantity = ZERO
+        for start, end in ranges:
+            low, high = midnight(start), min(midnight(end), horizon)
+            if low >= high:
+                continue
+            if usage is None:
+                quantity += period_usage(
+                    org_id=ctx.period.org_id, product=product, start=low, end=high
+                )
+            else:
+                quantity += sum((v for h, v in usage.items() if low <= h < high), ZERO)
+        if ranges:
+            parts.append((span, ranges, quantity))
+    return parts
 
 
 def _on_demand_lines(
-    ctx: _Context, product: Product, price: EffectivePrice, quantity: Decimal
-) -> list[ChargeLine]:
-    priced: list[PricedLine] = price_quantity(
-        price, quantity, currency=ctx.currency, rounding=ctx.rounding
-    )
-    return [
-        ChargeLine(
-            product, Kind.ON_DEMAND, p.line, p.quantity, p.unit_price, p.amount, p.description
+    ctx: _Context,
+    product: Product,
+    parts: list[OnDemandPart],
+    scale: Decimal,
+    *,
+    changed: bool,
+) -> tuple[list[ChargeLine], Decimal]:
+    """SPEC §6 step 3, with dated terms: each part is priced under its term; tiers apply to
+    the period's total, each part taking its place in it in order (a later part continues
+    the tiers where the earlier ones left them). One line per term and tier; when the
+    product's terms ``changed`` inside the period, each line's description names its term
+    and days. Also the forecast of these lines at the period's end."""
+    priced = [(span, ranges, q, ctx.price_under(product, span.term)) for span, ranges, q in parts]
+    total = sum((q for _, _, q, _ in priced), ZERO)
+    # Usage of a product without a price under its term is not billed: it is listed as unbilled
+    # usage, reason `no_price` (SPEC §3), and billed once a price is added and it is rated.
+    used = [(span, ranges, q, price) for span, ranges, q, price in priced if q and price]
+    if not changed:
+        # One term: the period's pricing as it always was (and the forecast of it).
+        price = used[0][3] if used else next((p for *_, p in priced if p is not None), None)
+        if price is None:
+            return [], ZERO
+        single = [
+            ChargeLine(
+                product, Kind.ON_DEMAND, p.line, p.quantity, p.unit_price, p.amount, p.description
+            )
+            for p in price_quantity(price, total, currency=ctx.currency, rounding=ctx.rounding)
+        ]
+        extended = price_quantity(
+            price, total * scale, currency=ctx.currency, rounding=ctx.rounding
         )
-        for p in priced
-    ]
+        return single, sum((p.amount for p in extended), ZERO)
+    lines = _term_lines(ctx, product, used, total)
+    projected = _term_lines(ctx, product, used, total, scale=scale)
+    return lines, sum((line.amount for line in projected), ZERO)
+
+
+def _term_lines(
+    ctx: _Context,
+    product: Product,
+    used: Sequence[tuple[TermSpan, list[tuple[date, date]], Decimal, EffectivePrice | None]],
+    total: Decimal,
+    *,
+    scale: Decimal = Decimal(1),
+) -> list[ChargeLine]:
+    """The lines of several terms; ``scale`` extends every quantity (the forecast)."""
+    found: dict[tuple[tuple[int | None, int | None], int], list[Any]] = {}
+    before = ZERO
+    for span, ranges, quantity, price in used:
+        assert price is not None
+        for piece in price_pieces(
+            price, quantity * scale, before=before * scale, total=total * scale
+        ):
+            entry = found.setdefault((span.term.key, piece.tier), [span.term, piece, ZERO, []])
+            entry[2] += piece.quantity
+            entry[3].extend(ranges)
+        before += quantity
+    lines = []
+    for index, (term, piece, quantity, ranges) in enumerate(found.values()):
+        quantity = quantize_quantity(quantity)
+        words = f"{term.label}, {days_text(ranges)}"
+        lines.append(
+            ChargeLine(
+                product,
+                Kind.ON_DEMAND,
+                index,
+                quantity,
+                piece.unit_price,
+                ctx.round(quantity * piece.unit_price),
+                f"{words}; {piece.label}" if piece.label else words,
+            )
+        )
+    return lines
 
 
 def _minimum_lines(ctx: _Context, spent: Decimal, *, projected: bool = False) -> list[ChargeLine]:

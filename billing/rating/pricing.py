@@ -83,46 +83,79 @@ def effective_price(
     )
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Part of a period's quantity at one price, before rounding: ``tier`` is the tier index
+    (0 for per-unit and package); ``quantity`` is in blocks for a package."""
+
+    tier: int
+    quantity: Decimal
+    unit_price: Decimal
+    label: str = ""
+
+
+def price_pieces(
+    price: EffectivePrice,
+    quantity: Decimal,
+    *,
+    before: Decimal = Decimal(0),
+    total: Decimal | None = None,
+) -> list[Piece]:
+    """``quantity`` billing units of a period that come after ``before`` units of it, priced
+    by the model over the period's ``total`` (default: ``before + quantity``).
+
+    Graduated: the units fill the tiers from position ``before`` on. Volume: every unit at
+    the tier the period's total reaches. Package: the blocks this part starts (a block
+    started by earlier units is theirs). With ``before`` 0 and no ``total``, this is the
+    whole period's pricing (SPEC §3 price models)."""
+    quantity = quantize_quantity(quantity)
+    if quantity <= 0:
+        return []
+    total = before + quantity if total is None else total
+    if price.model == Model.PER_UNIT:
+        assert price.unit_price is not None
+        return [Piece(0, quantity, price.unit_price)]
+    if price.model == Model.PACKAGE:
+        assert price.unit_price is not None
+        assert price.package_size
+        size = price.package_size
+        blocks = Decimal(math.ceil((before + quantity) / size) - math.ceil(before / size))
+        return [Piece(0, blocks, price.unit_price, f"{blocks} × {size} ({quantity} used)")]
+    if price.model == Model.VOLUME:
+        for index, tier in enumerate(price.tiers):
+            if tier.up_to is None or total <= tier.up_to:
+                return [Piece(index, quantity, tier.unit_price, _tier_label(price.tiers, index))]
+        raise ValueError("volume tiers must end with an open tier")
+    pieces = []
+    floor = Decimal(0)
+    top = before + quantity
+    for index, tier in enumerate(price.tiers):
+        ceiling = top if tier.up_to is None else min(top, tier.up_to)
+        low = max(floor, before)
+        if ceiling > low:
+            pieces.append(
+                Piece(index, ceiling - low, tier.unit_price, _tier_label(price.tiers, index))
+            )
+        if tier.up_to is None or top <= tier.up_to:
+            break
+        floor = tier.up_to
+    return pieces
+
+
 def price_quantity(
     price: EffectivePrice, quantity: Decimal, *, currency: str, rounding: str
 ) -> list[PricedLine]:
     """The on-demand lines for a period's total ``quantity`` (billing units)."""
-    quantity = quantize_quantity(quantity)
-    if quantity <= 0:
-        return []
-
-    def line(index: int, qty: Decimal, unit_price: Decimal, description: str = "") -> PricedLine:
-        return PricedLine(
-            index, qty, unit_price, round_amount(qty * unit_price, currency, rounding), description
+    return [
+        PricedLine(
+            p.tier,
+            p.quantity,
+            p.unit_price,
+            round_amount(p.quantity * p.unit_price, currency, rounding),
+            p.label,
         )
-
-    if price.model == Model.PER_UNIT:
-        assert price.unit_price is not None
-        return [line(0, quantity, price.unit_price)]
-    if price.model == Model.PACKAGE:
-        assert price.unit_price is not None
-        assert price.package_size
-        blocks = Decimal(math.ceil(quantity / price.package_size))
-        return [
-            line(0, blocks, price.unit_price, f"{blocks} × {price.package_size} ({quantity} used)")
-        ]
-    if price.model == Model.VOLUME:
-        for index, tier in enumerate(price.tiers):
-            if tier.up_to is None or quantity <= tier.up_to:
-                return [line(index, quantity, tier.unit_price, _tier_label(price.tiers, index))]
-        raise ValueError("volume tiers must end with an open tier")
-    lines = []
-    floor = Decimal(0)
-    for index, tier in enumerate(price.tiers):
-        ceiling = quantity if tier.up_to is None else min(quantity, tier.up_to)
-        if ceiling > floor:
-            lines.append(
-                line(index, ceiling - floor, tier.unit_price, _tier_label(price.tiers, index))
-            )
-        if tier.up_to is None or quantity <= tier.up_to:
-            break
-        floor = tier.up_to
-    return lines
+        for p in price_pieces(price, quantity)
+    ]
 
 
 def _tier_label(tiers: tuple[Tier, ...], index: int) -> str:

@@ -74,6 +74,12 @@ READ_RATE = os.environ.get("TESSERA_READ_RATE", "600/min")
 # Rating: beat re-rates stale periods every interval; a rollup also asks for a run (debounced).
 RATING_INTERVAL_SECONDS = _int("TESSERA_RATING_INTERVAL_SECONDS", 60)
 RATE_ON_ROLLUP = _bool("TESSERA_RATE_ON_ROLLUP", True)
+# Quarantined batch work (a failing rollup hour or org) is retried after this many seconds,
+# doubling per failed attempt up to the maximum.
+QUARANTINE_RETRY_SECONDS = _int("TESSERA_QUARANTINE_RETRY_SECONDS", 60)
+QUARANTINE_RETRY_MAX_SECONDS = _int("TESSERA_QUARANTINE_RETRY_MAX_SECONDS", 6 * 3600)
+# Unbilled usage: the default window (days back from now) of the report, metric and alert.
+UNBILLED_WINDOW_DAYS = _int("TESSERA_UNBILLED_WINDOW_DAYS", 62)
 # Deal desk: a deal whose effective discount off list exceeds this (percent) needs finance.
 DEAL_APPROVAL_DISCOUNT_PERCENT = os.environ.get("TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT", "15")
 # Invoicing (billing.invoicing) and Stripe (billing.stripe).

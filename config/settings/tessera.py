@@ -16,6 +16,9 @@ TESSERA_ROLLUP_ON_INGEST = env.ROLLUP_ON_INGEST
 # Rollups that change an open period ask for a rating run (debounced); beat runs one too.
 TESSERA_RATE_ON_ROLLUP = env.RATE_ON_ROLLUP
 TESSERA_RATING_INTERVAL_SECONDS = env.RATING_INTERVAL_SECONDS
+TESSERA_QUARANTINE_RETRY_SECONDS = env.QUARANTINE_RETRY_SECONDS
+TESSERA_QUARANTINE_RETRY_MAX_SECONDS = env.QUARANTINE_RETRY_MAX_SECONDS
+TESSERA_UNBILLED_WINDOW_DAYS = env.UNBILLED_WINDOW_DAYS
 # Called with the (org id, hour) pairs of every rollup batch, inside its transaction: this is
 # how billing learns that usage changed without metering importing billing.
 TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]

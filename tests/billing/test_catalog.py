@@ -155,3 +155,29 @@ def test_demo_catalog_loads(db):
     assert report.created["orgs"] == 5
     assert report.created["contracts"] == 5
     assert Org.objects.get(slug="hooli").country == "DE"
+
+
+def test_meters_refuse_negatives_unless_the_catalog_allows_them(db):
+    doc = document()
+    doc["meters"].append(
+        {"key": "gpu_correction", "event_type": "gpu.correction", "value": "$.gpu_seconds",
+         "aggregation": "sum", "allow_negative": True}
+    )  # fmt: skip
+
+    load_catalog(doc)
+
+    allowed = dict(Meter.objects.values_list("key", "allow_negative"))
+    assert allowed["gpu_correction"] is True
+    assert set(allowed.values()) == {False, True}
+    assert [key for key, allow in allowed.items() if allow] == ["gpu_correction"]
+
+
+def test_allow_negative_must_be_a_boolean(db):
+    doc = document()
+    doc["meters"][0]["allow_negative"] = "yes"
+
+    with pytest.raises(CatalogError) as error:
+        load_catalog(doc)
+
+    assert error.value.errors == ["meters[0] (gpu_time).allow_negative: must be true or false"]
+    assert Meter.objects.count() == 0

@@ -139,3 +139,95 @@ def test_overlap_with_a_contract_already_loaded(db):
     )
     assert "contracts[0] (acme-2).start: overlaps contract 'acme-c' of org 'acme'" in errors
     assert Contract.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("discounts", "prices", "expected"),
+    [
+        (
+            [{"product": "h100", "percent": "10"}, {"product": "h100", "percent": "20",
+                                                    "from": "2026-10-02"}],
+            [],
+            "contracts[0] (acme-c).discounts[1].from: h100 has another discount on 2026-10-02 "
+            "(contracts[0] (acme-c).discounts[0])",
+        ),
+        (
+            [{"percent": "5", "until": "2026-10-02"}, {"percent": "7"}],
+            [],
+            "contracts[0] (acme-c).discounts[1].from: the whole contract has another discount "
+            "on 2026-10-01 (contracts[0] (acme-c).discounts[0])",
+        ),
+        (
+            [],
+            [{"product": "h100", "unit_price": "1", "from": "2026-10-02", "until": "2026-10-02"}],
+            "contracts[0] (acme-c).prices[0].until: 2026-10-02 must be after from 2026-10-02",
+        ),
+        (
+            [{"product": "h100", "percent": "10", "from": "2026-09-30"}],
+            [],
+            "contracts[0] (acme-c).discounts[0].from: 2026-09-30 is outside the contract's term",
+        ),
+        (
+            [{"product": "h100", "percent": "10", "since": "2026-10-02"}],
+            [],
+            "contracts[0] (acme-c).discounts[0].since: is not a known field",
+        ),
+    ],
+)  # fmt: skip
+def test_dated_terms_that_clash_are_named(db, discounts, prices, expected):
+    errors = _errors({**CATALOG, "contracts": [contract(discounts=discounts, prices=prices)]})
+    assert expected in errors
+    assert not Contract.objects.exists()
+
+
+def test_dated_terms_and_stacked_reservations_load_and_reload_unchanged(db):
+    # given a discount that changes on the 2nd, a custom price and a discount on the same
+    # product, and two reservations of one product that overlap (they stack)
+    entry = contract(
+        discounts=[
+            {"product": "h100", "percent": "10", "until": "2026-10-02"},
+            {"product": "h100", "percent": "15", "from": "2026-10-02"},
+        ],
+        prices=[{"product": "h100", "unit_price": "1.90", "from": "2026-10-02"}],
+        reservations=[
+            {"product": "h100", "quantity": 4, "unit_price": "2.00"},
+            {"product": "h100", "quantity": 2, "unit_price": "1.80", "start": "2026-10-02"},
+        ],
+    )
+    document = {**CATALOG, "contracts": [entry]}
+    load_catalog(document)
+    report = load_catalog(document)
+
+    assert report.updated == {}
+    c = Contract.objects.get()
+    assert sorted(
+        c.prices.values_list("discount_percent", "unit_price", "valid_from", "valid_until")
+    ) == [
+        (D(0), D("1.90"), date(2026, 10, 2), None),
+        (D(10), None, date(2026, 10, 1), date(2026, 10, 2)),
+        (D(15), None, date(2026, 10, 2), None),
+    ]
+    assert list(c.reservations.values_list("quantity", "start")) == [
+        (D(4), date(2026, 10, 1)),
+        (D(2), date(2026, 10, 2)),
+    ]
+
+
+def test_two_reservations_of_a_product_from_the_same_day_are_refused(db):
+    entry = contract(reservations=[{"product": "h100", "quantity": 4, "unit_price": "2.00"}] * 2)
+    errors = _errors({**CATALOG, "contracts": [entry]})
+    assert (
+        "contracts[0] (acme-c).reservations[1].start: another reservation of 'h100' starts on "
+        "2026-10-01"
+    ) in errors
+
+
+def test_the_admin_shows_a_contracts_dated_terms_and_amendments(db, admin_client):
+    load_catalog({**CATALOG, "contracts": [contract(discounts=[{"percent": "5"}])]})
+    c = Contract.objects.get()
+
+    page = admin_client.get(f"/admin/billing/contract/{c.pk}/change/").content.decode()
+
+    assert "Valid from" in page
+    assert "Valid until" in page
+    assert "Amendments" in page

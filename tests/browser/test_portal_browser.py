@@ -1,6 +1,9 @@
+from datetime import UTC, datetime
+
 import pytest
 from selenium.webdriver.common.by import By
 
+from billing.models import BillingPeriod
 from tenancy.models import Membership
 
 from ..factories import MembershipFactory, UserFactory
@@ -11,20 +14,15 @@ from .conftest import login, shoot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _no_rating_on_rollup(settings):
-    """The ``acme`` world is as of 3 November 2026. In a transactional test the rollup's
-    on-commit rating request runs, and would open the period of the real today: the page
-    would then show that (empty) month on any date after November 2026."""
-    settings.TESSERA_RATE_ON_ROLLUP = False
-
-
 def test_customer_sees_the_charts_and_downloads_the_usage(browser, live_server, acme):  # noqa: F811
     user = UserFactory(username="ada")
     MembershipFactory(org=acme, user=user, role=Membership.Role.OWNER)
 
     login(browser, live_server.url, "ada", "pw-for-tests-only")
     assert browser.current_url.endswith("/portal/")
+    # the rated month (by today's clock a later, empty period may have opened since)
+    november = BillingPeriod.objects.get(org=acme, start=datetime(2026, 11, 1, tzinfo=UTC))
+    browser.get(f"{live_server.url}/portal/?period={november.pk}")
     shoot(browser, "portal-dashboard")
 
     assert browser.find_element(By.TAG_NAME, "h1").text == "Acme AI SAS"

@@ -50,10 +50,10 @@ PER_UNIT = {
     "USD": {"h100-eu-north": "2.50", "h100-us-east": "2.40", "h200-eu-north": "3.20",
             "h200-us-east": "3.10", "b200-eu-north": "5.50", "b200-us-east": "5.30",
             "llama-8b-input": "0.10", "llama-70b-cached-input": "0.09",
-            "llama-8b-cached-input": "0.01"},
+            "llama-8b-cached-input": "0.01", "llama-8b-output": "0.20"},
     "EUR": {"h100-eu-north": "2.30", "h200-eu-north": "2.95", "b200-eu-north": "5.05",
             "llama-8b-input": "0.09", "llama-70b-cached-input": "0.08",
-            "llama-8b-cached-input": "0.009"},
+            "llama-8b-cached-input": "0.009", "llama-8b-output": "0.18"},
 }  # fmt: skip
 CURRENCY = {"acme": "USD", "globex": "USD", "umbrella": "USD", "initech": "EUR", "hooli": "EUR"}
 DISCOUNT: dict[str, dict[str | None, str]] = {
@@ -144,14 +144,15 @@ class Usage:
             record = json.loads(line)
             when = month_of(datetime.fromtimestamp(record["created"], UTC))
             org, usage = record["org"], record["usage"]
+            if record["model"] not in ("llama-3.1-70b", "llama-3.1-8b"):
+                continue  # any other model has no product: unbilled usage, on no invoice
             cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
             model = "llama-70b" if record["model"] == "llama-3.1-70b" else "llama-8b"
             # input products bill the uncached part; cached input is a product of its own
             self.tokens[(org, when, f"{model}-input")] += (usage["prompt_tokens"] - cached) / M
             if cached:
                 self.tokens[(org, when, f"{model}-cached-input")] += cached / M
-            if model == "llama-70b":
-                self.tokens[(org, when, "llama-70b-output")] += usage["completion_tokens"] / M
+            self.tokens[(org, when, f"{model}-output")] += usage["completion_tokens"] / M
 
     def _vllm(self, directory: Path) -> None:
         """Counter deltas per scrape; a counter that went down restarted: its value counts."""

@@ -61,8 +61,18 @@ def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_pat
         kinds = {line["kind"] for line in doc["lines"]}
         assert kinds & {"on_demand", "burst", "covered"}, doc
     assert "10 of 10 invoices pushed" in second.stdout
+    # left for finance: an embeddings model the catalog has no product for (SPEC §3)
+    assert (
+        "Unbilled usage: 1 row(s) on /finance/unbilled/ (initech llm_uncached_input_tokens "
+        "{'model': 'bge-m3'} 42000 token: no_matching_product)" in second.stdout
+    )
     for login in ("ada", "demo-am", "fin", "ops"):
         assert f"  {login} " in second.stdout
+    # the deal desk: acme's contract amended by a signed expansion, globex's deal pending
+    assert "(acme): 2 × h100-eu-north from " in second.stdout
+    assert "; signed, amends acme-2026" in second.stdout
+    assert "(globex): 16 × h100-us-east from " in second.stdout
+    assert "; pending approval" in second.stdout
 
     # and manage.py commands afterwards open the demo's database, not an empty default one
     assert f"Database: {tmp_path / 'demo.sqlite3'};" in second.stdout

@@ -81,7 +81,18 @@ def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(client_for,
 
     assert (body["accepted"], body["rejected"]) == (2, 1)
     assert body["errors"] == [
-        {"index": 1, "id": "bad", "reasons": ["subject 'nobody' is not a known org"]}
+        {
+            "index": 1,
+            "id": "bad",
+            "reasons": ["subject 'nobody' is not a known org"],
+            "problems": [
+                {
+                    "field": "subject",
+                    "code": "unknown_subject",
+                    "message": "subject 'nobody' is not a known org",
+                }
+            ],
+        }
     ]
     assert set(UsageEvent.objects.values_list("event_id", flat=True)) == {"ok-1", "ok-2"}
 
@@ -95,10 +106,14 @@ def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(client_for,
         ({"source": ""}, "source must be a non-empty string"),
         ({"type": "disk.usage"}, "type 'disk.usage' is not measured by any meter"),
         ({"subject": ""}, "subject must be a non-empty string"),
-        ({"time": "yesterday"}, "time 'yesterday' is not an RFC 3339 timestamp"),
+        (
+            {"time": "yesterday"},
+            "time 'yesterday' is not an RFC 3339 timestamp (e.g. 2026-11-29T05:10:00Z or "
+            "2026-11-29T06:10:00+01:00)",
+        ),
         (
             {"time": "2026-11-01T10:00:00"},
-            "time '2026-11-01T10:00:00' has no timezone; add 'Z' or an offset",
+            "time '2026-11-01T10:00:00' has no UTC offset; add 'Z' or an offset such as +01:00",
         ),
         ({"data": [1, 2]}, "data must be a JSON object"),
         (
@@ -110,16 +125,17 @@ def test_valid_events_are_kept_when_others_in_the_batch_are_rejected(client_for,
             "data.gpu_seconds is required by meter 'gpu_time'",
         ),
         (
-            {"data": {"gpu_seconds": "lots", "gpu_model": "H100"}},
-            "data.gpu_seconds 'lots' is not a number",
+            {"data": {"gpu_seconds": "lots", "gpu_model": "H100", "region": "eu-north"}},
+            "data.gpu_seconds 'lots' is not a number: use ASCII digits, an optional sign, "
+            "decimal point and exponent (e.g. '3600' or '0.5')",
         ),
         (
-            {"data": {"gpu_seconds": True, "gpu_model": "H100"}},
+            {"data": {"gpu_seconds": True, "gpu_model": "H100", "region": "eu-north"}},
             "data.gpu_seconds must be a number or a decimal string",
         ),
         (
-            {"data": {"gpu_seconds": 1e30, "gpu_model": "H100"}},
-            "data.gpu_seconds is out of range (|value| must be below 1e20)",
+            {"data": {"gpu_seconds": 1e30, "gpu_model": "H100", "region": "eu-north"}},
+            "data.gpu_seconds is out of range (|value| must be below 10^15)",
         ),
     ],
 )
@@ -153,7 +169,7 @@ def test_several_problems_are_all_reported(client_for, collector_key):
         "specversion is required",
         "source is required",
         "data is required",
-        "time '2020-01-01T00:00:00' has no timezone; add 'Z' or an offset",
+        "time '2020-01-01T00:00:00' has no UTC offset; add 'Z' or an offset such as +01:00",
         "type 'foo' is not measured by any meter",
         "subject 'nobody' is not a known org",
     ]
@@ -233,13 +249,11 @@ def test_org_key_reports_only_for_its_own_org(client_for, org, other_org):
     body = post(client_for(key), batch).json()
 
     assert body["accepted"] == 1
-    assert body["errors"] == [
-        {
-            "index": 1,
-            "id": "theirs",
-            "reasons": ["this key may only report usage for org 'acme', not 'globex'"],
-        }
+    assert body["errors"][0]["index"] == 1
+    assert body["errors"][0]["reasons"] == [
+        "this key may only report usage for org 'acme', not 'globex'"
     ]
+    assert body["errors"][0]["problems"][0]["code"] == "forbidden_subject"
     assert list(UsageEvent.objects.values_list("org__slug", flat=True)) == ["acme"]
 
 
@@ -260,13 +274,19 @@ def test_read_key_cannot_ingest(client_for, org):
     assert UsageEvent.objects.count() == 0
 
 
-def test_same_id_in_two_orgs_is_two_events(client_for, collector_key, other_org):
-    """Dedup is per tenant: one org's ids never collide with another's."""
-    body = post(
-        client_for(collector_key), [make_event(id="e1"), make_event(id="e1", subject="globex")]
-    ).json()
+def test_same_id_from_two_orgs_own_keys_is_two_events(client_for, org, other_org):
+    """Each org's keys have their own namespace: one org's ids never collide with another's."""
+    acme = api_key_create(name="k", org=org, scope="ingest").raw_key
+    globex = api_key_create(name="k", org=other_org, scope="ingest").raw_key
 
-    assert body["accepted"] == 2
+    first = post(client_for(acme), [make_event(id="e1")]).json()
+    second = post(client_for(globex), [make_event(id="e1", subject="globex")]).json()
+
+    assert (first["accepted"], second["accepted"]) == (1, 1)
+    assert sorted(UsageEvent.objects.values_list("namespace", flat=True)) == [
+        f"org:{org.pk}",
+        f"org:{other_org.pk}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -321,8 +341,8 @@ def test_nul_characters_are_rejected_not_a_server_error(client_for, collector_ke
 
     body = post(client_for(collector_key), [event, nul_data]).json()
 
-    assert body["errors"] == [
-        {"index": 0, "id": "a\x00b", "reasons": ["id must not contain NUL characters"]},
-        {"index": 1, "id": "c", "reasons": ["data must not contain NUL characters"]},
+    assert [(e["index"], e["id"], e["reasons"]) for e in body["errors"]] == [
+        (0, "a\x00b", ["id must not contain NUL characters"]),
+        (1, "c", ["data.gpu_model must not contain NUL characters"]),
     ]
     assert UsageEvent.objects.count() == 0

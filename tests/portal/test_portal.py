@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -151,3 +151,35 @@ def test_staff_without_membership_get_403_and_anonymous_go_to_login(acme, path):
 
     assert finance.get(path).status_code == 403
     assert Client().get(path).status_code == 302
+
+
+def test_stacked_reservations_show_as_one_chart_of_the_stack(acme):
+    # given an expansion of 4 more H100 from Nov 2nd, added to acme-2026 as an amendment
+    from billing.models import Contract, Product
+    from billing.services import ReservationTerm, contract_amend
+
+    contract = Contract.objects.get(org=acme, key="acme-2026")
+    contract_amend(
+        contract=contract,
+        reservations=[
+            ReservationTerm(
+                product=Product.objects.get(key="h100-eu-north"),
+                quantity=Decimal(4),
+                unit_price=Decimal("2.00"),
+                start=date(2026, 11, 2),
+                end=date(2027, 11, 1),
+            )
+        ],
+        prices=[],
+        summary="+4 H100 from 2026-11-02",
+    )
+    org_rate(org=acme, as_of=datetime(2026, 11, 3, tzinfo=UTC))
+
+    page = member(acme, Membership.Role.OWNER).get("/portal/").content.decode()
+
+    # 10 used: 2 above the 8 reserved for 24 h, none above 12 after
+    assert page.count("<svg") == 3  # the two reservations in one chart
+    assert "24 burst hours" in page
+    assert "2 reservations stacked" in page
+    assert "8 reserved from 2026-11-01" in page
+    assert "+4 reserved from 2026-11-02 (amendment)" in page

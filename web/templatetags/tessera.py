@@ -24,3 +24,29 @@ def money(value: Any) -> str:
         return f"{Decimal(str(value)):,.2f}"
     except (InvalidOperation, ValueError):
         return str(value)
+
+
+@register.filter
+def price(value: Any) -> str:
+    """A unit price with at least two decimals, and all it has beyond: 2 → 2.00,
+    2.1 → 2.10, 0.0000125 → 0.0000125."""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    text = plain(number)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+@register.filter
+def qty(value: Any) -> str:
+    """A quantity with thousands separators, trailing zeros dropped: 14112.000 → 14,112."""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    whole, _, fraction = plain(number).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    grouped = f"{sign}{int(whole.lstrip('-') or 0):,}"
+    return f"{grouped}.{fraction}" if fraction else grouped

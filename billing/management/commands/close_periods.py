@@ -3,6 +3,8 @@ from django.utils import timezone
 
 from billing.invoicing.drafting import periods_close
 from core.timeparse import parse_instant
+from metering.models import QuarantinedWork
+from metering.quarantine import quarantined_open
 from tenancy.models import Org
 
 
@@ -10,7 +12,10 @@ class Command(BaseCommand):
     help = (
         "Draft the invoice of every billing period whose grace window (TESSERA_GRACE_DAYS) has "
         "ended by --as-of. Idempotent: each period gets exactly one invoice, even when two runs "
-        "race. Periods whose charges are not rated through their end are listed and left."
+        "race. Periods whose charges are not rated through their end are listed and left; "
+        "an org whose close fails, or whose rating is quarantined, is reported and the command "
+        "exits non-zero after closing every other org. Late usage after a contract's last "
+        "invoiced period is drafted on a final adjustment invoice."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -32,11 +37,30 @@ class Command(BaseCommand):
             if org is None:
                 raise CommandError(f"No org {options['org']!r}.")
         report = periods_close(as_of=as_of, org=org)
-        for period, reason in report.skipped:
-            self.stdout.write(f"  skipped {period}: {reason}")
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"{len(report.drafted_ids)} draft invoice(s) created, {report.already} period(s) "
-                f"already invoiced, {len(report.skipped)} skipped (as of {as_of.isoformat()})."
+        held = {
+            entry.org_id: entry.error
+            for entry in quarantined_open(orgs=Org.objects.all()).filter(
+                kind=QuarantinedWork.Kind.RATING
             )
+        }
+        blocked = sorted({org_slug for org_slug, _ in report.failed})
+        for org_slug, error in report.failed:
+            self.stderr.write(f"  {org_slug}: close failed and is quarantined: {error}")
+        for period, reason in report.skipped:
+            if period.org_id in held:
+                reason = f"{reason}; rating quarantined: {held[period.org_id]}"
+                blocked.append(period.org.slug)
+            self.stdout.write(f"  skipped {period.org.slug} {period}: {reason}")
+        message = (
+            f"{len(report.drafted_ids)} draft invoice(s) created ({report.final_adjustments} "
+            f"final adjustment), {report.already} period(s) already invoiced, "
+            f"{len(report.skipped)} skipped (as of {as_of.isoformat()})."
         )
+        if blocked:
+            self.stdout.write(message)
+            names = sorted(set(blocked))
+            raise CommandError(
+                f"{len(names)} org(s) not closed because their close or rating failed and is "
+                f"quarantined: {', '.join(names)}. Every other org was closed."
+            )
+        self.stdout.write(self.style.SUCCESS(message))

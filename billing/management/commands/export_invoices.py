@@ -2,11 +2,14 @@ from typing import IO, Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from billing.invoicing.export import documents, write_csv, write_json
 from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.selectors import credit_notes_for, invoices_for
 from core.timeparse import month_of
+from metering.models import QuarantinedWork
+from metering.quarantine import describe, logger, work_quarantine
 from tenancy.models import Org
 
 
@@ -24,7 +27,9 @@ class _Raw:
 class Command(BaseCommand):
     help = (
         "Export the invoices (or credit notes) of a month as JSON or CSV (SPEC §5). Invoices "
-        "are those whose period starts in --period; drafts only with --status draft."
+        "are those whose period starts in --period; drafts only with --status draft. A "
+        "document that cannot be exported is left out, quarantined and reported; the others "
+        "are written and the command exits non-zero."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -64,8 +69,24 @@ class Command(BaseCommand):
             if output
             else cast(IO[str], _Raw(self.stdout))
         )
+        failed: list[str] = []
+        failed_units: set[str] = set()
+        prefix = "credit_note" if options["credit_notes"] else "invoice"
+
+        def set_aside(document: Invoice | CreditNote, exc: Exception) -> None:
+            name = document.number or f"draft {document.pk}"
+            error = describe(exc)
+            logger.exception("export of %s (org %s) quarantined: %s", name, document.org_id, error)
+            unit = f"{prefix}:{document.pk}"
+            work_quarantine(
+                kind=QuarantinedWork.Kind.EXPORT, org_id=document.org_id, unit=unit, error=error
+            )
+            failed.append(name)
+            failed_units.add(unit)
+            self.stderr.write(f"  {name}: {error}")
+
         try:
-            rows = documents(query)
+            rows = documents(query, on_error=set_aside)
             if options["format"] == "json":
                 count = write_json(rows, out)
             else:
@@ -75,3 +96,24 @@ class Command(BaseCommand):
                 out.close()
         if output:
             self.stderr.write(f"{count} document(s) written to {output}.")
+        _resolve_exported(query, prefix=prefix, failed_units=failed_units)
+        if failed:
+            raise CommandError(
+                f"{len(failed)} document(s) could not be exported and are quarantined: "
+                f"{', '.join(failed)}. The {count} other(s) were written."
+            )
+
+
+def _resolve_exported(
+    query: QuerySet[Invoice] | QuerySet[CreditNote], *, prefix: str, failed_units: set[str]
+) -> None:
+    """Resolve the quarantined exports of documents that this run exported."""
+    held = QuarantinedWork.objects.filter(
+        kind=QuarantinedWork.Kind.EXPORT, resolved_at__isnull=True, unit__startswith=f"{prefix}:"
+    ).exclude(unit__in=failed_units)
+    ids = {int(unit.split(":", 1)[1]) for unit in held.values_list("unit", flat=True)}
+    if ids:
+        exported = {
+            f"{prefix}:{pk}" for pk in query.filter(pk__in=ids).values_list("pk", flat=True)
+        }
+        held.filter(unit__in=exported).update(resolved_at=timezone.now())

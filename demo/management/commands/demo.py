@@ -13,7 +13,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.settings import env
 from demo import pipeline, scenario
-from demo.services import allocations_write, customer_login_ensure, staff_logins_ensure
+from demo.services import (
+    allocations_write,
+    customer_login_ensure,
+    deals_ensure,
+    staff_logins_ensure,
+)
 from metering.models import UsageEvent
 from tenancy.models import Org
 from testing.stripe_server import StripeServer
@@ -52,7 +57,7 @@ class Command(BaseCommand):
         span = scenario.span_for(now, options["days"])
         workdir = env.VAR_DIR / "demo"
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
-        self.total_steps = 6
+        self.total_steps = 7
         self.step_no = 0
 
         self.step("Database, logins, catalog")
@@ -108,6 +113,15 @@ class Command(BaseCommand):
         exports = pipeline.bill(span=span, workdir=workdir, progress=self.progress)
         self.end_progress()
 
+        self.step("Deal desk: an expansion signed, a deal awaiting approval")
+        for made in deals_ensure(today=now.date()):
+            lines = ", ".join(
+                f"{line.quantity} × {line.product.key} from {line.start}"
+                for line in made.deal.lines.all()
+            )
+            self.say(f"  deal {made.deal.pk} ({made.deal.org.slug}): {lines}; {made.words}")
+        pipeline.quiet("rate", log=workdir / "logs" / "commands.log")
+
         self.step("PDFs, JSON export, Stripe")
         pdfs = pipeline.pdfs_render(span=span, workdir=workdir)
         self.say(f"  {len(pdfs)} PDFs in {pdfs[0].parent if pdfs else workdir}")
@@ -117,6 +131,7 @@ class Command(BaseCommand):
 
         self.step("Summary")
         self.summary(pipeline.summary_rows(exports), stored, time.monotonic() - started)
+        self.say(pipeline.unbilled_line())
         if settings.DATABASES["default"]["NAME"] == str(env.VAR_DIR / DEMO_DB):
             self.say(
                 f"Database: {env.VAR_DIR / DEMO_DB}; manage.py commands without DATABASE_URL "

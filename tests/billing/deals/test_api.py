@@ -1,6 +1,8 @@
 """``/api/v1/deals/...`` and ``/api/v1/capacity``: the same rules as the pages, JSON errors
 with stable codes."""
 
+from decimal import Decimal
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -98,7 +100,10 @@ def test_validation_errors_name_the_field(am):
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
     assert response.json()["fields"] == {
-        "lines.0.ramp": ["2027-09-01 is outside the line's term (2027-01-01, 2027-04-01)"]
+        "lines.0.ramp": [
+            "H100 GPU-hour: the ramp step on 2027-09-01 is outside the line's term "
+            "(2027-01-01 to 2027-03-31)."
+        ]
     }
     assert not Deal.objects.exists()
 
@@ -167,3 +172,92 @@ def test_capacity(am):
     assert api(am).get("/api/v1/capacity?from=January").json()["fields"] == {
         "from": ["Use YYYY-MM."]
     }
+
+
+def test_an_amendment_through_the_api_then_the_contract_shows_its_history(am, finance):
+    # acme-c covers October-November 2026: +2 H100 from 2026-11-16, 25 % off A100 from then
+    body = {
+        **BODY,
+        "amends": "acme-c",
+        "lines": [{"product": "h100", "quantity": 2, "start": "2026-11-16", "term_months": 6,
+                   "unit_price": "2.00"}],
+        "terms": [{"product": "a100", "discount_percent": "25", "valid_from": "2026-11-16"}],
+    }  # fmt: skip
+
+    created = api(am).post("/api/v1/deals", body, format="json")
+
+    assert created.status_code == 201, created.json()
+    deal = created.json()
+    assert deal["deal"]["amends"] == "acme-c"
+    assert deal["lines"][0]["end"] == "2026-12-01"  # co-termed with acme-c
+    assert deal["terms"][0]["discount_percent"] == "25.0000"
+    assert deal["economics"]["amends"] == "acme-c"
+    deal_id = deal["deal"]["id"]
+    api(am).post(f"/api/v1/deals/{deal_id}/submit")
+    api(finance).post(f"/api/v1/deals/{deal_id}/approve")
+    signed = api(am).post(f"/api/v1/deals/{deal_id}/sign").json()
+    assert signed["deal"]["status"] == "signed"
+    assert signed["deal"]["contract"] is None
+
+    contract = Contract.objects.get(key="acme-c")
+    detail = api(finance).get(f"/api/v1/contracts/{contract.pk}").json()
+    (amendment,) = detail["amendments"]
+    assert (amendment["deal"], amendment["signed_by"], amendment["effective"]) == (
+        deal_id, "alice", "2026-11-16",
+    )  # fmt: skip
+    assert [(r["product"], r["start"], r["amendment"]) for r in detail["reservations"]] == [
+        ("h100", "2026-11-16", amendment["id"])
+    ]
+    assert sorted(
+        (t["product"], t["discount_percent"], t["valid_from"], t["amendment"])
+        for t in detail["prices"]
+    ) == [
+        ("a100", "25.0000", "2026-11-16", amendment["id"]),
+        ("h100", "10.0000", "2026-10-01", None),
+    ]
+    listed = api(am).get("/api/v1/contracts?org=acme").json()
+    assert [c["key"] for c in listed] == ["acme-c"]
+
+
+def test_an_amendment_naming_another_orgs_contract_is_refused(am):
+    response = api(am).post("/api/v1/deals", {**BODY, "amends": "globex-c"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"amends": ["Acme AI SAS has no contract 'globex-c'."]}
+    assert not Deal.objects.exists()
+
+
+def test_contracts_are_read_by_who_may_see_the_org(am, other_am, customer):
+    acme = Contract.objects.get(key="acme-c")
+    globex = Contract.objects.get(key="globex-c")
+
+    assert api(other_am).get(f"/api/v1/contracts/{acme.pk}").status_code == 404
+    assert api(customer).get(f"/api/v1/contracts/{globex.pk}").status_code == 404
+    assert api(customer).get(f"/api/v1/contracts/{acme.pk}").json()["contract"]["key"] == "acme-c"
+    assert [c["key"] for c in api(customer).get("/api/v1/contracts").json()] == ["acme-c"]
+    key = api_key_create(name="r", org=Org.objects.get(slug="acme"), scope=ApiKey.Scope.READ)
+    by_key = APIClient(HTTP_AUTHORIZATION=f"Bearer {key.raw_key}")
+    assert [c["key"] for c in by_key.get("/api/v1/contracts").json()] == ["acme-c"]
+    assert by_key.get(f"/api/v1/contracts/{globex.pk}").status_code == 404
+
+
+def test_the_quote_is_a_pdf_with_the_terms_and_schedule(am, other_am):
+    deal = draft(am)
+
+    response = api(am).get(f"/api/v1/deals/{deal.pk}/quote")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+    assert api(other_am).get(f"/api/v1/deals/{deal.pk}/quote").status_code == 403
+
+
+def test_simulate_defaults_to_the_months_with_usage(am):
+    deal = draft(am)
+
+    response = api(am).get(f"/api/v1/deals/{deal.pk}/simulate").json()
+
+    assert len(response["months"]) == 6  # no usage at all: the last six months
+    assert Decimal(response["total_difference"]) == Decimal(response["total_deal"]) - Decimal(
+        response["total_current"]
+    )

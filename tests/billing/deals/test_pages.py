@@ -57,8 +57,9 @@ def test_the_deal_page_shows_economics_fit_simulation_and_trail(deal, am):
     page = login(am).get(f"/deals/{deal.pk}/").content.decode()
 
     for text in (
-        "57216.00 USD",
-        "71520.00 USD",
+        "57,216.00 USD",
+        "71,520.00 USD",
+        f"/deals/{deal.pk}/quote.pdf",
         "20.00 %",
         "short by 4 GPUs in 2027-02 (H100 eu-north)",
         "another org: 88",  # acme's account manager does not see globex's name
@@ -101,7 +102,10 @@ def test_draft_through_the_form_then_sign(am, finance):
         "lines-MAX_NUM_FORMS": "1000",
         "lines-0-product": Product.objects.get(key="h100").pk,
         "lines-0-quantity": "8", "lines-0-start": "2027-01-01", "lines-0-term_months": "3",
-        "lines-0-unit_price": "2.40", "lines-0-ramp": "2027-02-01:16",
+        "lines-0-unit_price": "2.40",
+        "lines-0-ramp_0_from": "2027-02-01", "lines-0-ramp_0_quantity": "16",
+        "terms-TOTAL_FORMS": "0", "terms-INITIAL_FORMS": "0", "terms-MIN_NUM_FORMS": "0",
+        "terms-MAX_NUM_FORMS": "1000",
     }  # fmt: skip
 
     response = client.post("/deals/new/", form)
@@ -127,9 +131,12 @@ def test_forms_need_the_csrf_token(deal, am):
     assert Deal.objects.get().status == Deal.Status.DRAFT
 
 
-def test_the_capacity_page_shows_each_pool(am):
+def test_the_capacity_page_shows_one_row_per_pool_and_the_months_across(am):
     page = login(am).get("/deals/capacity/?from=2026-12").content.decode()
 
-    assert "eu-north · H100" in page
-    assert "<svg" in page
-    assert "2028-11" in page  # 24 months from 2026-12
+    assert page.count('<td class="pool">') == 1
+    assert "<strong>eu-north</strong> · H100" in page
+    assert '<th class="num">2026-12</th>' in page
+    assert '<th class="num">2028-11</th>' in page  # 24 months from 2026-12
+    # globex holds 88 of 100 from December
+    assert 'title="2026-12: installed 100, reserved 88, free 12 — another org: 88"' in page

@@ -123,7 +123,7 @@ def test_the_database_keeps_a_contract_to_one_deal(am, finance):
     deal = deal_submit(actor=am, deal_id=draft(am).pk)
     deal_approve(actor=finance, deal_id=deal.pk)
     deal = deal_sign(actor=am, deal_id=deal.pk)
-    other = draft(am)
+    other = draft(am, line(start=date(2027, 4, 1), ramp=[]))
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Deal.objects.filter(pk=other.pk).update(status=Status.SIGNED, contract=deal.contract)
@@ -146,21 +146,20 @@ def test_transitions_out_of_order_are_refused_and_change_nothing(am, finance):
     assert Contract.objects.count() == 2
 
 
-def test_a_contract_the_catalog_refuses_is_not_submitted(am):
-    # acme-c covers October-November 2026: a deal starting in November overlaps it.
-    deal = draft(am, line(start=date(2026, 11, 1), ramp=[]))
-
+def test_a_new_contract_over_the_running_one_is_refused_in_words(am):
+    # acme-c covers October-November 2026: a new contract from November overlaps it.
     with pytest.raises(DealError) as refused:
-        deal_submit(actor=am, deal_id=deal.pk)
+        draft(am, line(start=date(2026, 11, 1), ramp=[]))
 
-    assert refused.value.code == "contract_invalid"
+    assert refused.value.code == "validation_error"
     assert refused.value.fields == {
-        "contract": [
-            f"contracts[0] (deal-{deal.pk}).start: overlaps contract 'acme-c' of org 'acme'"
+        "amends": [
+            "Acme AI SAS already has contract acme-c (2026-10-01 to 2026-11-30) over these "
+            "dates: choose it under “Amends” to add these lines to it, or start on or after "
+            "2026-12-01."
         ]
     }
-    deal.refresh_from_db()
-    assert deal.status == Status.DRAFT
+    assert not Deal.objects.exists()
     assert Contract.objects.count() == 2
 
 
@@ -169,6 +168,9 @@ def test_ramp_steps_are_checked(am):
         draft(am, line(ramp=[{"from": date(2027, 5, 1), "quantity": 16}]))
 
     assert refused.value.fields == {
-        "lines.0.ramp": ["2027-05-01 is outside the line's term (2027-01-01, 2027-04-01)"]
+        "lines.0.ramp": [
+            "H100 GPU-hour: the ramp step on 2027-05-01 is outside the line's term "
+            "(2027-01-01 to 2027-03-31)."
+        ]
     }
     assert not Deal.objects.exists()
