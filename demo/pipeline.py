@@ -245,7 +245,7 @@ def bill(*, span: Span, workdir: Path, progress: Say) -> list[Path]:
         progress(f"{label}: rating as of {closing:%Y-%m-%d}")
         quiet("rate", as_of=iso(closing), log=log)
         progress(f"{label}: closing the period")
-        quiet("close_periods", as_of=iso(closing), log=log)
+        quiet("close_periods", as_of=iso(closing), force=True, log=log)
         progress(f"{label}: finalizing the invoices")
         quiet("finalize_invoices", period=label, as_of=iso(closing), log=log)
     quiet("rate", log=log)
@@ -254,6 +254,8 @@ def bill(*, span: Span, workdir: Path, progress: Say) -> list[Path]:
         path = workdir / f"invoices-{month:%Y-%m}.json"
         quiet("export_invoices", period=f"{month:%Y-%m}", format="json", output=str(path), log=log)
         exports.append(path)
+    # Receivables: the earliest invoices are past their due date by now (finance's overdue list).
+    quiet("mark_overdue", log=log)
     return exports
 
 

@@ -13,8 +13,18 @@ list are refused with Stripe's "Received unknown parameter". Faults can be injec
 (not applied), ``409`` (not applied) and ``lost`` (applied and its result saved, then the
 connection drops). Every state change records an event; ``signed_webhook`` signs it with the
 SDK's own signature scheme.
+
+Persistent state (issue 15): with a ``store`` (``RedisStore``), every request runs under
+the store's lock on the state loaded from it and saves it back, so the state outlives the
+process that serves the fake (``stripe_server``) and every ``FakeStripe`` on the same store
+sees one Stripe. Call ``refresh()`` before reading the attributes of a stored fake.
+
+Faithful where it matters: finalizing an invoice whose total is negative is refused (Stripe
+never has a negative amount due); an invoice finalized at 0 is paid at once (Stripe marks a
+zero invoice paid at finalization, with ``invoice.paid``).
 """
 
+import contextlib
 import functools
 import itertools
 import json
@@ -23,7 +33,7 @@ import sys
 import threading
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -150,6 +160,34 @@ class FakeHttpClient(stripe.HTTPClient):
         return None
 
 
+class RedisStore:
+    """The fake's state as one JSON value in Redis, changed under a Redis lock."""
+
+    def __init__(self, url: str, key: str) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+        self.key = key
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        with self.redis.lock(f"{self.key}:lock", timeout=60, blocking_timeout=60):
+            yield
+
+    def load(self) -> dict[str, Any] | None:
+        raw = self.redis.get(self.key)
+        return json.loads(raw) if raw else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.redis.set(self.key, json.dumps(state))
+
+    def clear(self) -> None:
+        self.redis.delete(self.key)
+
+
+STATE_FIELDS = ("customers", "invoices", "invoice_items", "credit_notes", "events", "requests")
+
+
 @dataclass
 class FakeStripe:
     webhook_secret: str = "whsec_tessera_fake"
@@ -162,8 +200,11 @@ class FakeStripe:
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     _idempotency: dict[str, tuple[str, int, str]] = field(default_factory=dict)
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _next_id: int = 1
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    # Shared state (``RedisStore``); None: this process's memory only.
+    store: RedisStore | None = None
+    _depth: int = 0
 
     def __post_init__(self) -> None:
         one = "/(?P<id>[A-Za-z0-9_]+)"
@@ -187,6 +228,64 @@ class FakeStripe:
         ]  # fmt: skip
         self.routes = [Route(m, re.compile(p), params, h) for m, p, params, h in table]
 
+    # --- shared state ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Run a change on the current state: under the store's lock, loaded before and saved
+        after (re-entrant); without a store, under the process's lock."""
+        with self._lock:
+            if self.store is None or self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            with self.store.locked():
+                self._load(self.store.load())
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                    self.store.save(self._state())
+
+    def refresh(self) -> "FakeStripe":
+        """Load the shared state (what another process did); no-op without a store."""
+        if self.store is not None:
+            with self._lock:
+                self._load(self.store.load())
+        return self
+
+    def reset(self) -> None:
+        """Forget everything (a fresh Stripe account), in the store too."""
+        with self._lock:
+            self._load(None)
+            if self.store is not None:
+                self.store.clear()
+
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {name: getattr(self, name) for name in STATE_FIELDS}
+        state["idempotency"] = self._idempotency
+        state["next_id"] = self._next_id
+        state["faults"] = [[f.kind, f.method, f.path.pattern, f.times] for f in self.faults]
+        return state
+
+    def _load(self, state: dict[str, Any] | None) -> None:
+        state = state or {}
+        for name in STATE_FIELDS:
+            setattr(self, name, state.get(name, [] if name in ("events", "requests") else {}))
+        self.requests = [tuple(r) for r in self.requests]  # type: ignore[misc]
+        self._idempotency = {k: tuple(v) for k, v in state.get("idempotency", {}).items()}
+        self._next_id = state.get("next_id", 1)
+        self.faults = [Fault(k, m, re.compile(p), t) for k, m, p, t in state.get("faults", [])]
+
+    def _next(self) -> int:
+        value = self._next_id
+        self._next_id += 1
+        return value
+
     # --- wiring ---------------------------------------------------------------------------
 
     def http_client(self) -> FakeHttpClient:
@@ -201,7 +300,12 @@ class FakeStripe:
         ``500`` or ``409`` (not applied), ``lost`` (applied, then the connection drops)."""
         if kind not in {"500", "409", "lost"}:
             raise ValueError(kind)
-        self.faults.append(Fault(kind, method.lower(), re.compile(path), times))
+        with self._locked():
+            self.faults.append(Fault(kind, method.lower(), re.compile(path), times))
+
+    def clear_faults(self) -> None:
+        with self._locked():
+            self.faults = []
 
     # --- the API --------------------------------------------------------------------------
 
@@ -216,7 +320,7 @@ class FakeStripe:
             raw = raw.decode()
         params = _unflatten(parse_qsl(raw or "", keep_blank_values=True))
         key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
-        with self._lock:
+        with self._locked():
             fault = self._take_fault(method, path)
             if fault == "500":
                 return self._error(StripeFakeError(500, "api_error", "Injected server error."))
@@ -273,7 +377,7 @@ class FakeStripe:
             except StripeFakeError as exc:
                 return self._error(exc)
             self.requests.append((method, path, params))
-            return json.dumps(body), 200, {"Request-Id": f"req_{next(self._ids)}"}
+            return json.dumps(body), 200, {"Request-Id": f"req_{self._next()}"}
         return self._error(
             StripeFakeError(404, "invalid_request_error", f"Unrecognized request URL ({path}).")
         )
@@ -283,7 +387,7 @@ class FakeStripe:
         return json.dumps(exc.body), exc.status, {"Request-Id": "req_error"}
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}_fake{next(self._ids):06d}"
+        return f"{prefix}_fake{self._next():06d}"
 
     def _event(self, type_: str, obj: dict[str, Any]) -> None:
         self.events.append(
@@ -372,12 +476,24 @@ class FakeStripe:
                 400, "invalid_request_error", f"This invoice is already {invoice['status']}."
             )
         items = [i for i in self.invoice_items.values() if i["invoice"] == id]
+        total = sum(i["amount"] for i in items)
+        if total < 0:
+            # Stripe never has a negative amount due (it would go to the customer balance).
+            raise StripeFakeError(
+                400, "invalid_request_error",
+                f"The invoice total ({total}) cannot be negative.", "amount_due",
+            )  # fmt: skip
         invoice["lines"]["data"] = items
-        invoice["total"] = invoice["amount_due"] = sum(i["amount"] for i in items)
+        invoice["total"] = invoice["amount_due"] = total
         invoice["status"] = "open"
         if not invoice["number"]:
             invoice["number"] = f"FAKE-{len(self.invoices):04d}"
         self._event("invoice.finalized", invoice)
+        if total == 0:
+            # As Stripe does: nothing to collect, the invoice is paid at finalization.
+            invoice["status"] = "paid"
+            invoice["amount_paid"] = 0
+            self._event("invoice.paid", invoice)
         return invoice
 
     def _invoice_pay(self, params: dict[str, Any], id: str) -> dict[str, Any]:
@@ -411,7 +527,7 @@ class FakeStripe:
 
     def payment_failed(self, invoice_id: str) -> None:
         """A failed charge attempt (as Stripe's collection would report it)."""
-        with self._lock:
+        with self._locked():
             self._event("invoice.payment_failed", self.invoices[invoice_id])
 
     # invoice items
@@ -507,4 +623,5 @@ class FakeStripe:
         return payload.encode(), header
 
     def last_event(self, type_: str) -> dict[str, Any]:
+        self.refresh()
         return next(e for e in reversed(self.events) if e["type"] == type_)

@@ -11,8 +11,9 @@ from .stripe_fake import FakeStripe
 
 
 class StripeServer:
-    def __init__(self) -> None:
-        self.fake = FakeStripe()
+    def __init__(self, fake: FakeStripe | None = None) -> None:
+        # ``fake``: e.g. one whose state is kept in Redis (``RedisStore``) and outlives us.
+        self.fake = fake or FakeStripe()
         self.held = threading.Event()  # a request was applied and its answer is held back
         self.release = threading.Event()
         self._hold: tuple[str, re.Pattern[str], int] | None = None

@@ -11,6 +11,7 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice"),
     path("invoices/<int:invoice_id>/pdf", views.invoice_pdf, name="invoice-pdf"),
     path("invoices/<int:invoice_id>/<slug:action>/", views.invoice_action, name="invoice-action"),
+    path("receivables/", views.receivables, name="receivables"),
     path("export/", views.export_download, name="export"),
     path("stripe/", views.stripe_status, name="stripe"),
     path("audit/", views.audit_log, name="audit"),

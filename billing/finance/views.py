@@ -3,7 +3,7 @@ Stripe, export. Every page and action is for the finance role."""
 
 import io
 import zipfile
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit.selectors import audit_entries
+from audit.services import audit_record
 from core.timeparse import month_of
 from metering.models import QuarantinedWork
 from metering.quarantine import quarantined_open
@@ -24,11 +25,28 @@ from ..invoicing import export
 from ..invoicing.credit_notes import CreditRequest, credit_note_issue
 from ..invoicing.drafting import periods_close, periods_to_close, stale_reason
 from ..invoicing.errors import InvoicingError
-from ..invoicing.finalization import invoices_finalize
-from ..invoicing.models import Invoice, StripeInvoiceSync
+from ..invoicing.finalization import invoices_finalize, invoices_finalize_counted
+from ..invoicing.models import Invoice, InvoicePayment, StripeInvoiceSync
 from ..invoicing.pdf import render_invoice_pdf
+from ..invoicing.receivables import (
+    BUCKETS,
+    invoice_outstanding,
+    invoice_payment_record,
+    payments_needing_attention,
+    payments_of,
+    receivables_aged,
+    receivables_open,
+)
+from ..invoicing.review import (
+    drafts_flagged,
+    invoice_add_one_off,
+    invoice_discard,
+    invoice_rerate,
+    invoice_variance,
+    variance_threshold,
+)
 from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
-from ..invoicing.status import invoice_mark_uncollectible, invoice_void
+from ..invoicing.status import invoice_mark_uncollectible, invoice_reissue, invoice_void
 from ..models import BillingPeriod, Issuer, RatedCharge
 from ..rating.periods import midnight
 from ..rating.unbilled import REASONS, default_window, unbilled_summary, unbilled_usage
@@ -67,11 +85,28 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             :20
         ],
         "issuers": Issuer.objects.all(),
-        "this_month": now.strftime("%Y-%m"),
+        "export_month": _last_closed_month(now),
+        "attention": payments_needing_attention().order_by("-created_at")[:20],
+        "overdue": Invoice.objects.filter(status=Invoice.Status.OVERDUE).count(),
         "unbilled": unbilled_summary(),
         "quarantined": quarantined_open(orgs=ALL()).count(),
     }
     return render(request, "finance/dashboard.html", context)
+
+
+def _last_closed_month(now: datetime) -> str:
+    """The export form's default: the month of the latest issued invoice's period, else the
+    month before this one (the current month has nothing to export yet)."""
+    latest = (
+        Invoice.objects.exclude(status=Invoice.Status.DRAFT)
+        .order_by("-period_start")
+        .values_list("period_start", flat=True)
+        .first()
+    )
+    if latest is not None:
+        return latest.strftime("%Y-%m")
+    first = now.replace(day=1)
+    return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
 REASON_HELP = {
@@ -138,6 +173,14 @@ def quarantine(request: HttpRequest) -> HttpResponse:
 @finance_only
 def close_periods(request: HttpRequest) -> HttpResponse:
     report = periods_close(as_of=timezone.now())
+    audit_record(
+        action="periods.closed",
+        object_type="close_run",
+        object_key=timezone.now().strftime("%Y-%m-%dT%H:%M"),
+        changes={"drafted": len(report.drafted_ids), "already": report.already,
+                 "skipped": len(report.skipped)},
+        user=request.user,
+    )  # fmt: skip
     messages.success(
         request,
         f"Drafted {len(report.drafted_ids)} invoice(s); {report.already} already invoiced; "
@@ -154,17 +197,22 @@ def close_periods(request: HttpRequest) -> HttpResponse:
 def invoice_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status") or ""
     statuses = [status] if status in Invoice.Status.values else None
-    invoices = invoices_for(
-        orgs=ALL(),
-        period=_month(request),
-        issuer=request.GET.get("issuer") or None,
-        status=statuses,
-    )[:500]
+    invoices = list(
+        invoices_for(
+            orgs=ALL(),
+            period=_month(request),
+            issuer=request.GET.get("issuer") or None,
+            status=statuses,
+        )[:500]
+    )
+    drafts = [i.pk for i in invoices if i.is_draft][:100]
     return render(
         request,
         "finance/invoices.html",
         {
             "invoices": invoices,
+            "flagged": drafts_flagged(invoice_ids=drafts),
+            "paid": payments_of(invoice_ids=[i.pk for i in invoices]),
             "statuses": Invoice.Status.choices,
             "status": status,
             "issuers": Issuer.objects.all(),
@@ -186,9 +234,9 @@ def finalize_selected(request: HttpRequest) -> HttpResponse:
         .order_by("org_id", "period_start", "pk")
         .values_list("pk", flat=True)
     )
-    invoices_finalize(invoice_ids=drafts, user=request.user)
-    numbers = [invoice.number for invoice in Invoice.objects.filter(pk__in=drafts).order_by(
-        "org_id", "period_start", "pk")]  # fmt: skip
+    result = invoices_finalize_counted(invoice_ids=drafts, user=request.user)
+    numbers = list(Invoice.objects.filter(pk__in=result.finalized_ids).order_by(
+        "issuer_id", "number_year", "sequence").values_list("number", flat=True))  # fmt: skip
     messages.success(request, f"Finalized {len(numbers)}: {', '.join(numbers)}")
     return HttpResponseRedirect(request.POST.get("next") or "/finance/invoices/?status=draft")
 
@@ -218,10 +266,25 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
         for line in invoice.lines.all()
     ]
     notes = credit_notes_for(orgs=ALL()).filter(invoice=invoice)
+    previous, variance = invoice_variance(invoice=invoice) if invoice.is_draft else (None, [])
     return render(
         request,
         "finance/invoice.html",
-        {"invoice": invoice, "lines": lines, "taxes": invoice.taxes.all(), "notes": notes},
+        {
+            "invoice": invoice,
+            "lines": lines,
+            "taxes": invoice.taxes.all(),
+            "notes": notes,
+            "previous": previous,
+            "variance": variance,
+            "threshold": variance_threshold(),
+            "payments": invoice.payments.order_by("paid_on", "pk"),
+            "outstanding": None if invoice.is_draft else invoice_outstanding(invoice=invoice),
+            "replaced_by": Invoice.objects.filter(replaces=invoice).first(),
+            "methods": InvoicePayment.Method.choices,
+            "today": timezone.now().date().isoformat(),
+            "collectible": invoice.status in (Invoice.Status.FINALIZED, Invoice.Status.OVERDUE),
+        },
     )
 
 
@@ -244,8 +307,43 @@ def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpRe
             number = Invoice.objects.values_list("number", flat=True).get(pk=invoice_id)
             messages.success(request, f"Finalized as {number}.")
         elif action == "void":
-            invoice_void(invoice_id=invoice_id, reason=reason, user=request.user)
-            messages.success(request, "Voided.")
+            invoice = invoice_void(invoice_id=invoice_id, reason=reason, user=request.user)
+            messages.success(
+                request, f"Voided {invoice.number}; its credits were given back and its period "
+                "reopened: the next close drafts it again (or reissue it now).",
+            )  # fmt: skip
+        elif action == "reissue":
+            draft = invoice_reissue(invoice_id=invoice_id, reason=reason, user=request.user)
+            messages.success(request, "Voided and reissued: review the new draft.")
+            return HttpResponseRedirect(f"/finance/invoices/{draft.pk}/")
+        elif action == "mark-paid":
+            payment = invoice_payment_record(
+                invoice_id=invoice_id,
+                amount=request.POST.get("amount") or None,
+                paid_on=_date(request.POST.get("paid_on") or ""),
+                reference=request.POST.get("reference") or "",
+                method=request.POST.get("method") or InvoicePayment.Method.BANK_TRANSFER,
+                user=request.user,
+            )
+            messages.success(
+                request, f"Payment of {payment.amount:,.2f} {payment.currency} recorded."
+            )
+        elif action == "discard":
+            invoice_discard(invoice_id=invoice_id, reason=reason, user=request.user)
+            messages.success(request, "Draft discarded; its period is back to closing.")
+            return HttpResponseRedirect("/finance/invoices/?status=draft")
+        elif action == "rerate":
+            draft = invoice_rerate(invoice_id=invoice_id, user=request.user)
+            messages.success(request, f"Re-rated: the draft's total is now {draft.total}.")
+            return HttpResponseRedirect(f"/finance/invoices/{draft.pk}/")
+        elif action == "one-off":
+            line = invoice_add_one_off(
+                invoice_id=invoice_id,
+                amount=request.POST.get("amount") or "",
+                description=request.POST.get("description") or "",
+                user=request.user,
+            )
+            messages.success(request, f"One-off line added: {line.description} {line.amount}.")
         elif action == "uncollectible":
             invoice_mark_uncollectible(invoice_id=invoice_id, reason=reason, user=request.user)
             messages.success(request, "Marked uncollectible.")
@@ -264,6 +362,36 @@ def invoice_action(request: HttpRequest, invoice_id: int, action: str) -> HttpRe
     except Invoice.DoesNotExist:
         raise Http404("No such invoice.") from None
     return HttpResponseRedirect(f"/finance/invoices/{invoice_id}/")
+
+
+def _date(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvoicingError("invalid_date", f"{raw!r} is not a date (YYYY-MM-DD).") from None
+
+
+@finance_only
+def receivables(request: HttpRequest) -> HttpResponse:
+    """Open and overdue invoices with what is outstanding, and their ages per currency."""
+    today = timezone.now().date()
+    invoices = list(receivables_open(orgs=ALL())[:500])
+    paid = payments_of(invoice_ids=[i.pk for i in invoices])
+    rows = [
+        {"invoice": i, "paid": paid.get(i.pk, Decimal(0)),
+         "days": (today - i.due_date).days if i.due_date else 0}
+        for i in invoices
+    ]  # fmt: skip
+    return render(
+        request,
+        "finance/receivables.html",
+        {
+            "aged": receivables_aged(orgs=ALL(), as_of=today),
+            "buckets": BUCKETS,
+            "rows": rows,
+            "attention": payments_needing_attention().order_by("-created_at")[:50],
+        },
+    )
 
 
 def _credit_requests(request: HttpRequest) -> list[CreditRequest] | None:

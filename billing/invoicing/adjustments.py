@@ -59,6 +59,7 @@ def periods_with_late_usage(*, invoice: Invoice) -> list[BillingPeriod]:
     for period in candidates:
         billed_at = (
             Invoice.objects.filter(org_id=invoice.org_id, period=period, kind=Invoice.Kind.PERIOD)
+            .exclude(status=Invoice.Status.VOID)
             .values_list("charges_rated_at", flat=True)
             .first()
         )
@@ -77,6 +78,8 @@ def billed_for(*, period: BillingPeriod) -> dict[Key, tuple[Decimal, Decimal, De
     rows = (
         InvoiceLine.objects.filter(org_id=period.org_id)
         .filter(Q(invoice__period=period, adjusts_period__isnull=True) | Q(adjusts_period=period))
+        .exclude(invoice__status=Invoice.Status.VOID)
+        .exclude(kind=LineKind.ONE_OFF)  # finance's own lines: no rating ever reproduces them
         .order_by("invoice_id", "position")
         .values_list("product_id", "charge_kind", "charge_line", "quantity", "amount", "unit_price")
     )

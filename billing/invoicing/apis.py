@@ -33,6 +33,7 @@ from .export import credit_note_dict, documents, invoice_dict, write_csv, write_
 from .finalization import invoices_finalize
 from .models import Invoice
 from .pdf import render_invoice_pdf
+from .receivables import invoice_outstanding, invoice_paid_amount
 from .selectors import credit_notes_for, invoice_get, invoices_for
 from .status import invoice_mark_uncollectible, invoice_void
 
@@ -76,7 +77,17 @@ def _period(value: str | None) -> tuple[int, int] | None:
 def _invoice_out(invoice: Invoice | None) -> dict[str, Any]:
     if invoice is None:
         raise NotFound("No such invoice.")
-    return {"id": invoice.pk, **invoice_dict(invoice)}
+    return {
+        "id": invoice.pk,
+        **invoice_dict(invoice),
+        # Receivables (SPEC §5) and the balance rule (SPEC §3), beside the export's fields.
+        "balance_carried": str(invoice.balance_carried),
+        "amount_paid": str(invoice_paid_amount(invoice=invoice)),
+        "amount_outstanding": (
+            None if invoice.is_draft else str(invoice_outstanding(invoice=invoice))
+        ),
+        "replaces": invoice.replaces.number if invoice.replaces_id and invoice.replaces else None,
+    }
 
 
 def _visible_invoice(request: Request, invoice_id: int) -> Invoice:

@@ -22,6 +22,8 @@ from django.db.models import Exists, F, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from audit.models import AuditEntry
+from audit.services import audit_entry
 from metering.models import QuarantinedWork
 from metering.quarantine import attempt
 from tenancy.models import Org
@@ -180,7 +182,9 @@ def _close_chunk(period_ids: Sequence[int], *, as_of: datetime, report: CloseRep
     # Checked under the period locks that every drafting takes first: the unique (org, period)
     # constraint is then never what tells us another run got there first.
     invoiced = set(
-        Invoice.objects.filter(period_id__in=list(periods)).values_list("period_id", flat=True)
+        Invoice.objects.filter(period_id__in=list(periods))
+        .exclude(status=Invoice.Status.VOID)
+        .values_list("period_id", flat=True)
     )
     due: list[BillingPeriod] = []
     for period_id in period_ids:
@@ -250,12 +254,22 @@ def _draft(periods: Sequence[BillingPeriod], *, adjust: bool) -> list[int]:
         .order_by()
         .values_list("period_id", "total")
     )
+    # A period reopened by a void is drafted again: the new invoice names the one it replaces.
+    replaced = dict(
+        Invoice.objects.filter(
+            org_id__in=org_ids, period_id__in=period_ids, status=Invoice.Status.VOID,
+            replaced_by__isnull=True,
+        )
+        .order_by("period_id", "pk")
+        .values_list("period_id", "pk")
+    )  # fmt: skip
     invoices: list[Invoice] = []
     lines: list[InvoiceLine] = []
     taxes: list[InvoiceTax] = []
     checks: list[LateUsageCheck] = []
     for period in periods:
         invoice = _new_invoice(period, contracts[period.contract_id])
+        invoice.replaces_id = replaced.get(period.pk)
         invoice_lines = _charge_lines(invoice, charges[period.pk])
         if adjust:
             adjustments, period_checks = _adjustment_lines(invoice, start=len(invoice_lines))
@@ -270,6 +284,21 @@ def _draft(periods: Sequence[BillingPeriod], *, adjust: bool) -> list[int]:
     InvoiceLine.objects.bulk_create(lines, batch_size=BULK_BATCH)
     InvoiceTax.objects.bulk_create(taxes)
     LateUsageCheck.objects.bulk_create(checks)
+    AuditEntry.objects.bulk_create(
+        audit_entry(
+            action="invoice.drafted",
+            object_type="invoice",
+            object_key=f"draft-{invoice.pk}",
+            changes={
+                "period": f"{invoice.period_start:%Y-%m-%d} → {invoice.period_end:%Y-%m-%d}",
+                "total": invoice.total,
+                **({"replaces": invoice.replaces_id} if invoice.replaces_id else {}),
+            },
+            actor="close_periods",
+            org=contracts[invoice.contract_id].org,
+        )
+        for invoice in invoices
+    )
     BillingPeriod.objects.filter(pk__in=period_ids).update(status=PeriodStatus.INVOICED)
     for period in periods:
         period.status = PeriodStatus.INVOICED
@@ -299,6 +328,7 @@ def apply_totals(invoice: Invoice, totals: Totals) -> InvoiceTax:
     (tax,) = totals.taxes
     invoice.subtotal = totals.subtotal
     invoice.credits = totals.credits
+    invoice.balance_carried = totals.carried
     invoice.tax_total = totals.tax_total
     invoice.total = totals.total
     return InvoiceTax(

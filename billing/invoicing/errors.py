@@ -20,7 +20,17 @@ class InvoicingError(DomainError):
         ),
         "credit_exceeds_line": ErrorCode(INVALID, "More than what is left of the line."),
         "unknown_line": ErrorCode(INVALID, "The line is not one of the invoice's (or repeated)."),
-        "invalid_amount": ErrorCode(INVALID, "A credit amount that is not a decimal number."),
+        "invalid_amount": ErrorCode(INVALID, "An amount that is not a usable decimal number."),
         "amount_precision": ErrorCode(INVALID, "An amount finer than the currency's minor unit."),
         "no_lines": ErrorCode(INVALID, "A partial credit note names no line."),
+        # Receivables, void and reissue, draft review (issue 15).
+        "reference_required": ErrorCode(INVALID, "A payment needs its bank or Stripe reference."),
+        "invalid_method": ErrorCode(INVALID, "Not a payment method: bank_transfer, stripe, other."),
+        "invalid_date": ErrorCode(INVALID, "Not a date (YYYY-MM-DD)."),
+        "overpayment": ErrorCode(INVALID, "More than what is outstanding on the invoice."),
+        "balance_used": ErrorCode(
+            CONFLICT, "The balance the invoice carried is already used: credit it instead."
+        ),
+        "reissue_failed": ErrorCode(CONFLICT, "The voided period cannot be drafted again yet."),
+        "rerate_failed": ErrorCode(CONFLICT, "The period cannot be drafted after re-rating."),
     }

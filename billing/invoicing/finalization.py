@@ -8,6 +8,7 @@ deadlock.
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ FINALIZED_FIELDS = [
     *legal_snapshot_fields(),
     "subtotal",
     "credits",
+    "balance_carried",
     "tax_total",
     "total",
     "number_year",
@@ -60,16 +62,39 @@ def invoices_finalize(
     period start) order. ``CHUNK`` invoices to a transaction, each chunk in a handful of
     queries, from one block of numbers per (issuer, year) taken from the locked counter row:
     the numbers are those one-by-one finalization in this order would give, and a rollback
-    gives the whole block back. Idempotent. Returns the ids, in order."""
+    gives the whole block back. Idempotent. Returns the ids, in order
+    (``invoices_finalize_counted`` also says which of them this call finalized)."""
+    return invoices_finalize_counted(
+        invoice_ids=invoice_ids, org=org, period=period, as_of=as_of, user=user
+    ).ids
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    ids: list[int]  # every invoice looked at, in numbering order
+    finalized_ids: list[int]  # those this call finalized (drafts under its lock)
+
+
+def invoices_finalize_counted(
+    *,
+    invoice_ids: Sequence[int] | None = None,
+    org: Org | None = None,
+    period: tuple[int, int] | None = None,
+    as_of: datetime | None = None,
+    user: Any = None,
+) -> FinalizeResult:
+    """``invoices_finalize``, counting what was done: a draft that another run finalized
+    first (found finalized under the lock) is not counted (issue 15: honest counts)."""
     as_of = (as_of or timezone.now()).astimezone(UTC)
     ids = (
         list(invoice_ids)
         if invoice_ids is not None
         else invoices_to_finalize(org=org, period=period)
     )
+    finalized: list[int] = []
     for chunk in chunks(ids, CHUNK):
-        _finalize_chunk(chunk, as_of=as_of, user=user)
-    return ids
+        finalized += _finalize_chunk(chunk, as_of=as_of, user=user)
+    return FinalizeResult(ids=ids, finalized_ids=finalized)
 
 
 def invoices_to_finalize(
@@ -87,7 +112,7 @@ def invoices_to_finalize(
 
 
 @transaction.atomic
-def _finalize_chunk(invoice_ids: Sequence[int], *, as_of: datetime, user: Any) -> None:
+def _finalize_chunk(invoice_ids: Sequence[int], *, as_of: datetime, user: Any) -> list[int]:
     """Finalize the drafts among ``invoice_ids`` in one transaction. Locks: the invoices in
     one statement in pk order, then the counters (``reserve_numbers``), so chunks and single
     finalizations wait for each other and never deadlock."""
@@ -98,6 +123,7 @@ def _finalize_chunk(invoice_ids: Sequence[int], *, as_of: datetime, user: Any) -
     drafts = [invoices[pk] for pk in dict.fromkeys(invoice_ids) if invoices[pk].is_draft]
     if drafts:
         _finalize_drafts(drafts, as_of=as_of, user=user)
+    return [invoice.pk for invoice in drafts]
 
 
 def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -> None:
@@ -160,7 +186,33 @@ def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -
         )
         for invoice in drafts
     )
+    _settle_zero_and_negative(drafts, as_of=as_of, user=user, orgs=orgs)
     invoices_sync_on_commit(invoice_ids=[invoice.pk for invoice in drafts])
+
+
+def _settle_zero_and_negative(
+    drafts: Sequence[Invoice], *, as_of: datetime, user: Any, orgs: dict[int, Org]
+) -> None:
+    """SPEC §3: the remainder of a negative period becomes a balance credit on the org (drawn
+    first by the next invoice); an invoice with nothing to pay (total 0.00) is paid at once,
+    as Stripe marks a zero invoice paid at finalization."""
+    from ..rating.credits import balance_credit_create
+
+    for invoice in drafts:
+        grant = balance_credit_create(invoice=invoice)
+        if grant is not None:
+            changes = {"balance": invoice.balance_carried, "grant": grant.key}
+            _audit_entry(invoice, "balance_carried", changes, user=user,
+                         org=orgs[invoice.org_id]).save(force_insert=True)  # fmt: skip
+    zero = [invoice for invoice in drafts if invoice.total == 0]
+    if zero:
+        reason = "Nothing to pay (total 0.00)."
+        Invoice.objects.filter(pk__in=[invoice.pk for invoice in zero]).update(
+            status=Status.PAID, status_reason=reason, status_changed_at=as_of
+        )
+        for invoice in zero:
+            invoice.status, invoice.status_reason, invoice.status_changed_at = (
+                Status.PAID, reason, as_of)  # fmt: skip
 
 
 def _audit_entry(

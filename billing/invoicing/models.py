@@ -28,6 +28,7 @@ class LineKind(models.TextChoices):
     ON_DEMAND = "on_demand", "On demand"
     MINIMUM_TRUE_UP = "minimum_true_up", "Minimum spend true-up"
     ADJUSTMENT = "adjustment", "Prior-period adjustment"
+    ONE_OFF = "one_off", "One-off"
 
 
 class TaxReason(models.TextChoices):
@@ -73,7 +74,8 @@ class Invoice(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
-        FINALIZED = "finalized", "Finalized"
+        FINALIZED = "finalized", "Open"
+        OVERDUE = "overdue", "Overdue"
         PAID = "paid", "Paid"
         VOID = "void", "Void"
         UNCOLLECTIBLE = "uncollectible", "Uncollectible"
@@ -107,8 +109,24 @@ class Invoice(models.Model):
         max_digits=20, decimal_places=4, default=ZERO, help_text="Credits applied, ≤ subtotal."
     )
     tax_total = models.DecimalField(max_digits=20, decimal_places=4, default=ZERO)
+    # SPEC §3: a period whose total would be negative is invoiced at zero; the remainder (before
+    # tax) goes to the org's balance (a ``CreditGrant`` of source ``balance``).
+    balance_carried = models.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        default=ZERO,
+        help_text="Carried to the org's balance: −(subtotal − credits) when < 0.",
+    )
     total = models.DecimalField(
-        max_digits=20, decimal_places=4, default=ZERO, help_text="subtotal − credits + tax."
+        max_digits=20,
+        decimal_places=4,
+        default=ZERO,
+        help_text="subtotal − credits + balance_carried + tax; never negative.",
+    )
+    # Void and reissue: the reissued invoice names the voided one it replaces (its reverse,
+    # ``replaced_by``, names the reissue from the void).
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by"
     )
     # Legal details as printed: refreshed while draft, frozen at finalization.
     customer_name = models.CharField(max_length=200)
@@ -133,8 +151,8 @@ class Invoice(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["org", "period"],
-                condition=Q(kind="period"),
-                name="invoice_one_per_period",
+                condition=Q(kind="period") & ~Q(status="void"),
+                name="invoice_one_live_per_period",
             ),
             models.UniqueConstraint(
                 fields=["issuer", "number_year", "sequence"],
@@ -241,6 +259,47 @@ class InvoiceTax(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rate}% of {self.basis} = {self.amount}"
+
+
+class InvoicePayment(models.Model):
+    """Money received against an invoice (SPEC §5 receivables): a bank transfer recorded by
+    finance, or a payment Stripe reported. Append-only; several make a partial payment.
+
+    ``attention``: why finance must look at it (e.g. paid on a void invoice: refund or
+    reallocate); such payments are shown on the finance overview until resolved elsewhere.
+    """
+
+    class Method(models.TextChoices):
+        BANK_TRANSFER = "bank_transfer", "Bank transfer"
+        STRIPE = "stripe", "Stripe"
+        OTHER = "other", "Other"
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(max_digits=20, decimal_places=4, help_text="Invoice currency.")
+    currency = models.CharField(max_length=3)
+    paid_on = models.DateField()
+    method = models.CharField(max_length=16, choices=Method.choices)
+    reference = models.CharField(max_length=200, help_text="Bank reference or Stripe id.")
+    stripe_event_id = models.CharField(max_length=255, blank=True)
+    attention = models.CharField(max_length=200, blank=True)
+    recorded_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["invoice_id", "paid_on", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_payment_positive"),
+            models.UniqueConstraint(
+                fields=["stripe_event_id"],
+                condition=~Q(stripe_event_id=""),
+                name="invoice_payment_stripe_event_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["org", "invoice"], name="invoice_payment_org_invoice")]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.amount} {self.currency} {self.paid_on}"
 
 
 class LateUsageCheck(models.Model):
@@ -412,6 +471,7 @@ __all__ = [
     "DocumentCounter",
     "Invoice",
     "InvoiceLine",
+    "InvoicePayment",
     "InvoiceTax",
     "LateUsageCheck",
     "LineKind",

@@ -1,6 +1,7 @@
 """Invoicing reads. Every read of tenant data names the orgs it may return."""
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from django.db.models import Prefetch, QuerySet
@@ -77,6 +78,7 @@ class OrgDocument:
     total: Decimal
     currency: str
     pdf_url: str | None
+    due_date: date | None = None
 
 
 def org_documents(*, org: Org) -> list[OrgDocument]:
@@ -91,6 +93,7 @@ def org_documents(*, org: Org) -> list[OrgDocument]:
             total=i.total,
             currency=i.currency,
             pdf_url=f"/api/v1/invoices/{i.pk}/pdf",
+            due_date=i.due_date,
         )
         for i in invoices.order_by("-period_start", "-pk")
     ]

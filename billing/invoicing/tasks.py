@@ -18,3 +18,15 @@ def close_periods() -> int:
     except Exception:
         metrics.TASK_FAILURES.labels(task="billing.invoicing.close_periods").inc()
         raise
+
+
+@shared_task(name="billing.invoicing.mark_overdue", acks_late=True)
+def mark_overdue() -> int:
+    """Move open invoices past their due date to overdue (``invoices_mark_overdue``)."""
+    from .receivables import invoices_mark_overdue
+
+    try:
+        return len(invoices_mark_overdue(as_of=timezone.now()))
+    except Exception:
+        metrics.TASK_FAILURES.labels(task="billing.invoicing.mark_overdue").inc()
+        raise

@@ -32,6 +32,8 @@ class Totals:
     subtotal: Decimal
     credits: Decimal
     taxes: tuple[TaxLine, ...]
+    # SPEC §3: what a negative subtotal leaves to the org's balance (≥ 0; 0 for most documents).
+    carried: Decimal = ZERO
 
     @property
     def tax_total(self) -> Decimal:
@@ -39,7 +41,7 @@ class Totals:
 
     @property
     def total(self) -> Decimal:
-        return self.subtotal - self.credits + self.tax_total
+        return self.subtotal - self.credits + self.carried + self.tax_total
 
 
 def tax_amount(*, basis: Decimal, rate: Decimal, currency: str, rounding: str) -> Decimal:
@@ -57,9 +59,15 @@ def document_totals(
     rounding: str,
 ) -> Totals:
     """Totals of a document whose rounded lines add up to ``subtotal``, given the ``credits``
-    drawn (capped to [0, subtotal]) and one tax line per rule in ``rules``."""
+    drawn (capped to [0, subtotal]) and one tax line per rule in ``rules``.
+
+    A negative ``subtotal`` (a downward adjustment larger than the period's charges) gives a
+    zero document: ``carried`` = −subtotal goes to the org's balance (SPEC §3), the taxable
+    basis is 0, and the balance is drawn as a pre-tax credit by the next invoice, which lowers
+    that invoice's tax by what this one would have refunded."""
     credits = min(max(credits, ZERO), max(subtotal, ZERO))
-    basis = subtotal - credits
+    carried = max(ZERO, -(subtotal - credits))
+    basis = subtotal - credits + carried
     taxes = tuple(
         TaxLine(
             rate=rule.rate,
@@ -70,4 +78,4 @@ def document_totals(
         )
         for rule in rules
     )
-    return Totals(subtotal=subtotal, credits=credits, taxes=taxes)
+    return Totals(subtotal=subtotal, credits=credits, taxes=taxes, carried=carried)

@@ -362,6 +362,15 @@ class CreditGrant(models.Model):
     effective = models.DateField(help_text="00:00 UTC, inclusive.")
     expires = models.DateField(null=True, blank=True, help_text="Exclusive; null: never.")
     priority = models.PositiveSmallIntegerField(default=1, help_text="Lower draws first.")
+    # SPEC §3: the remainder of a negative period is a ``balance`` credit, drawn first.
+    source = models.CharField(
+        max_length=16,
+        choices=[("grant", "Grant"), ("balance", "Account balance")],
+        default="grant",
+    )
+    from_invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["org_id", "expires", "priority", "id"]

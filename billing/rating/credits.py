@@ -8,6 +8,7 @@ history is never rewritten.
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import F, Q, Sum
 
@@ -39,7 +40,9 @@ def credits_apply(*, period: BillingPeriod, subtotal: Decimal) -> Decimal:
         and g.effective < period.end.date()
         and (g.expires is None or g.expires > period.start.date())
     ]
-    eligible.sort(key=lambda g: (g.expires is None, g.expires, g.priority, g.pk))
+    # The org's balance (remainders of negative periods, SPEC §3) is drawn first.
+    eligible.sort(key=lambda g: (g.source != "balance", g.expires is None, g.expires, g.priority,
+                                 g.pk))  # fmt: skip
     wanted: dict[int, Decimal] = {}
     remaining = max(subtotal, ZERO)
     for grant in eligible:
@@ -68,6 +71,63 @@ def credits_apply(*, period: BillingPeriod, subtotal: Decimal) -> Decimal:
             balance_after=grant.balance,
         )
     return sum(wanted.values(), ZERO)
+
+
+def credits_give_back(*, period: BillingPeriod, invoice: Any) -> Decimal:
+    """Give back what ``period`` drew from each grant (a voided invoice, SPEC §3): one
+    negative ``CreditDraw`` per grant with a net draw, so the ledger still adds up; and take
+    back the balance the voided ``invoice`` carried to the org, if it did (a draw of the whole
+    balance grant against the period). Returns the credits given back. Raises
+    ``InvoicingError`` (``balance_used``) when a later invoice already used that balance.
+    Call inside the voiding transaction, with the period locked."""
+    from ..invoicing.errors import InvoicingError
+
+    grants = lock_credit_grants(org_id=period.org_id)
+    by_pk = {g.pk: g for g in grants}
+    given = ZERO
+    for grant_pk, drawn in sorted(drawn_for(period=period).items()):
+        if drawn <= 0:
+            continue
+        grant = by_pk[grant_pk]
+        grant.balance += drawn
+        CreditGrant.objects.filter(pk=grant_pk).update(balance=grant.balance)
+        CreditDraw.objects.create(org_id=period.org_id, grant=grant, period=period,
+                                  amount=-drawn, balance_after=grant.balance)  # fmt: skip
+        given += drawn
+    for grant in grants:
+        if grant.source != "balance" or grant.from_invoice_id != invoice.pk:
+            continue
+        if grant.balance != grant.amount:
+            raise InvoicingError(
+                "balance_used",
+                f"The {grant.amount} balance that {invoice.number} carried is already partly "
+                "used by a later invoice: issue a credit note instead of voiding.",
+            )
+        grant.balance = ZERO
+        CreditGrant.objects.filter(pk=grant.pk).update(balance=ZERO)
+        CreditDraw.objects.create(org_id=period.org_id, grant=grant, period=period,
+                                  amount=grant.amount, balance_after=ZERO)  # fmt: skip
+    return given
+
+
+def balance_credit_create(*, invoice: Any) -> CreditGrant | None:
+    """The org's balance credit for the remainder a finalized ``invoice`` carried (SPEC §3):
+    a grant of source ``balance`` (never expires, drawn first), effective from the invoice's
+    issue date. None when it carried nothing."""
+    if invoice.balance_carried <= 0:
+        return None
+    return CreditGrant.objects.create(
+        org_id=invoice.org_id,
+        key=f"balance-{invoice.number}".lower()[:64],
+        amount=invoice.balance_carried,
+        balance=invoice.balance_carried,
+        currency=invoice.currency,
+        effective=invoice.issue_date,
+        expires=None,
+        priority=0,
+        source="balance",
+        from_invoice=invoice,
+    )
 
 
 def credits_left(*, org_id: int, currency: str) -> list[CreditGrant]:

@@ -128,10 +128,10 @@ class _Products:
             self.by_meter[meter_id].append((pk, filters or {}))
         self.matches: dict[tuple[int, str], list[int]] = {}
 
-    def matching(self, meter_id: int, dims_key: str) -> list[int]:
+    def matching(self, meter_id: int, dims_key: str, dimensions: dict[str, Any]) -> list[int]:
+        """``dims_key`` is the rollup's digest of ``dimensions`` (metering.rollups.dims_key)."""
         key = (meter_id, dims_key)
         if key not in self.matches:
-            dimensions = json.loads(dims_key)
             self.matches[key] = [
                 pk
                 for pk, filters in self.by_meter.get(meter_id, [])
@@ -150,7 +150,7 @@ def _groups(
             org__in=orgs, meter_id__in=list(meters), hour__gte=start, hour__lt=end
         )
         .annotate(day=TruncDate("hour", tzinfo=UTC))
-        .values("org_id", "meter_id", "dims_key", "day")
+        .values("org_id", "meter_id", "dims_key", "dimensions", "day")
         .annotate(
             quantity=Sum("value"), events=Sum("event_count"), first=Min("hour"), last=Max("hour")
         )
@@ -164,10 +164,12 @@ def unbilled_usage(*, orgs: QuerySet[Org], start: datetime, end: datetime) -> li
     meter, dimension values, reason), ordered by org slug, meter key, dimensions, reason."""
     terms, products = _Terms(orgs), _Products()
     totals: dict[tuple[int, int, str, str], list[Any]] = {}
+    dimensions_of: dict[str, dict[str, Any]] = {}
     for group in _groups(orgs, products.by_meter, start, end):
         org_id, meter_id, day = group["org_id"], group["meter_id"], group["day"]
         contract = terms.contract_on(org_id, day)
-        matched = products.matching(meter_id, group["dims_key"])
+        dimensions_of[group["dims_key"]] = group["dimensions"]
+        matched = products.matching(meter_id, group["dims_key"], group["dimensions"])
         if contract is None:
             reason = NO_CONTRACT
         elif not matched:
@@ -188,7 +190,7 @@ def unbilled_usage(*, orgs: QuerySet[Org], start: datetime, end: datetime) -> li
             org=slugs[org_id],
             meter=meters[meter_id].key,
             unit=meters[meter_id].unit,
-            dimensions=json.loads(dims_key),
+            dimensions=dimensions_of[dims_key],
             reason=reason,
             quantity=quantity,
             events=events,

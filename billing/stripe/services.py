@@ -20,6 +20,7 @@ from django.utils import timezone
 from stripe import RequestOptions
 from stripe.params import CustomerCreateParams, CustomerCreateParamsAddress
 
+from audit.services import audit_record
 from tenancy.models import Org
 
 from ..invoicing.models import Invoice, InvoiceLine, InvoiceTax, StripeInvoiceSync
@@ -114,6 +115,16 @@ def invoice_sync(
     sync.last_error = ""
     sync.locked_until = None
     sync.save(update_fields=["state", "last_error", "locked_until", "updated_at"])
+    # Every completed sync is on the record (issue 15).
+    audit_record(
+        action="invoice.stripe_synced",
+        object_type="invoice",
+        object_key=invoice.number,
+        changes={"stripe_invoice": sync.stripe_invoice_id, "items": len(sync.items),
+                 "status": sync.pushed_status or "open", "attempts": sync.attempts + 1},
+        actor="stripe sync",
+        org=invoice.org,
+    )  # fmt: skip
     return sync
 
 

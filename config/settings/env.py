@@ -84,3 +84,5 @@ UNBILLED_WINDOW_DAYS = _int("TESSERA_UNBILLED_WINDOW_DAYS", 62)
 DEAL_APPROVAL_DISCOUNT_PERCENT = os.environ.get("TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT", "15")
 # Invoicing (billing.invoicing) and Stripe (billing.stripe).
 STRIPE_MAX_NETWORK_RETRIES = _int("TESSERA_STRIPE_MAX_NETWORK_RETRIES", 2)
+# Receivables and draft review (issue 15).
+VARIANCE_FLAG_PERCENT = os.environ.get("TESSERA_VARIANCE_FLAG_PERCENT", "25")

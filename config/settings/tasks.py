@@ -19,6 +19,8 @@ CELERY_BEAT_SCHEDULE = {
     "rate-due": {"task": "billing.rate_due", "schedule": float(env.RATING_INTERVAL_SECONDS)},
     # Drafts the invoices of periods whose grace window has ended.
     "close-periods": {"task": "billing.invoicing.close_periods", "schedule": 3600.0},
+    # Moves open invoices past their due date to overdue (receivables, SPEC §5).
+    "invoices-overdue": {"task": "billing.invoicing.mark_overdue", "schedule": 3600.0},
     # Retries the Stripe sync of finalized invoices that failed or were never pushed.
     "stripe-sync": {"task": "billing.stripe.sync_pending", "schedule": 300.0},
 }

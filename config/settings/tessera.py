@@ -25,3 +25,9 @@ TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]
 # A deal more than this many percent below list price needs finance's approval (decimal).
 TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
 TESSERA_STRIPE_MAX_NETWORK_RETRIES = env.STRIPE_MAX_NETWORK_RETRIES
+# Draft review flags a product whose amount moved more than this many percent from the
+# previous period (issue 15).
+TESSERA_VARIANCE_FLAG_PERCENT = env.VARIANCE_FLAG_PERCENT
+# Called after commit with (event=, org_id=, payload=) for invoice.paid / invoice.overdue: the
+# outbound-webhook service plugs in here (SPEC §5).
+TESSERA_INVOICE_EVENT_HOOKS: list[str] = []

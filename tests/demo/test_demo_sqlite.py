@@ -51,7 +51,10 @@ def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_pat
     invoices = [doc for month in docs for doc in month]
     assert len(invoices) == 10
     assert {doc["org"] for doc in invoices} == {"acme", "globex", "initech", "umbrella", "hooli"}
-    assert all(doc["status"] == "finalized" and doc["number"] for doc in invoices)
+    # Issued; an invoice its credits cover entirely (0.00) is paid at finalization (issue 15).
+    assert all(doc["number"] for doc in invoices)
+    assert {(doc["status"], doc["status"] == "paid" and doc["total"] in ("0.00", "0")) for doc
+            in invoices} <= {("finalized", False), ("paid", True)}, invoices  # fmt: skip
     pdfs = sorted((tmp_path / "demo" / "invoices").glob("*.pdf"))
     assert sorted(p.stem for p in pdfs) == sorted(doc["number"] for doc in invoices)
     assert all(p.read_bytes().startswith(b"%PDF") for p in pdfs)

@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,6 +25,29 @@ def money(value: Any) -> str:
         return f"{Decimal(str(value)):,.2f}"
     except (InvalidOperation, ValueError):
         return str(value)
+
+
+@register.filter
+def changes(value: Any) -> list[tuple[str, str]]:
+    """An audit entry's values as readable (label, value) pairs: ``{"credits_given_back":
+    "30.0000"}`` → ``[("credits given back", "30.0000")]``; nested values joined plainly."""
+    if not isinstance(value, dict):
+        return [("", str(value))]
+
+    def text(item: Any) -> str:
+        if isinstance(item, dict):
+            return ", ".join(f"{k.replace('_', ' ')} {text(v)}" for k, v in item.items())
+        if isinstance(item, list):
+            return ", ".join(text(v) for v in item)
+        if item in (None, ""):
+            return "—"
+        text_ = str(item)
+        # Stored amounts have 4 places (20, 4): 240.0000 reads as 240.00.
+        if re.fullmatch(r"-?\d+\.\d{2}00", text_):
+            return text_[:-2]
+        return text_
+
+    return [(str(key).replace("_", " "), text(item)) for key, item in value.items()]
 
 
 @register.filter

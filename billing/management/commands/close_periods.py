@@ -1,7 +1,11 @@
+from typing import Any
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from billing.invoicing.drafting import periods_close
+from billing.invoicing.drafting import periods_close, periods_to_close
+from billing.models import BillingPeriod
 from core.timeparse import parse_instant
 from metering.models import QuarantinedWork
 from metering.quarantine import quarantined_open
@@ -21,8 +25,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--as-of", help="ISO date or datetime (UTC); default now.")
         parser.add_argument("--org", help="Only this org (slug).")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Also draft periods whose end plus grace is still in the future (tests, demos).",
+        )
 
-    def handle(self, *args: object, **options: str | None) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         try:
             as_of = (
                 parse_instant(options["as_of"], assume_utc=True)
@@ -36,6 +45,19 @@ class Command(BaseCommand):
             org = Org.objects.filter(slug=options["org"]).first()
             if org is None:
                 raise CommandError(f"No org {options['org']!r}.")
+        now = timezone.now()
+        if as_of > now and not options["force"]:
+            early = [pk for pk in periods_to_close(as_of=as_of, org=org)
+                     if pk not in set(periods_to_close(as_of=now, org=org))]  # fmt: skip
+            if early:
+                first = BillingPeriod.objects.select_related("org").get(pk=early[0])
+                raise CommandError(
+                    f"Refused: --as-of {as_of.isoformat()} is in the future, and {len(early)} "
+                    f"period(s) would be invoiced before their end plus the "
+                    f"{settings.TESSERA_GRACE_DAYS}-day grace window has passed (first: "
+                    f"{first.org.slug} {first.start:%Y-%m-%d} → {first.end:%Y-%m-%d}). Nothing "
+                    "was drafted. Use --force to draft them anyway (tests and demos only)."
+                )
         report = periods_close(as_of=as_of, org=org)
         held = {
             entry.org_id: entry.error

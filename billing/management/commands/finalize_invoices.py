@@ -6,7 +6,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.invoicing import finalization
 from billing.invoicing.drafting import chunks
-from billing.invoicing.finalization import invoices_finalize, invoices_to_finalize
+from billing.invoicing.finalization import (
+    invoices_finalize,
+    invoices_finalize_counted,
+    invoices_to_finalize,
+)
 from billing.invoicing.models import Invoice
 from core.timeparse import month_of, parse_instant
 from metering.models import QuarantinedWork
@@ -43,16 +47,13 @@ class Command(BaseCommand):
         failed: dict[str, str] = {}
         for chunk in chunks(ids, finalization.CHUNK):
             try:
-                numbered = invoices_finalize(invoice_ids=chunk, as_of=as_of)
+                # Counted under the invoice locks: a draft another run finalized is not ours.
+                numbered = invoices_finalize_counted(invoice_ids=chunk, as_of=as_of).finalized_ids
             except Exception:
                 numbered = self._org_by_org(chunk, as_of, failed)
             done += len(chunk)
             finalized += len(numbered)
-            last = (
-                Invoice.objects.values_list("number", flat=True).get(pk=numbered[-1])
-                if numbered
-                else "none"
-            )
+            last = Invoice.objects.values_list("number", flat=True).get(pk=chunk[-1]) or "none"
             self.stdout.write(f"  {done}/{len(ids)} (last: {last})")
         self.stdout.write(f"{finalized} invoice(s) finalized; {len(failed)} org(s) failed.")
         if failed:

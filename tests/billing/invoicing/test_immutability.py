@@ -19,7 +19,8 @@ migration = __import__(
     "billing.migrations.0004_invoice_immutability", fromlist=["INVOICE_FROZEN_COLUMNS"]
 )
 latest = __import__(
-    "billing.migrations.0007_invoice_final_adjustment", fromlist=["INVOICE_FROZEN_COLUMNS"]
+    "billing.migrations.0009_invoice_receivables_void_balance",
+    fromlist=["INVOICE_FROZEN_COLUMNS"],
 )
 
 

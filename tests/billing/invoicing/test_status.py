@@ -78,6 +78,7 @@ def test_the_database_allows_exactly_the_moves_of_the_graph(world, old):
 def test_the_trigger_condition_is_generated_from_the_graph():
     assert status_moves_sql("o", "n") == (
         "n = o OR (o = 'draft' AND n IN ('finalized'))"
-        " OR (o = 'finalized' AND n IN ('paid', 'uncollectible', 'void'))"
+        " OR (o = 'finalized' AND n IN ('overdue', 'paid', 'uncollectible', 'void'))"
+        " OR (o = 'overdue' AND n IN ('paid', 'uncollectible', 'void'))"
         " OR (o = 'uncollectible' AND n IN ('paid', 'void'))"
     )
