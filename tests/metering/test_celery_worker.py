@@ -89,3 +89,17 @@ def test_worker_killed_mid_rollup_then_rerun_gives_the_uninterrupted_totals(work
     )
     assert totals == expected
     assert HourlyRollup.objects.count() == 2800
+
+
+def test_the_test_process_still_runs_its_own_tasks_in_process(workers):
+    # given the bare app that sends into the workers' queues
+    from celery import current_app
+
+    from billing.tasks import rate_due
+
+    workers.send("metering.rollup")
+
+    # then a task called here is still Tessera's, eager: it reaches no broker
+    assert current_app.main == "tessera"
+    assert rate_due.app.conf.task_always_eager
+    assert workers.broker.queued() == 1  # the one sent, nothing else

@@ -31,8 +31,14 @@ class Broker:
         return {"CELERY_BROKER_URL": self.url, "TESSERA_BROKER_KEY_PREFIX": self.prefix}
 
     def sender(self) -> Celery:
-        """A bare Celery app that sends tasks by name into this run's queues."""
-        return Celery(broker=self.url, broker_transport_options={"global_keyprefix": self.prefix})
+        """A bare Celery app that sends tasks by name into this run's queues. Not the current
+        app: ``shared_task`` proxies follow the current app, and the test process's own tasks
+        must stay eager instead of going to this broker."""
+        return Celery(
+            broker=self.url,
+            broker_transport_options={"global_keyprefix": self.prefix},
+            set_as_current=False,
+        )
 
     def keys(self) -> list[bytes]:
         with redis.Redis.from_url(self.url) as client:

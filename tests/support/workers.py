@@ -13,7 +13,7 @@ from .broker import WORKER_BROKER, Broker
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_database_url() -> str:
+def worker_database_url() -> str:
     """The URL of the database this test runs on (pytest-django's test database)."""
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
@@ -34,7 +34,7 @@ class Workers:
         self.env = {
             **os.environ,
             **self.broker.env(),
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": worker_database_url(),
             "TESSERA_ROLLUP_ON_INGEST": "0",
         }
         self.broker.clear()

@@ -21,7 +21,7 @@ from testing.stripe_server import StripeServer
 
 from ...reliability.servers import free_port
 from ...support.waiting import wait_until
-from ...support.workers import ROOT, Workers, test_database_url
+from ...support.workers import ROOT, Workers, worker_database_url
 from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
@@ -33,7 +33,7 @@ def _gunicorn(
     port = free_port()
     env = {
         **os.environ, **stripe_env, **workers.broker.env(),
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": worker_database_url(),
         # DEBUG: cookies that are not Secure-only, for plain HTTP on loopback.
         "TESSERA_VAR_DIR": str(tmp_path), "DEBUG": "true",
         "SECRET_KEY": "sync-" + "k" * 50, "ALLOWED_HOSTS": "127.0.0.1",
