@@ -29,8 +29,8 @@ class IssuerAdmin(AuditedAdmin, admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(AuditedAdmin, admin.ModelAdmin):
-    list_display = ["key", "name", "meter", "filter", "unit", "unit_size"]
-    list_filter = ["meter"]
+    list_display = ["key", "name", "meter", "filter", "unit", "unit_size", "quantity"]
+    list_filter = ["meter", "quantity"]
     search_fields = ["key", "name"]
 
 

@@ -2,9 +2,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
 from tenancy.models import Org
@@ -15,7 +14,9 @@ from .models import (
     Contract,
     ContractPrice,
     CreditGrant,
+    Price,
     Product,
+    RateCard,
     RatedCharge,
     Reservation,
     ReservationUsage,
@@ -53,7 +54,7 @@ class ReservationUse:
     covered: Decimal
     burst: Decimal
     utilization: Decimal  # covered / reserved, percent, 2 places
-    hours: list[dict[str, Any]]  # [{"hour", "reserved", "used"}]
+    name: str = ""  # the product's name
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,26 @@ def current_period(*, org: Org, at: datetime) -> BillingPeriod | None:
     return periods.filter(end__gt=at).first() or periods.first()
 
 
-def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
-    """The current period's usage and cost so far, reservation use, credits and forecast, as
-    of its last rating (minutes behind; see ``billing.rating.triggers``). Reads stored
-    results only: a handful of indexed queries, whatever the volume of events."""
-    at = at or timezone.now()
-    period = current_period(org=org, at=at)
+def period_starting_in(*, org: Org, year: int, month: int) -> BillingPeriod | None:
+    """The org's billing period that starts in the month (the first, if a contract changed)."""
+    return (
+        BillingPeriod.objects.filter(org=org, start__year=year, start__month=month)
+        .order_by("start", "pk")
+        .first()
+    )
+
+
+def org_summary(
+    *, org: Org, at: datetime | None = None, period: BillingPeriod | None = None
+) -> Summary:
+    """A period's usage and cost so far, reservation use, credits and forecast, as of its last
+    rating (minutes behind; see ``billing.rating.triggers``): ``period``, else the one that
+    contains ``at`` (default now). Reads stored results only: a handful of indexed queries,
+    whatever the volume of events; the hourly netting is ``reservation_hours``'s."""
+    if period is None:
+        period = current_period(org=org, at=at or timezone.now())
+    elif period.org_id != org.pk:
+        raise ValueError("the period is another org's")
     if period is None:
         return Summary(org=org.slug, period=None, currency=org.currency, rated_as_of=None)
     charges = list(RatedCharge.objects.filter(org=org, period=period).select_related("product"))
@@ -131,14 +146,7 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
                 covered=row.covered,
                 burst=row.burst,
                 utilization=utilization,
-                hours=[
-                    {
-                        "hour": period.start + timedelta(hours=int(h[0])),
-                        "reserved": h[1],
-                        "used": h[2],
-                    }
-                    for h in row.hours
-                ],
+                name=reservation.product.name,
             )
         )
     applied = drawn_for(period=period)
@@ -162,6 +170,40 @@ def org_summary(*, org: Org, at: datetime | None = None) -> Summary:
         credits=credits,
         forecast=period.forecast,
     )
+
+
+@dataclass(frozen=True)
+class ReservedHour:
+    product: str
+    hour: datetime
+    reserved: Decimal  # billing units reserved in the hour, R(h)
+    used: Decimal  # U(h), billing units
+
+
+def reservation_hours(
+    *, org: Org, period: BillingPeriod, product: str | None = None
+) -> list[ReservedHour]:
+    """The hourly netting of the period's reservations, rated so far: one row per product and
+    hour, sorted by product then hour; stacked reservations of a product add up (R(h) = Σ
+    R_i(h), and their shares of U(h) give U(h))."""
+    reserved: dict[tuple[str, datetime], Decimal] = defaultdict(Decimal)
+    used: dict[tuple[str, datetime], Decimal] = {}
+    rows = ReservationUsage.objects.filter(org=org, period=period).select_related(
+        "reservation__product"
+    )
+    if product:
+        rows = rows.filter(reservation__product__key=product)
+    for row in rows:
+        key = row.reservation.product.key
+        for offset, r, u in row.hours:
+            hour = period.start + timedelta(hours=int(offset))
+            reserved[(key, hour)] += Decimal(r)
+            # Each stacked reservation's row holds its share of U(h): they add up to U(h).
+            used[(key, hour)] = used.get((key, hour), ZERO) + Decimal(u)
+    return [
+        ReservedHour(key, hour, reserved[(key, hour)], used[(key, hour)])
+        for key, hour in sorted(reserved)
+    ]
 
 
 @dataclass(frozen=True)
@@ -210,4 +252,18 @@ def contract_terms(*, orgs: QuerySet[Org], contract_id: int) -> ContractTerms | 
             .select_related("signed_by", "deal")
             .order_by("signed_at", "pk")
         ),
+    )
+
+
+def rate_cards_for(*, orgs: QuerySet[Org] | None) -> QuerySet[RateCard]:
+    """Rate card versions with their prices: all of them (``orgs`` None: staff), else those
+    of the families the contracts of ``orgs`` use — a customer sees its own list prices."""
+    cards = RateCard.objects.all()
+    if orgs is not None:
+        families = Contract.objects.filter(org__in=orgs).values("rate_card_key")
+        cards = cards.filter(key__in=families)
+    return cards.prefetch_related(
+        Prefetch(
+            "prices", queryset=Price.objects.select_related("product").order_by("product__key")
+        )
     )

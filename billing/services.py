@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from tenancy.models import Org
 
+from .alerts.services import alerts_after_rating
 from .lock_objects import lock_contract_periods, lock_period
 from .models import (
     Amendment,
@@ -56,6 +57,7 @@ def period_rate(*, period_id: int, as_of: datetime | None = None) -> BillingPeri
         period.save(
             update_fields=["rated_at", "rated_as_of", "subtotal", "forecast", "usage", "status"]
         )
+    alerts_after_rating(period_id=period.pk, org_id=period.org_id)
     return period
 
 

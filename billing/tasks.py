@@ -8,6 +8,7 @@ from metering import metrics
 from metering.models import QuarantinedWork
 from metering.quarantine import attempt, backing_off
 
+from .alerts.services import alerts_evaluate_all
 from .models import BillingPeriod
 from .rating.due import periods_due
 from .services import period_rate, periods_ensure_all
@@ -54,3 +55,11 @@ def rate_due() -> int:
     for period_id in due:
         rate_period.delay(period_id)
     return len(due)
+
+
+@shared_task(name="billing.alerts.evaluate_all", acks_late=True)
+def evaluate_alerts() -> int:
+    """Beat's backstop to the evaluation after each rating: every org's alerts against its
+    current period. Returns the new firings."""
+    fired, _ = alerts_evaluate_all()
+    return fired

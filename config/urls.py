@@ -11,6 +11,7 @@ from . import views
 api_v1: list[Any] = [
     path("", include("metering.urls")),
     path("", include("billing.urls")),
+    path("", include("webhooks.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -26,6 +26,7 @@ from billing.invoicing.models import Invoice, StripeInvoiceSync
 from billing.invoicing.pdf import render_invoice_pdf
 from billing.stripe.client import stripe_enabled
 from metering.models import UsageEvent
+from tenancy.models import Org
 from tenancy.services import api_key_create
 
 from . import scenario
@@ -322,6 +323,21 @@ def summary_rows(exports: list[Path]) -> list[dict[str, str]]:
 
 def collector_key() -> str:
     return api_key_create(name=f"demo-collector-{datetime.now(UTC):%Y%m%d-%H%M%S}").raw_key
+
+
+def notifications_summary(*, org: Org, sink: Any) -> str:
+    """What acme's alerts and webhook endpoint did while the months were billed."""
+    from billing.alerts.models import AlertFiring
+    from webhooks.models import WebhookDelivery
+
+    fired = AlertFiring.objects.filter(org=org).count()
+    deliveries = WebhookDelivery.objects.filter(endpoint__org=org)
+    done = deliveries.filter(status=WebhookDelivery.Status.SUCCEEDED).count()
+    return (
+        f"Alerts: {fired} fired for {org.slug} (emails printed above; /portal/alerts); "
+        f"webhooks: {done} of {deliveries.count()} deliveries received, signatures verified, "
+        f"by {sink.url} (kept in {sink.directory})"
+    )
 
 
 def unbilled_line() -> str:

@@ -1,13 +1,18 @@
-"""The demo's writes: logins, the allocation schedule and the deal desk's deals. Everything
-else the demo does goes through the existing commands and services (``demo.pipeline``)."""
+"""The demo's writes: logins, the allocation schedule, the deal desk's deals, acme's alerts and
+webhook endpoint. Everything else the demo does goes through the existing commands and
+services (``demo.pipeline``)."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
+from billing.alerts.models import Alert
+from billing.alerts.services import alert_create
 from billing.deals.models import Deal
 from billing.deals.selectors import running_contract
 from billing.deals.services import LineInput, deal_approve, deal_create, deal_sign, deal_submit
@@ -16,6 +21,9 @@ from metering.models import Allocation
 from metering.services import allocation_create
 from tenancy.models import Membership, Org, StaffRole
 from tenancy.services import staff_user_create
+from webhooks.delivery import secrets_in_force
+from webhooks.models import WebhookEndpoint
+from webhooks.services import webhook_endpoint_create, webhook_endpoint_update
 
 from .scenario import Hold, devices
 
@@ -57,6 +65,7 @@ def staff_logins_ensure() -> list[Login]:
 def customer_login_ensure(*, org: Org) -> Login:
     """``ada``, owner of ``org``; idempotent (the password is set again)."""
     user, _ = User.objects.get_or_create(username=CUSTOMER.username)
+    user.email = f"{CUSTOMER.username}@{org.slug}.example"  # alert emails (console backend)
     user.set_password(CUSTOMER.password)
     user.save()
     Membership.objects.get_or_create(org=org, user=user, defaults={"role": Membership.Role.OWNER})
@@ -89,6 +98,30 @@ def allocations_write(*, holds: list[Hold]) -> int:
             )
             created += 1
     return created
+
+
+DEMO_ALERTS: list[dict[str, Any]] = [
+    # acme's 4 reserved H100s alone cost about 6,200 USD a month: this fires every month.
+    {"kind": "cost_above", "threshold": "5000", "name": "Monthly budget"},
+    # The 500 USD welcome credit is drawn in the first month.
+    {"kind": "credits_below", "threshold": "100", "name": "Credits almost gone"},
+]
+SINK_DESCRIPTION = "acme's ERP (the demo's local receiver)"
+
+
+@transaction.atomic
+def notifications_ensure(*, org: Org, url: str) -> list[str]:
+    """acme's alerts and its webhook endpoint (pointed at ``url``), as its owner would set
+    them in the portal; idempotent. Returns the endpoint's secrets in force."""
+    for wanted in DEMO_ALERTS:
+        if not Alert.objects.filter(org=org, name=wanted["name"]).exists():
+            alert_create(org=org, **wanted)
+    endpoint = WebhookEndpoint.objects.filter(org=org, description=SINK_DESCRIPTION).first()
+    if endpoint is None:
+        endpoint, _ = webhook_endpoint_create(org=org, url=url, description=SINK_DESCRIPTION)
+    else:
+        webhook_endpoint_update(endpoint=endpoint, url=url, enabled=True)
+    return secrets_in_force(endpoint=endpoint, at=timezone.now())
 
 
 @dataclass(frozen=True)

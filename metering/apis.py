@@ -8,7 +8,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import RawPostDataException
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     extend_schema,
     extend_schema_serializer,
     inline_serializer,
@@ -20,16 +19,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_body, error_responses
+from config.pagination import PAGE_PARAMETERS, paginated
 from core.timeparse import parse_instant
 from tenancy.access import has_role
-from tenancy.api_access import org_for_read
 from tenancy.models import ApiKey, Org, StaffRole
-from tenancy.throttling import IngestThrottle, ReadThrottle
+from tenancy.throttling import IngestThrottle
 
 from .ingestion import Ingestor
 from .jsonbody import parse_json
 from .models import Allocation, Meter
-from .selectors import allocations_for_node, meters_list, usage_series
+from .selectors import allocations_for_node, meters_list
 from .services import allocation_create, allocation_end
 from .tasks import schedule_rollup
 from .validation import CODES, MAX_DEPTH
@@ -211,104 +210,6 @@ class UsagePointSerializer(serializers.Serializer):
     event_count = serializers.IntegerField()
 
 
-class UsageApi(APIView):
-    """A meter's usage per hour, day or month, optionally grouped and filtered by dimensions."""
-
-    throttle_classes = [ReadThrottle]
-
-    @extend_schema_serializer(component_name="UsageQuery")
-    class QuerySerializer(serializers.Serializer):
-        meter = serializers.SlugField()
-        start = serializers.CharField(help_text="ISO date or datetime (inclusive).")
-        end = serializers.CharField(help_text="ISO date or datetime (exclusive).")
-        window = serializers.ChoiceField(choices=["hour", "day", "month"], default="day")
-        group_by = serializers.CharField(
-            required=False, allow_blank=True, help_text="Comma-separated dimensions."
-        )
-        org = serializers.SlugField(required=False, help_text="Needed when you see several.")
-
-    @extend_schema_serializer(component_name="Usage")
-    class OutputSerializer(serializers.Serializer):
-        org = serializers.CharField()
-        meter = serializers.CharField()
-        unit = serializers.CharField()
-        aggregation = serializers.CharField()
-        window = serializers.CharField()
-        start = serializers.DateTimeField()
-        end = serializers.DateTimeField()
-        group_by = serializers.ListField(child=serializers.CharField())
-        results = UsagePointSerializer(many=True)
-
-    @extend_schema(
-        operation_id="usage_read",
-        parameters=[
-            QuerySerializer,
-            OpenApiParameter(
-                "filter.<dimension>", str, description="Keep only this dimension value."
-            ),
-        ],
-        responses={200: OutputSerializer, **error_responses(400)},
-    )
-    def get(self, request: Request) -> Response:
-        query = self.QuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
-        org = org_for_read(request, params.get("org"))
-        meter = Meter.objects.filter(key=params["meter"]).first()
-        if meter is None:
-            raise ValidationError({"meter": [f"No meter {params['meter']!r}."]})
-        start = parse_moment(params["start"], "start")
-        end = parse_moment(params["end"], "end")
-        if end <= start:
-            raise ValidationError({"end": ["end must be after start."]})
-        if (end - start).days > 400:
-            raise ValidationError({"end": ["At most 400 days per request."]})
-        group_by = [g.strip() for g in (params.get("group_by") or "").split(",") if g.strip()]
-        filters: dict[str, str] = {
-            key.removeprefix("filter."): str(value)
-            for key, value in request.query_params.items()
-            if key.startswith("filter.")
-        }
-        unknown = [d for d in (*group_by, *filters) if d not in meter.group_by]
-        if unknown:
-            field = "group_by" if unknown[0] in group_by else f"filter.{unknown[0]}"
-            known = ", ".join(sorted(meter.group_by)) or "none"
-            raise ValidationError(
-                {field: [f"Unknown dimension {unknown[0]!r}; meter {meter.key!r} has: {known}."]}
-            )
-        points = usage_series(
-            org=org,
-            meter=meter,
-            start=start,
-            end=end,
-            window=params["window"],
-            group_by=group_by,
-            filters=filters,
-        )
-        return Response(
-            {
-                "org": org.slug,
-                "meter": meter.key,
-                "unit": meter.unit,
-                "aggregation": meter.aggregation,
-                "window": params["window"],
-                "start": start,
-                "end": end,
-                "group_by": group_by,
-                "results": [
-                    {
-                        "start": p.start,
-                        "end": p.end,
-                        "dimensions": p.dimensions,
-                        "value": format_quantity(p.value),
-                        "event_count": p.event_count,
-                    }
-                    for p in points
-                ],
-            }
-        )
-
-
 class MeterListApi(APIView):
     @extend_schema_serializer(component_name="Meter")
     class OutputSerializer(serializers.ModelSerializer):
@@ -327,10 +228,16 @@ class MeterListApi(APIView):
 
     @extend_schema(
         operation_id="meters_list",
-        responses={200: OutputSerializer(many=True), **error_responses()},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: inline_serializer("MeterPage", {"results": OutputSerializer(many=True)}),
+            **error_responses(400),
+        },
     )
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(meters_list(), many=True).data)
+        return Response(
+            paginated(request, self, meters_list(), lambda m: self.OutputSerializer(m).data)
+        )
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -382,7 +289,7 @@ class AllocationListCreateApi(APIView):
 
     @extend_schema(
         operation_id="allocations_list",
-        parameters=[QuerySerializer],
+        parameters=[QuerySerializer, *PAGE_PARAMETERS],
         responses={
             200: inline_serializer("AllocationList", {"results": AllocationSerializer(many=True)}),
             **error_responses(400),
@@ -401,7 +308,7 @@ class AllocationListCreateApi(APIView):
         allocations = allocations_for_node(
             node=params["node"], start=params["start"], end=params["end"]
         )
-        return Response({"results": [_allocation_out(a) for a in allocations]})
+        return Response(paginated(request, self, allocations, _allocation_out))
 
     @extend_schema(
         operation_id="allocations_create",

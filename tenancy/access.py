@@ -43,6 +43,18 @@ def is_staff_reader(*, user: Any = None, api_key: ApiKey | None = None) -> bool:
     return api_key is None and bool(staff_roles(user))
 
 
+def may_manage(*, user: Any, org: Org | None) -> bool:
+    """Who changes an org's settings (alerts, webhook endpoints): its owners and finance; for
+    platform-wide settings (``org`` None), finance and operators. Never an API key."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if org is None:
+        return has_role(user, StaffRole.FINANCE, StaffRole.OPERATOR)
+    if has_role(user, StaffRole.FINANCE):
+        return True
+    return Membership.objects.filter(org=org, user=user, role=Membership.Role.OWNER).exists()
+
+
 def caller(request: Any) -> tuple[Any, ApiKey | None]:
     """(user, api_key) of a DRF or Django request; exactly one of them identifies the caller."""
     api_key = getattr(request, "auth", None)

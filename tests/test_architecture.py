@@ -5,8 +5,8 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("tenancy", "metering", "billing", "audit", "portal", "web", "demo", "core", "config",
-        "testing")  # fmt: skip
+APPS = ("tenancy", "metering", "billing", "webhooks", "audit", "portal", "web", "demo", "core",
+        "config", "testing")  # fmt: skip
 
 
 def _sources() -> list[Path]:

@@ -1,6 +1,6 @@
 """Charts rendered on the server as inline SVG (pygal): no JavaScript, no CDN, works offline."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -8,7 +8,7 @@ import pygal
 from django.utils.safestring import SafeString, mark_safe
 from pygal.style import Style
 
-STYLE = Style(
+_STYLE_ARGS: dict[str, Any] = dict(
     background="transparent",
     plot_background="transparent",
     foreground="#1f2937",
@@ -21,6 +21,8 @@ STYLE = Style(
     legend_font_size=12,
     title_font_size=14,
 )
+STYLE = Style(**_STYLE_ARGS)
+PALETTE: tuple[str, ...] = _STYLE_ARGS["colors"]
 
 _COMMON = {
     "style": STYLE,
@@ -60,8 +62,15 @@ def stacked_bars(
     series: dict[str, Sequence[Decimal | float | None]],
     y_title: str = "",
     height: int = 320,
+    width: int = 900,
+    formatter: Callable[[float], str] | None = None,
+    colors: Sequence[str] | None = None,
 ) -> SafeString:
-    return _bars(pygal.StackedBar, title, labels, series, y_title, height)
+    """``colors``: one per series, so that a product keeps its colour from chart to chart."""
+    return _bars(
+        pygal.StackedBar, title, labels, series, y_title, height,
+        width=width, formatter=formatter, colors=colors,
+    )  # fmt: skip
 
 
 def bars(
@@ -83,9 +92,66 @@ def _bars(
     series: dict[str, Sequence[Decimal | float | None]],
     y_title: str,
     height: int,
+    *,
+    width: int = 900,
+    formatter: Callable[[float], str] | None = None,
+    colors: Sequence[str] | None = None,
 ) -> SafeString:
-    chart = kind(title=title, height=height, width=900, y_title=y_title, **_COMMON)
+    options = dict(_COMMON)
+    if width < 700:  # a half-width chart: product names do not fit two to a row
+        options["legend_at_bottom_columns"] = 1
+    if colors:
+        options["style"] = Style(**{**_STYLE_ARGS, "colors": tuple(colors)})
+    chart = kind(title=title, height=height, width=width, y_title=y_title, **options)
+    if formatter is not None:
+        chart.value_formatter = formatter
     return _render(_fill(chart, labels, series))
+
+
+# Used: a light filled area underneath; reserved: a dark dashed line drawn over it. pygal
+# sets a path's width from the style (a series' own width loses to it in its CSS).
+RESERVED_STYLE = Style(
+    **{
+        **_STYLE_ARGS,
+        "colors": ("#93c5fd", "#b91c1c", "#ea580c", "#7c3aed", "#0f766e"),
+        "stroke_width": 3,
+        "opacity": 0.55,
+    }
+)
+
+
+def reserved_vs_used(
+    *,
+    title: str,
+    labels: Sequence[str],
+    stack: Mapping[str, Sequence[Decimal]],
+    used: Sequence[Decimal],
+    y_title: str,
+    formatter: Callable[[float], str] | None = None,
+) -> SafeString:
+    """Used as a filled area, and over it each reservation of the stack as a thick dashed
+    line at the top of its share (the last one is R(h), what usage nets against), so the
+    reserved level stays visible where usage sits on it or below it; bursts rise above it."""
+    chart = pygal.Line(
+        title=title,
+        height=320,
+        width=900,
+        y_title=y_title,
+        fill=True,
+        interpolate=None,
+        show_dots=False,
+        include_x_axis=True,
+        **{**_COMMON, "style": RESERVED_STYLE},
+    )
+    if formatter is not None:
+        chart.value_formatter = formatter
+    _fill(chart, labels, {})
+    chart.add("used", [float(v) for v in used])
+    running = [0.0] * len(labels)
+    for name, values in stack.items():
+        running = [r + float(v) for r, v in zip(running, values, strict=True)]
+        chart.add(name, list(running), fill=False, stroke_style={"dasharray": "12, 6"})
+    return _render(chart)
 
 
 def lines(
@@ -109,40 +175,3 @@ def lines(
         **_COMMON,
     )
     return _render(_fill(chart, labels, series))
-
-
-def stacked_reserved(
-    *,
-    title: str,
-    labels: Sequence[str],
-    stack: dict[str, Sequence[Decimal]],
-    used: Sequence[Decimal],
-    y_title: str = "",
-    height: int = 320,
-) -> SafeString:
-    """Reserved capacity as stacked bands (one per reservation, in ``stack``'s order from the
-    bottom) under the line of what was used."""
-    chart = pygal.Line(
-        title=title,
-        height=height,
-        width=900,
-        y_title=y_title,
-        interpolate=None,
-        show_dots=False,
-        include_x_axis=True,
-        **_COMMON,
-    )
-    chart.x_labels = list(labels)
-    if len(labels) > 16:
-        chart.x_labels_major_every = max(1, len(labels) // 10)
-        chart.show_minor_x_labels = False
-    tops: list[tuple[str, list[float]]] = []
-    running = [0.0] * len(labels)
-    for name, values in stack.items():
-        running = [r + float(v) for r, v in zip(running, values, strict=True)]
-        tops.append((name, running))
-    # Each band is filled down to zero, so the highest is drawn first and the lower ones on it.
-    for name, band in reversed(tops):
-        chart.add(name, band, fill=True)
-    chart.add("used", [float(v) for v in used], fill=False, stroke_style={"width": 2})
-    return _render(chart)

@@ -31,6 +31,16 @@ from .entries import Entry
 FAR_FUTURE = date.max
 
 
+def _hourly_product(entry: Entry, ctx: Context, key: Any) -> None:
+    """Reservations net per hour (SPEC §6 step 2): their product's quantity must be hourly."""
+    parsed = next((p for p in ctx.parsed.get("products", []) if p.get("key") == key), None)
+    quantity = parsed["quantity"] if parsed else None
+    if parsed is None and key:
+        quantity = Product.objects.filter(key=key).values_list("quantity", flat=True).first()
+    if quantity == Product.Quantity.PERIOD:
+        entry.error("product", f"{key!r} has quantity 'period'; a reservation nets per hour")
+
+
 def _overlaps(a: tuple[date, date | None], b: tuple[date, date | None]) -> bool:
     return a[0] < (b[1] or FAR_FUTURE) and b[0] < (a[1] or FAR_FUTURE)
 
@@ -57,6 +67,7 @@ def _reservations(entry: Entry, ctx: Context, term: tuple[Any, Any]) -> list[dic
     for item in entry.children("reservations"):
         product = item.slug("product")
         product_known(item, ctx, "product", product)
+        _hourly_product(item, ctx, product)
         start = item.date("start", term[0])
         end = item.date("end", term[1])
         if end is None and term[1] is None:

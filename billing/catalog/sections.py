@@ -84,6 +84,9 @@ def _product(entry: Entry, ctx: Context) -> dict[str, Any]:
         "filter": {k: str(v) for k, v in filters.items()},
         "unit": entry.text("unit", max_length=50),
         "unit_size": entry.decimal("unit_size", 1, positive=True),
+        # hourly | period (SPEC §3): how a period's quantity of a max, latest or unique
+        # count meter is taken; sum and count meters give the same either way.
+        "quantity": entry.choice("quantity", Product.Quantity.values, Product.Quantity.HOURLY),
     }
 
 

@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_serializer,
     extend_schema_view,
+    inline_serializer,
 )
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import PermissionDenied
@@ -20,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
+from config.pagination import PAGE_PARAMETERS, SequenceCursor, paginated
 from core.timeparse import month_start
 from tenancy.models import Org
 
@@ -286,12 +288,15 @@ class DealListApi(APIView):
 
     @extend_schema(
         operation_id="deals_list",
-        parameters=[OpenApiParameter("status", str, enum=Deal.Status.values)],
-        responses={200: _DealSummary(many=True), **error_responses(400, 404, 409)},
+        parameters=[OpenApiParameter("status", str, enum=Deal.Status.values), *PAGE_PARAMETERS],
+        responses={
+            200: inline_serializer("DealPage", {"results": _DealSummary(many=True)}),
+            **error_responses(400, 404, 409),
+        },
     )
     def get(self, request: Request) -> Response:
         deals = selectors.deals_for(user=request.user, status=request.query_params.get("status"))
-        return Response(_DealSummary(deals, many=True).data)
+        return Response(paginated(request, self, deals, lambda d: _DealSummary(d).data))
 
     @extend_schema_serializer(component_name="DealCreate")
     class InputSerializer(_DealIn):
@@ -465,8 +470,12 @@ class CapacityApi(APIView):
         parameters=[
             OpenApiParameter("from", str, description="YYYY-MM; default: this month"),
             OpenApiParameter("months", int, description="1 to 60; 24"),
+            *PAGE_PARAMETERS,
         ],
-        responses={200: _Pool(many=True), **error_responses(400, 404, 409)},
+        responses={
+            200: inline_serializer("CapacityPage", {"results": _Pool(many=True)}),
+            **error_responses(400, 404, 409),
+        },
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("from")
@@ -480,4 +489,8 @@ class CapacityApi(APIView):
         pools: list[PoolCapacity] = selectors.capacity_for(
             user=request.user, start=start, months=months
         )
-        return Response(_Pool(pools, many=True).data)
+        page = SequenceCursor[PoolCapacity](
+            request, lambda pool: [str(pool.region), str(pool.gpu_model)]
+        ).page(pools)
+        page["results"] = _Pool(page["results"], many=True).data
+        return Response(page)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import notifications, views
 
 app_name = "finance"
 urlpatterns = [
@@ -17,4 +17,20 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("unbilled/", views.unbilled, name="unbilled"),
     path("quarantine/", views.quarantine, name="quarantine"),
+    path("alerts", notifications.alerts, name="alerts"),
+    path("alerts/new", notifications.alert_create, name="alert-create"),
+    path("alerts/<int:alert_id>/<slug:action>", notifications.alert_act, name="alert-action"),
+    path("webhooks", notifications.webhooks, name="webhooks"),
+    path("webhooks/new", notifications.webhook_create, name="webhook-create"),
+    path("webhooks/<int:endpoint_id>", notifications.webhook, name="webhook"),
+    path(
+        "webhooks/<int:endpoint_id>/<slug:action>",
+        notifications.webhook_act,
+        name="webhook-action",
+    ),
+    path(
+        "webhooks/deliveries/<int:delivery_id>/replay",
+        notifications.delivery_replay,
+        name="delivery-replay",
+    ),
 ]

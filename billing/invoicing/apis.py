@@ -11,7 +11,13 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    OpenApiTypes,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -22,6 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import error_responses
+from config.pagination import PAGE_PARAMETERS, paginated
 from core.timeparse import month_of
 from tenancy.access import caller, has_role
 from tenancy.api_access import org_for_read
@@ -131,8 +138,11 @@ FILTERS = [
 class InvoiceListApi(APIView):
     @extend_schema(
         operation_id="invoices_list",
-        parameters=FILTERS,
-        responses={200: INVOICE_SCHEMA(many=True), **error_responses(400)},
+        parameters=[*FILTERS, *PAGE_PARAMETERS],
+        responses={
+            200: inline_serializer("InvoicePage", {"results": INVOICE_SCHEMA(many=True)}),
+            **error_responses(400),
+        },
     )
     def get(self, request: Request) -> Response:
         orgs, drafts = readable_orgs(request, request.query_params.get("org"))
@@ -148,7 +158,7 @@ class InvoiceListApi(APIView):
             status=statuses or None,
             include_drafts=drafts,
         )
-        return Response([_invoice_out(i) for i in invoices])
+        return Response(paginated(request, self, invoices, _invoice_out))
 
 
 class InvoiceDetailApi(APIView):
@@ -256,9 +266,18 @@ class CreditNoteCreateApi(APIView):
 class CreditNoteListApi(APIView):
     @extend_schema(
         operation_id="credit_notes_list",
-        parameters=FILTERS[:3],
+        parameters=[*FILTERS[:3], *PAGE_PARAMETERS],
         responses={
-            200: OpenApiResponse({"type": "array", "items": {"type": "object"}}),
+            200: OpenApiResponse(
+                {
+                    "type": "object",
+                    "properties": {
+                        "next": {"type": "string", "nullable": True},
+                        "previous": {"type": "string", "nullable": True},
+                        "results": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            ),
             **error_responses(400),
         },
     )
@@ -269,7 +288,9 @@ class CreditNoteListApi(APIView):
             period=_period(request.query_params.get("period")),
             issuer=request.query_params.get("issuer"),
         )
-        return Response([{"id": n.pk, **credit_note_dict(n)} for n in notes])
+        return Response(
+            paginated(request, self, notes, lambda n: {"id": n.pk, **credit_note_dict(n)})
+        )
 
 
 class _FormatIsOurs(DefaultContentNegotiation):

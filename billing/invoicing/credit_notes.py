@@ -21,6 +21,7 @@ from tenancy.models import Org
 from ..models import Issuer
 from ..money import round_amount
 from .errors import InvoicingError
+from .events import credit_note_issued_emit
 from .lock_objects import lock_invoice
 from .models import (
     CreditNote,
@@ -149,6 +150,7 @@ def credit_note_issue(
             )
             for tax in totals.taxes
         )
+        org = Org.objects.get(pk=invoice.org_id)
         audit_record(
             action="credit_note.issued",
             object_type="credit_note",
@@ -156,8 +158,9 @@ def credit_note_issue(
             changes={"invoice": invoice.number, "total": total, "full": full, "reason": reason},
             user=user,
             actor="finance",
-            org=Org.objects.get(pk=invoice.org_id),
+            org=org,
         )
+        credit_note_issued_emit(note=note, invoice=invoice, org_slug=org.slug)
     return note
 
 

@@ -22,6 +22,7 @@ from tenancy.models import Org
 from ..models import Issuer
 from ..stripe.tasks import invoices_sync_on_commit
 from .drafting import apply_totals, chunks, invoice_totals, legal_snapshot, legal_snapshot_fields
+from .events import invoice_finalized_emit
 from .lock_objects import lock_invoices
 from .models import DocumentCounter, Invoice, InvoiceTax
 from .numbering import format_number, reserve_numbers
@@ -188,6 +189,7 @@ def _finalize_drafts(drafts: Sequence[Invoice], *, as_of: datetime, user: Any) -
     )
     _settle_zero_and_negative(drafts, as_of=as_of, user=user, orgs=orgs)
     invoices_sync_on_commit(invoice_ids=[invoice.pk for invoice in drafts])
+    invoice_finalized_emit(invoices=drafts, org_slugs={pk: org.slug for pk, org in orgs.items()})
 
 
 def _settle_zero_and_negative(

@@ -4,6 +4,7 @@ charge and credit models; the deal desk's and invoicing's models live beside the
 import ``base`` (never this package), so no model module imports another in a cycle.
 """
 
+from ..alerts.models import Alert, AlertFiring
 from ..deals.models import Deal, DealEvent, DealLine, DealTerm
 from ..invoicing.models import (
     CreditNote,
@@ -39,6 +40,8 @@ from .base import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertFiring",
     "Amendment",
     "BillingPeriod",
     "CapacityPool",

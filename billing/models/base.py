@@ -45,6 +45,16 @@ class Product(models.Model):
         max_digits=24, decimal_places=6, validators=[MinValueValidator(Decimal("0.000001"))]
     )
 
+    class Quantity(models.TextChoices):
+        """How a period's quantity is taken (SPEC §3 Product). The same for sum and count
+        meters; for max, latest and unique count meters ``period`` bills the month's peak,
+        last value or distinct count instead of the sum of the hours' values."""
+
+        HOURLY = "hourly", "Hourly: Σ U(h), in unit-hours"
+        PERIOD = "period", "Period: the meter's aggregation over the whole period"
+
+    quantity = models.CharField(max_length=8, choices=Quantity.choices, default="hourly")
+
     class Meta:
         ordering = ["key"]
 

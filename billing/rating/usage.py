@@ -5,6 +5,11 @@ product's filter, ÷ the product's unit size. A rollup is exact per (hour, dimen
 so the groups the filter keeps combine the meter's way: sums and counts add, max takes the
 max, latest takes the latest event's value, unique count counts distinct values again (from
 ``HourlyDistinctValue``). One query per product and period; no event is read.
+
+A period's quantity (SPEC §3 Product quantity) is Σ U(h) for an ``hourly`` product; for a
+``period`` product it is the meter's aggregation over the whole range, also from the rollups:
+the max of the hourly maxes, the latest hour's latest value (ties broken as the rollup broke
+them: by (time, source, id)), and the distinct values of ``HourlyDistinctValue`` counted again.
 """
 
 from datetime import datetime
@@ -61,9 +66,16 @@ def hourly_usage(
 
 
 def period_usage(*, org_id: int, product: Product, start: datetime, end: datetime) -> Decimal:
-    """Σ U(h) over ``[start, end)``: one aggregate row when the meter's hours simply add (sum,
-    count); otherwise the sum of the hourly values (at most one row per hour)."""
+    """The product's quantity over ``[start, end)`` in billing units: Σ U(h), one aggregate
+    row when the meter's hours simply add (sum, count); for a ``period`` product of a max,
+    latest or unique count meter, that aggregation over the whole range; otherwise the sum of
+    the hourly values (at most one row per hour)."""
     meter = product.meter
+    if product.quantity == Product.Quantity.PERIOD and meter.aggregation not in (
+        Agg.SUM,
+        Agg.COUNT,
+    ):
+        return range_aggregate(org_id=org_id, product=product, start=start, end=end)
     if meter.aggregation in (Agg.SUM, Agg.COUNT):
         total = _filtered(
             HourlyRollup.objects.filter(
@@ -84,3 +96,32 @@ def _latest(rollups: QuerySet[HourlyRollup]) -> dict[datetime, Decimal]:
         if hour not in best or (moment, tiebreak) > best[hour][:2]:
             best[hour] = (moment, tiebreak, value)
     return {hour: entry[2] for hour, entry in best.items()}
+
+
+def range_aggregate(*, org_id: int, product: Product, start: datetime, end: datetime) -> Decimal:
+    """The meter's aggregation over all of ``[start, end)`` (not per hour), in billing units:
+    one or two queries over the rollups whatever the length of the range."""
+    meter = product.meter
+    if meter.aggregation == Agg.UNIQUE_COUNT:
+        distinct = HourlyDistinctValue.objects.filter(
+            org_id=org_id, meter_id=meter.pk, hour__gte=start, hour__lt=end
+        )
+        count = _filtered(distinct, product.filter).aggregate(v=Count("value", distinct=True))
+        return Decimal(count["v"] or 0) / product.unit_size
+    rollups = _filtered(
+        HourlyRollup.objects.filter(
+            org_id=org_id, meter_id=meter.pk, hour__gte=start, hour__lt=end
+        ),
+        product.filter,
+    )
+    if meter.aggregation == Agg.LATEST:
+        last = rollups.aggregate(t=Max("latest_time"))["t"]
+        # Several groups may share the latest moment: the tiebreak is compared in Python, as
+        # the rollup compared it, whatever the database's collation.
+        tied = rollups.filter(latest_time=last).values_list("latest_tiebreak", "value")
+        value = max(tied)[1] if last is not None else Decimal(0)
+    elif meter.aggregation == Agg.MAX:
+        value = rollups.aggregate(v=Max("value"))["v"] or Decimal(0)
+    else:
+        value = rollups.aggregate(v=Sum("value"))["v"] or Decimal(0)
+    return value / product.unit_size

@@ -12,7 +12,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
+    # Every read (GET, HEAD, OPTIONS) is throttled per API key (or user): TESSERA_READ_RATE.
+    # The ingestion endpoint has its own (TESSERA_INGEST_RATE).
+    "DEFAULT_THROTTLE_CLASSES": ["tenancy.throttling.ReadThrottle"],
     "DEFAULT_THROTTLE_RATES": {"ingest": env.INGEST_RATE, "read": env.READ_RATE},
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.Cursor",
+    "PAGE_SIZE": 100,
 }
 
 SPECTACULAR_SETTINGS = {

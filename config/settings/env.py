@@ -22,6 +22,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
 def _list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     return [part.strip() for part in raw.split(",") if part.strip()] if raw else default
@@ -86,3 +91,21 @@ DEAL_APPROVAL_DISCOUNT_PERCENT = os.environ.get("TESSERA_DEAL_APPROVAL_DISCOUNT_
 STRIPE_MAX_NETWORK_RETRIES = _int("TESSERA_STRIPE_MAX_NETWORK_RETRIES", 2)
 # Receivables and draft review (issue 15).
 VARIANCE_FLAG_PERCENT = os.environ.get("TESSERA_VARIANCE_FLAG_PERCENT", "25")
+# Outbound webhooks (SPEC §5): attempts per delivery, exponential backoff (base, cap), the
+# per-attempt timeout, how long a rotated secret keeps signing, and whether http and
+# private/loopback addresses are allowed (the embedded default and tests; never in production).
+WEBHOOK_MAX_ATTEMPTS = _int("TESSERA_WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_BACKOFF_SECONDS = _float("TESSERA_WEBHOOK_BACKOFF_SECONDS", 60.0)
+WEBHOOK_BACKOFF_CAP_SECONDS = _float("TESSERA_WEBHOOK_BACKOFF_CAP_SECONDS", 6 * 3600.0)
+WEBHOOK_TIMEOUT_SECONDS = _float("TESSERA_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+WEBHOOK_SECRET_OVERLAP_HOURS = _int("TESSERA_WEBHOOK_SECRET_OVERLAP_HOURS", 24)
+WEBHOOK_ALLOW_PRIVATE = _bool("TESSERA_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+# Alert emails (Django's email backend): console by default, SMTP when EMAIL_HOST is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = _int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Tessera <billing@tessera.localhost>")
+# Alerts are evaluated after every rating; beat evaluates every org's as a backstop too.
+ALERT_INTERVAL_SECONDS = _int("TESSERA_ALERT_INTERVAL_SECONDS", 600)

@@ -23,6 +23,13 @@ CELERY_BEAT_SCHEDULE = {
     "invoices-overdue": {"task": "billing.invoicing.mark_overdue", "schedule": 3600.0},
     # Retries the Stripe sync of finalized invoices that failed or were never pushed.
     "stripe-sync": {"task": "billing.stripe.sync_pending", "schedule": 300.0},
+    # Sends webhook deliveries that are due and whose task was lost.
+    "webhooks-due": {"task": "webhooks.deliver_due", "schedule": 60.0},
+    # Alerts are evaluated after each rating; this catches what no rating touched.
+    "alerts": {
+        "task": "billing.alerts.evaluate_all",
+        "schedule": float(env.ALERT_INTERVAL_SECONDS),
+    },
 }
 # Task modules outside an app's ``tasks.py`` (autodiscovery looks only there).
-CELERY_IMPORTS = ["billing.invoicing.tasks", "billing.stripe.tasks"]
+CELERY_IMPORTS = ["billing.invoicing.tasks", "billing.stripe.tasks", "billing.alerts.tasks"]

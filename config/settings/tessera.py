@@ -28,6 +28,21 @@ TESSERA_STRIPE_MAX_NETWORK_RETRIES = env.STRIPE_MAX_NETWORK_RETRIES
 # Draft review flags a product whose amount moved more than this many percent from the
 # previous period (issue 15).
 TESSERA_VARIANCE_FLAG_PERCENT = env.VARIANCE_FLAG_PERCENT
-# Called after commit with (event=, org_id=, payload=) for invoice.paid / invoice.overdue: the
-# outbound-webhook service plugs in here (SPEC §5).
-TESSERA_INVOICE_EVENT_HOOKS: list[str] = []
+TESSERA_WEBHOOK_MAX_ATTEMPTS = env.WEBHOOK_MAX_ATTEMPTS
+TESSERA_WEBHOOK_BACKOFF_SECONDS = env.WEBHOOK_BACKOFF_SECONDS
+TESSERA_WEBHOOK_BACKOFF_CAP_SECONDS = env.WEBHOOK_BACKOFF_CAP_SECONDS
+TESSERA_WEBHOOK_TIMEOUT_SECONDS = env.WEBHOOK_TIMEOUT_SECONDS
+TESSERA_WEBHOOK_SECRET_OVERLAP_HOURS = env.WEBHOOK_SECRET_OVERLAP_HOURS
+TESSERA_WEBHOOK_ALLOW_PRIVATE = env.WEBHOOK_ALLOW_PRIVATE
+# Email: console unless an SMTP host is configured (the demo prints alert emails).
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env.EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env.EMAIL_HOST
+EMAIL_PORT = env.EMAIL_PORT
+EMAIL_HOST_USER = env.EMAIL_HOST_USER
+EMAIL_HOST_PASSWORD = env.EMAIL_HOST_PASSWORD
+EMAIL_USE_TLS = env.EMAIL_USE_TLS
+DEFAULT_FROM_EMAIL = env.DEFAULT_FROM_EMAIL

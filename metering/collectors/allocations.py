@@ -215,18 +215,25 @@ class ApiAllocations(RecordedAllocations):
         self.client = client or httpx.Client(timeout=30.0)
 
     def allocations(self, node: str, start: float, end: float) -> list[Allocation]:
-        params = {"node": node, "start": iso(start), "end": iso(end)}
-        try:
-            response = self.client.get(self.url, params=params, headers=self.headers)
-        except httpx.HTTPError as exc:
-            raise AllocationsUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise AllocationsUnavailable(f"HTTP {response.status_code}: {response.text[:200]}")
-        try:
-            rows = response.json()["results"]
-            return [_parse(row, f"results[{i}]")[1] for i, row in enumerate(rows)]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AllocationsUnavailable(f"unreadable allocations: {exc}") from exc
+        """Every page of the answer (the list is cursor-paginated: follow ``next``)."""
+        url: str | None = self.url
+        params: dict[str, str] | None = {"node": node, "start": iso(start), "end": iso(end)}
+        found: list[Allocation] = []
+        while url:
+            try:
+                response = self.client.get(url, params=params, headers=self.headers)
+            except httpx.HTTPError as exc:
+                raise AllocationsUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            if response.status_code != 200:
+                raise AllocationsUnavailable(f"HTTP {response.status_code}: {response.text[:200]}")
+            try:
+                page = response.json()
+                rows = page["results"]
+                found += [_parse(row, f"results[{i}]")[1] for i, row in enumerate(rows)]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AllocationsUnavailable(f"unreadable allocations: {exc}") from exc
+            url, params = page.get("next"), None  # the next link carries the query
+        return found
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,8 @@ def test_finance_and_operators_read_unbilled_usage(role):
              "reason": "no_matching_product", "quantity": "1800.000000", "events": 1,
              "start": "2026-10-01T02:00:00Z", "end": "2026-10-01T03:00:00Z"}
         ],
+        "next": None,  # one page: the list is cursor-paginated like every other
+        "previous": None,
     }  # fmt: skip
     assert api(staff_user("staff", role), org="globex").json()["results"] == []
 

@@ -3,6 +3,7 @@ in-process), at tiny scale: the whole path runs and leaves invoices, PDFs and th
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,13 @@ def test_demo_runs_on_its_own_sqlite_database_and_rebuilds_it_on_a_rerun(tmp_pat
         "Unbilled usage: 1 row(s) on /finance/unbilled/ (initech llm_uncached_input_tokens "
         "{'model': 'bge-m3'} 42000 token: no_matching_product)" in second.stdout
     )
+    # acme's owner set alerts and a webhook endpoint: alerts fired, every delivery arrived
+    assert re.search(r"Alerts: [1-9]\d* fired for acme", second.stdout), second.stdout
+    assert re.search(r"webhooks: ([1-9]\d*) of \1 deliveries received", second.stdout)
+    assert "Subject: [Tessera] Acme AI SAS: Monthly budget" in second.stdout  # console email
+    received = sorted(p.name for p in (tmp_path / "demo" / "webhooks").glob("*.json"))
+    assert any(name.endswith("invoice.finalized.json") for name in received)
+    assert any(name.endswith("alert.triggered.json") for name in received)
     for login in ("ada", "demo-am", "fin", "ops"):
         assert f"  {login} " in second.stdout
     # the deal desk: acme's contract amended by a signed expansion, globex's deal pending

@@ -1,3 +1,4 @@
+import csv
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -72,11 +73,14 @@ def test_owner_sees_cost_charts_tokens_credits_and_keys(acme):
     assert "Acme AI SAS" in page
     assert "Cost so far" in page
     assert "Usage per day" in page
-    assert page.count("<svg") == 3  # usage per day in GPU-hours and in tokens; reserved vs used
+    assert "Cost per day" in page
+    # cost per day; usage per day in GPU-hours and in tokens; reserved vs used
+    assert page.count("<svg") == 4
     assert "2 burst hour" not in page  # 48 burst hours: 10 used against 8 reserved
     assert "48 burst hours" in page
     assert "llama-3.1-70b" in page
-    assert "48,000,000" in page  # input tokens over the two days
+    assert "48\u202f000\u202f000" in page  # input tokens, grouped the French way (acme is FR)
+    assert "excl. VAT" in page
     assert "welcome" in page
     assert "Create key" in page
 
@@ -84,12 +88,14 @@ def test_owner_sees_cost_charts_tokens_credits_and_keys(acme):
 def test_usage_csv_lists_daily_billing_units(acme):
     response = member(acme, Membership.Role.VIEWER).get("/portal/usage.csv")
 
-    rows = response.content.decode().splitlines()
+    lines = response.content.decode().splitlines()
     assert response["Content-Type"] == "text/csv"
-    assert rows[0] == "date,product,name,unit,quantity"
-    h100 = [r for r in rows if ",h100-eu-north," in r]
-    assert [r.split(",")[0] for r in h100] == ["2026-11-01", "2026-11-02"]
-    assert [Decimal(r.split(",")[-1]) for r in h100] == [Decimal(240), Decimal(240)]
+    assert lines[0] == "date,product,name,unit,quantity,amount_excl_vat,currency"
+    h100 = [r for r in csv.reader(lines) if r[1] == "h100-eu-north"]
+    assert [r[0] for r in h100] == ["2026-11-01", "2026-11-02"]
+    assert [(r[4], r[6]) for r in h100] == [("240", "USD"), ("240", "USD")]
+    # Each day: 8 GPUs × 24 h reserved at 2.10 and 2 GPUs × 24 h burst at 2.40 (in cents).
+    assert [r[5] for r in h100] == ["518.40", "518.40"]
 
 
 def test_viewer_sees_but_cannot_manage_keys(acme):
@@ -178,7 +184,7 @@ def test_stacked_reservations_show_as_one_chart_of_the_stack(acme):
     page = member(acme, Membership.Role.OWNER).get("/portal/").content.decode()
 
     # 10 used: 2 above the 8 reserved for 24 h, none above 12 after
-    assert page.count("<svg") == 3  # the two reservations in one chart
+    assert page.count("<svg") == 4  # cost; usage in GPU-hours and tokens; both reservations
     assert "24 burst hours" in page
     assert "2 reservations stacked" in page
     assert "8 reserved from 2026-11-01" in page

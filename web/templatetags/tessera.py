@@ -51,9 +51,18 @@ def changes(value: Any) -> list[tuple[str, str]]:
 
 
 @register.filter
-def price(value: Any) -> str:
+def amount(value: Any, numbers: Any) -> str:
+    """An amount in the org's locale and currency: ``{{ x|amount:numbers }}``."""
+    return str(numbers.money(value))
+
+
+@register.filter
+def price(value: Any, numbers: Any = None) -> str:
     """A unit price with at least two decimals, and all it has beyond: 2 → 2.00,
-    2.1 → 2.10, 0.0000125 → 0.0000125."""
+    2.1 → 2.10, 0.0000125 → 0.0000125; in the org's locale and currency with
+    ``{{ x|price:numbers }}``."""
+    if numbers is not None:
+        return str(numbers.price(value))
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
@@ -64,8 +73,11 @@ def price(value: Any) -> str:
 
 
 @register.filter
-def qty(value: Any) -> str:
-    """A quantity with thousands separators, trailing zeros dropped: 14112.000 → 14,112."""
+def qty(value: Any, numbers: Any = None) -> str:
+    """A quantity with thousands separators, trailing zeros dropped: 14112.000 → 14,112; in
+    the org's locale with sensible decimals with ``{{ x|qty:numbers }}``."""
+    if numbers is not None:
+        return str(numbers.quantity(value))
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
@@ -74,3 +86,34 @@ def qty(value: Any) -> str:
     sign = "-" if whole.startswith("-") else ""
     grouped = f"{sign}{int(whole.lstrip('-') or 0):,}"
     return f"{grouped}.{fraction}" if fraction else grouped
+
+
+@register.filter
+def pct(value: Any, numbers: Any) -> str:
+    """A percentage (given in percent) in the org's locale: ``{{ x|pct:numbers }}``."""
+    return str(numbers.percent(value))
+
+
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    """``{{ mapping|get_item:key }}``: a dict's value by a variable key ('' when absent)."""
+    return mapping.get(key, "") if hasattr(mapping, "get") else ""
+
+
+@register.filter
+def label(name: Any) -> str:
+    """A key as a label: gpu_model → Gpu model."""
+    text = str(name).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+@register.filter
+def threshold(alert: Any, numbers: Any = None) -> str:
+    """An alert's threshold in the reader's locale: a percentage, or an amount in the
+    alert's own currency."""
+    from web.formatting import DEFAULT_LOCALE, Numbers
+
+    locale = numbers.locale if numbers is not None else DEFAULT_LOCALE
+    if alert.kind in alert.PERCENT_KINDS:
+        return Numbers(locale, "USD").percent(alert.threshold)
+    return Numbers(locale, alert.currency).money(alert.threshold)

@@ -17,8 +17,10 @@ from demo.services import (
     allocations_write,
     customer_login_ensure,
     deals_ensure,
+    notifications_ensure,
     staff_logins_ensure,
 )
+from demo.sink import Sink
 from metering.models import UsageEvent
 from tenancy.models import Org
 from testing.stripe_server import StripeServer
@@ -71,7 +73,11 @@ class Command(BaseCommand):
             encoding="utf-8",
         )
         pipeline.quiet("load_catalog", str(catalog), log=workdir / "logs" / "commands.log")
-        logins.insert(0, customer_login_ensure(org=Org.objects.get(slug="acme")))
+        acme = Org.objects.get(slug="acme")
+        logins.insert(0, customer_login_ensure(org=acme))
+        # acme's owner sets alerts and a webhook endpoint; its receiver runs in this process.
+        sink = Sink(workdir / "webhooks", [])
+        sink.secrets.extend(notifications_ensure(org=acme, url=sink.url))
         self.say(
             f"  {Org.objects.count()} orgs; billing {span.first_month:%B %Y} and "
             f"{span.last_month:%B %Y}; simulating {pipeline.iso(span.start)} .. "
@@ -132,6 +138,7 @@ class Command(BaseCommand):
         self.step("Summary")
         self.summary(pipeline.summary_rows(exports), stored, time.monotonic() - started)
         self.say(pipeline.unbilled_line())
+        self.say("  " + pipeline.notifications_summary(org=acme, sink=sink))
         if settings.DATABASES["default"]["NAME"] == str(env.VAR_DIR / DEMO_DB):
             self.say(
                 f"Database: {env.VAR_DIR / DEMO_DB}; manage.py commands without DATABASE_URL "

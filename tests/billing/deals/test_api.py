@@ -118,7 +118,7 @@ def test_an_account_manager_cannot_draft_or_read_for_another_org(am, other_am):
     assert for_acme.json()["message"] == for_nobody.json()["message"].replace("nope", "acme")
     assert api(other_am).get(f"/api/v1/deals/{deal.pk}").status_code == 403
     assert api(other_am).get("/api/v1/deals/424242").status_code == 403
-    assert api(other_am).get("/api/v1/deals").json() == []
+    assert api(other_am).get("/api/v1/deals").json()["results"] == []
     assert Deal.objects.count() == 1
 
 
@@ -160,7 +160,7 @@ def test_capacity(am):
     response = api(am).get("/api/v1/capacity?from=2027-01&months=2")
 
     assert response.status_code == 200
-    (pool,) = response.json()
+    (pool,) = response.json()["results"]
     assert (pool["gpu_model"], pool["region"]) == ("H100", "eu-north")
     assert [
         (m["month"], m["installed"], m["reserved"], m["available"]) for m in pool["months"]
@@ -215,7 +215,7 @@ def test_an_amendment_through_the_api_then_the_contract_shows_its_history(am, fi
         ("a100", "25.0000", "2026-11-16", amendment["id"]),
         ("h100", "10.0000", "2026-10-01", None),
     ]
-    listed = api(am).get("/api/v1/contracts?org=acme").json()
+    listed = api(am).get("/api/v1/contracts?org=acme").json()["results"]
     assert [c["key"] for c in listed] == ["acme-c"]
 
 
@@ -234,10 +234,12 @@ def test_contracts_are_read_by_who_may_see_the_org(am, other_am, customer):
     assert api(other_am).get(f"/api/v1/contracts/{acme.pk}").status_code == 404
     assert api(customer).get(f"/api/v1/contracts/{globex.pk}").status_code == 404
     assert api(customer).get(f"/api/v1/contracts/{acme.pk}").json()["contract"]["key"] == "acme-c"
-    assert [c["key"] for c in api(customer).get("/api/v1/contracts").json()] == ["acme-c"]
+    assert [c["key"] for c in api(customer).get("/api/v1/contracts").json()["results"]] == [
+        "acme-c"
+    ]
     key = api_key_create(name="r", org=Org.objects.get(slug="acme"), scope=ApiKey.Scope.READ)
     by_key = APIClient(HTTP_AUTHORIZATION=f"Bearer {key.raw_key}")
-    assert [c["key"] for c in by_key.get("/api/v1/contracts").json()] == ["acme-c"]
+    assert [c["key"] for c in by_key.get("/api/v1/contracts").json()["results"]] == ["acme-c"]
     assert by_key.get(f"/api/v1/contracts/{globex.pk}").status_code == 404
 
 
