@@ -56,8 +56,11 @@ class Workers:
         self.sender.send_task(name, args=args)
 
     def stop(self) -> None:
+        """Kill the workers and clear this run's keys; again (the fixture after a test that
+        stopped them itself) does nothing new."""
         for proc in self.procs:
             proc.kill()
             proc.wait(timeout=30)
+        self.procs.clear()
         self.sender.close()
         self.broker.clear()
