@@ -36,8 +36,7 @@ def test_customer_sees_the_charts_and_downloads_the_usage(browser, live_server, 
     assert "48 burst hours" in browser.page_source
     browser.find_element(By.LINK_TEXT, "Download CSV").click()
     files = wait_until(
-        lambda: list(browser.downloads.glob("*.csv")) if browser.downloads.exists() else [],
-        timeout=20,
+        lambda: list(browser.downloads.glob("*.csv")) if browser.downloads.exists() else []
     )
     assert files, "the CSV was not downloaded"
     assert files[0].read_text().startswith("date,product,name,unit,quantity,amount_excl_vat")
