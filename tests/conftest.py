@@ -1,6 +1,6 @@
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 from tenancy.services import api_key_create
 
 from .factories import MeterFactory, OrgFactory
+from .support.isolation import run_database_name
+from .support.workers import Workers
 
 
 def _redis_up() -> bool:
@@ -26,11 +28,26 @@ REDIS_UP = _redis_up()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
+    if os.environ.get("TESSERA_TEST_REQUIRE_SERVICES") and not (on_postgres and REDIS_UP):
+        # CI: a run that would skip the PostgreSQL and real-worker tests is a failed run.
+        raise pytest.UsageError("TESSERA_TEST_REQUIRE_SERVICES: PostgreSQL or Redis is missing")
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (SQLite fallback run)"))
         if "celery_worker" in item.keywords and not (REDIS_UP and on_postgres):
             item.add_marker(pytest.mark.skip(reason="needs Redis and PostgreSQL for a real worker"))
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A PostgreSQL test database of this run's own, ``test_<NAME>_<run id>`` (pytest-django
+    would take ``test_<NAME>`` and drop whatever another checkout is testing on in it)."""
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"] == "django.db.backends.postgresql":
+            test = db.setdefault("TEST", {})
+            test["NAME"] = run_database_name(test.get("NAME") or f"test_{db['NAME']}")
 
 
 @pytest.fixture(autouse=True)
@@ -40,23 +57,31 @@ def _no_rollup_on_ingest(settings: Any) -> None:
 
 
 @pytest.fixture
+def workers() -> Iterator[Workers]:
+    """Real Celery workers (``celery_worker`` tests): started by the test, killed after it."""
+    pool = Workers()
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
 def now() -> datetime:
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
 def org(db: None) -> Any:
-    return OrgFactory(slug="acme")
+    return OrgFactory.create(slug="acme")
 
 
 @pytest.fixture
 def other_org(db: None) -> Any:
-    return OrgFactory(slug="globex")
+    return OrgFactory.create(slug="globex")
 
 
 @pytest.fixture
 def gpu_meter(db: None) -> Any:
-    return MeterFactory(
+    return MeterFactory.create(
         key="gpu_time",
         event_type="gpu.usage",
         value_path="$.gpu_seconds",

@@ -18,6 +18,7 @@ What every document carries, per the issuer's country (``billing.legal``):
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -35,7 +36,17 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from ..legal import (
     format_iban,
@@ -396,7 +407,7 @@ def render_sheet(sheet: Sheet) -> bytes:
     parts += f" · VAT {sheet.issuer_vat_id}" if sheet.issuer_vat_id else ""
     footer = _wrap(parts.split(" · "), width=A4[0] - 36 * mm, size=6.5)
 
-    def decorate(canvas: Any, document: Any) -> None:
+    def decorate(canvas: Canvas, document: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont(FONT, 6.5)
         canvas.setFillColor(MUTED)
@@ -444,7 +455,7 @@ def _header(sheet: Sheet) -> Table:
     return heading(issuer, sheet.kind, sheet.facts)
 
 
-def heading(left: list[Any], title: str, facts: list[tuple[str, str]]) -> Table:
+def heading(left: Sequence[Flowable], title: str, facts: list[tuple[str, str]]) -> Table:
     """The top of a document: who issues it on the left; its title and facts on the right."""
     _register_fonts()
     right: list[Any] = [Paragraph(title, STYLES["title"])]
@@ -488,7 +499,7 @@ def _parties(sheet: Sheet) -> Table:
     return band(bill_to)
 
 
-def band(cells: list[Any]) -> Table:
+def band(cells: Sequence[Flowable]) -> Table:
     """A shaded box across the page: the customer's details."""
     return Table(
         [[cells]],

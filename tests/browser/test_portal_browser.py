@@ -1,4 +1,3 @@
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +8,7 @@ from tenancy.models import Membership
 
 from ..factories import MembershipFactory, UserFactory
 from ..portal.test_portal import acme  # noqa: F401 - the fixture with a rated month
+from ..support.waiting import wait_until
 from .conftest import login, shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,8 +21,8 @@ def _rated_as_of_the_fixture(settings):
 
 
 def test_customer_sees_the_charts_and_downloads_the_usage(browser, live_server, acme):  # noqa: F811
-    user = UserFactory(username="ada")
-    MembershipFactory(org=acme, user=user, role=Membership.Role.OWNER)
+    user = UserFactory.create(username="ada")
+    MembershipFactory.create(org=acme, user=user, role=Membership.Role.OWNER)
 
     login(browser, live_server.url, "ada", "pw-for-tests-only")
     assert browser.current_url.endswith("/portal/")
@@ -35,11 +35,9 @@ def test_customer_sees_the_charts_and_downloads_the_usage(browser, live_server, 
     assert len(browser.find_elements(By.CSS_SELECTOR, ".panel svg")) == 4
     assert "48 burst hours" in browser.page_source
     browser.find_element(By.LINK_TEXT, "Download CSV").click()
-    for _ in range(200):
-        files = list(browser.downloads.glob("*.csv")) if browser.downloads.exists() else []
-        if files:
-            break
-        time.sleep(0.1)
+    files = wait_until(
+        lambda: list(browser.downloads.glob("*.csv")) if browser.downloads.exists() else []
+    )
     assert files, "the CSV was not downloaded"
     assert files[0].read_text().startswith("date,product,name,unit,quantity,amount_excl_vat")
 
@@ -121,8 +119,8 @@ def busy_month(transactional_db, settings):
     receivers = serve()
     receiver = next(receivers)
     webhook_endpoint_create(org=org, url=receiver.url, description="ERP: invoices and alerts")
-    owner = UserFactory(username="ada", email="ada@acme.example")
-    MembershipFactory(org=org, user=owner, role=Membership.Role.OWNER)
+    owner = UserFactory.create(username="ada", email="ada@acme.example")
+    MembershipFactory.create(org=org, user=owner, role=Membership.Role.OWNER)
     org_rate(org=org, as_of=as_of - timedelta(days=8))
     receiver.answer(500)
     org_rate(org=org, as_of=as_of)

@@ -6,6 +6,7 @@ import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -104,7 +105,7 @@ def test_a_usd_invoice_states_its_vat_in_eur_at_the_loaded_rate(world, usd_rate)
 
 
 def test_us_to_us_is_out_of_scope_category_o_without_vat_ids(world):
-    us = IssuerFactory(key="tessera-us", legal_name="Tessera Cloud, Inc.", country="US",
+    us = IssuerFactory.create(key="tessera-us", legal_name="Tessera Cloud, Inc.", country="US",
                        vat_id="", invoice_prefix="TUS", siren="", rcs_city="", legal_form="",
                        share_capital=None, iban="", bic="", late_payment_rate="",
                        address="500 Market St, San Francisco, CA 94105, USA")  # fmt: skip
@@ -159,15 +160,14 @@ def test_factur_x_is_a_pdf_a_3_with_the_xml_embedded(world, usd_rate):
     assert list(reader.attachments) == ["factur-x.xml"]
     embedded = reader.attachments["factur-x.xml"][0]
     assert embedded == cii_xml(document_of(invoice))
-    root = reader.trailer["/Root"]
+    root: Any = reader.trailer["/Root"]  # pypdf types the catalog as a plain PdfObject
     assert root["/OutputIntents"][0].get_object()["/S"] == "/GTS_PDFA1"
     assert root["/AF"][0].get_object()["/AFRelationship"] == "/Data"
     metadata = root["/Metadata"].get_object().get_data()
     assert b"<pdfaid:part>3</pdfaid:part>" in metadata
     assert b"EN 16931" in metadata
-    fonts = [
-        font.get_object() for page in reader.pages for font in page["/Resources"]["/Font"].values()
-    ]
+    resources: list[Any] = [page["/Resources"] for page in reader.pages]
+    fonts = [font.get_object() for r in resources for font in r["/Font"].values()]
     for font in fonts:  # every font embedded (PDF/A): TrueType subsets with their files
         assert "/FontDescriptor" in font, font["/BaseFont"]
         assert "/FontFile2" in font["/FontDescriptor"].get_object(), font["/BaseFont"]

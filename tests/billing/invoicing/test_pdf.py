@@ -79,7 +79,7 @@ def test_a_french_b2b_invoice_carries_the_mandatory_mentions_and_vat_in_eur(worl
 
 
 def test_a_german_invoice_carries_register_court_number_and_directors(world):
-    de = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    de = IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                        vat_id="DE811907980", invoice_prefix="TDE", siren="", rcs_city="",
                        legal_form="GmbH", share_capital=Decimal("25000.00"),
                        register_court="Amtsgericht Charlottenburg",
@@ -102,7 +102,7 @@ def test_a_german_invoice_carries_register_court_number_and_directors(world):
 
 
 def test_us_to_us_has_no_vat_line(world):
-    us = IssuerFactory(key="tessera-us", legal_name="Tessera Cloud, Inc.", country="US",
+    us = IssuerFactory.create(key="tessera-us", legal_name="Tessera Cloud, Inc.", country="US",
                        vat_id="", invoice_prefix="TUS", siren="", rcs_city="",
                        legal_form="", share_capital=None, late_payment_rate="")  # fmt: skip
     rated_period(world, country="US", vat_id="", issuer=us, charges=worked_charges(world))

@@ -2,7 +2,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -10,6 +9,7 @@ import yaml
 from metering.collectors.common import iso
 from metering.collectors.spool import Spool
 
+from ...support.waiting import wait_until
 from .conftest import FLEET, T0, Rig, held
 from .fakeapi import KEY
 
@@ -19,6 +19,7 @@ HOUR = 3600
 def test_api_down_for_hours_then_back_delivers_every_window_once(tmp_path, api):
     # given a collector whose API (events and allocations) is down for six hours
     rig = Rig(tmp_path, api)
+    assert rig.sender is not None
     rig.allocations.rows = [held("acme", "GPU-h100"), held("globex", "MIG-1g")]
     api.down = True
     for hour in range(6):
@@ -46,6 +47,7 @@ def test_api_down_for_hours_then_back_delivers_every_window_once(tmp_path, api):
 
 def test_a_rejected_event_is_kept_aside_and_never_resent(tmp_path, api):
     rig = Rig(tmp_path, api)
+    assert rig.sender is not None
     rig.allocations.rows = [held("acme", "GPU-h100"), held("nobody", "GPU-h200")]
     api.reject_if = lambda e: (
         ["subject 'nobody' is not a known org"] if e["subject"] == "nobody" else []
@@ -65,6 +67,7 @@ def test_a_rejected_event_is_kept_aside_and_never_resent(tmp_path, api):
 
 def test_throttling_is_waited_out(tmp_path, api):
     rig = Rig(tmp_path, api)
+    assert rig.sender is not None
     rig.allocations.rows = [held("acme", "GPU-h100")]
     rig.run_until(T0 + 60)
     api.throttle = 2
@@ -132,13 +135,12 @@ def test_a_collector_killed_mid_run_and_restarted_neither_loses_nor_doubles_a_wi
 
     # when the collector is killed with SIGKILL while it is sampling
     first = _collector(tmp_path, api.url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        if spool.exists():
-            cursor = Spool(spool).get_state("gpu:cursor") or {}
-            if cursor.get("last_sample", 0) > T0 + 6 * HOUR:
-                break
+
+    def sampled_six_hours() -> bool:
+        cursor = (Spool(spool).get_state("gpu:cursor") or {}) if spool.exists() else {}
+        return cursor.get("last_sample", 0) > T0 + 6 * HOUR
+
+    assert wait_until(sampled_six_hours)
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed_at = Spool(spool).get_state("gpu:cursor")["last_sample"]
