@@ -9,7 +9,7 @@ from tenancy.models import Org
 from .services import audit_record
 
 
-def _org_of(obj: Any) -> Any:
+def _org_of(obj: Any) -> Org | None:
     if isinstance(obj, Org):
         return obj
     return getattr(obj, "org", None)

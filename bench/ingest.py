@@ -169,7 +169,7 @@ def main() -> None:
     assert accepted == args.events, f"accepted {accepted} of {args.events}"
     assert again == 0
 
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             "platform",
             e["source"],

@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -93,7 +94,9 @@ def catalog(orgs: int) -> dict:
     }  # fmt: skip
 
 
-def rollup_rows(org_ids: list[int], meters: dict[str, int], hours: int):
+def rollup_rows(
+    org_ids: list[int], meters: dict[str, int], hours: int
+) -> Iterator[tuple[int, int, datetime, dict[str, str], str, Decimal]]:
     """Deterministic usage: GPUs busy vary by org and hour (bursting above the reservation)."""
     for org_id in org_ids:
         for h in range(hours):

@@ -118,7 +118,9 @@ def main() -> None:
     seconds = int((now - start).total_seconds())
     began = time.perf_counter()
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
-        org_id = conn.execute("SELECT id FROM tenancy_org WHERE slug = 'big'").fetchone()[0]
+        row = conn.execute("SELECT id FROM tenancy_org WHERE slug = 'big'").fetchone()
+        assert row is not None  # the catalog above made org "big"
+        org_id = row[0]
         # 80% GPU windows (H100/H200), 20% token records, spread evenly over 30 days.
         conn.execute(
             """

@@ -1,14 +1,12 @@
-from typing import Any
-
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from web.views import home
 
 from . import views
 
-api_v1: list[Any] = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("metering.urls")),
     path("", include("billing.urls")),
     path("", include("webhooks.urls")),

@@ -1,10 +1,13 @@
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from .models import ApiKey
+
+if TYPE_CHECKING:  # rest_framework.views loads these throttles while it is being imported
+    from rest_framework.views import APIView
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -13,7 +16,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     The counts live in the cache: set REDIS_URL so that every web process shares them.
     """
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
         api_key = request.auth
         if isinstance(api_key, ApiKey):
             ident = f"key:{api_key.prefix}"
@@ -33,7 +36,7 @@ class ReadThrottle(ApiKeyRateThrottle):
 
     scope = "read"
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def allow_request(self, request: Request, view: "APIView") -> bool:
         if request.method not in SAFE_METHODS:
             return True
         return super().allow_request(request, view)

@@ -46,17 +46,17 @@ def now() -> datetime:
 
 @pytest.fixture
 def org(db: None) -> Any:
-    return OrgFactory(slug="acme")
+    return OrgFactory.create(slug="acme")
 
 
 @pytest.fixture
 def other_org(db: None) -> Any:
-    return OrgFactory(slug="globex")
+    return OrgFactory.create(slug="globex")
 
 
 @pytest.fixture
 def gpu_meter(db: None) -> Any:
-    return MeterFactory(
+    return MeterFactory.create(
         key="gpu_time",
         event_type="gpu.usage",
         value_path="$.gpu_seconds",

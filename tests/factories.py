@@ -3,13 +3,14 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
-from billing.models import Issuer, Product
+from billing.models import Deal, DealLine, Issuer, Product
 from metering.models import Meter
 from tenancy.models import Membership, Org
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
@@ -18,7 +19,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("pw-for-tests-only")
 
 
-class OrgFactory(factory.django.DjangoModelFactory):
+class OrgFactory(factory.django.DjangoModelFactory[Org]):
     class Meta:
         model = Org
         django_get_or_create = ("slug",)
@@ -30,7 +31,7 @@ class OrgFactory(factory.django.DjangoModelFactory):
     currency = "USD"
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
     class Meta:
         model = Membership
 
@@ -39,7 +40,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Membership.Role.VIEWER
 
 
-class MeterFactory(factory.django.DjangoModelFactory):
+class MeterFactory(factory.django.DjangoModelFactory[Meter]):
     class Meta:
         model = Meter
         django_get_or_create = ("key",)
@@ -51,7 +52,7 @@ class MeterFactory(factory.django.DjangoModelFactory):
     group_by = factory.LazyFunction(lambda: {"gpu_model": "$.gpu_model"})
 
 
-class IssuerFactory(factory.django.DjangoModelFactory):
+class IssuerFactory(factory.django.DjangoModelFactory[Issuer]):
     class Meta:
         model = Issuer
         django_get_or_create = ("key",)
@@ -63,7 +64,7 @@ class IssuerFactory(factory.django.DjangoModelFactory):
     invoice_prefix = "TFR"
 
 
-class ProductFactory(factory.django.DjangoModelFactory):
+class ProductFactory(factory.django.DjangoModelFactory[Product]):
     class Meta:
         model = Product
         django_get_or_create = ("key",)
@@ -76,14 +77,14 @@ class ProductFactory(factory.django.DjangoModelFactory):
     unit_size = Decimal(3600)
 
 
-def staff_user(username: str, role: str):
+def staff_user(username: str, role: str) -> User:
     """A staff user holding ``role`` (finance, account_manager, operator)."""
     from tenancy.services import staff_user_create
 
     return staff_user_create(username=username, role=role)
 
 
-class DealFactory(factory.django.DjangoModelFactory):
+class DealFactory(factory.django.DjangoModelFactory[Deal]):
     """A bare deal row; tests that need its lines and trail go through the services."""
 
     class Meta:
@@ -96,7 +97,7 @@ class DealFactory(factory.django.DjangoModelFactory):
     created_by = factory.SubFactory(UserFactory)
 
 
-class DealLineFactory(factory.django.DjangoModelFactory):
+class DealLineFactory(factory.django.DjangoModelFactory[DealLine]):
     class Meta:
         model = "billing.DealLine"
 
@@ -119,7 +120,7 @@ import datetime as _dt  # noqa: E402
 from billing.models import BillingPeriod, Contract, RatedCharge  # noqa: E402
 
 
-class ContractFactory(factory.django.DjangoModelFactory):
+class ContractFactory(factory.django.DjangoModelFactory[Contract]):
     class Meta:
         model = Contract
 
@@ -134,7 +135,7 @@ class ContractFactory(factory.django.DjangoModelFactory):
     payment_terms_days = 30
 
 
-class BillingPeriodFactory(factory.django.DjangoModelFactory):
+class BillingPeriodFactory(factory.django.DjangoModelFactory[BillingPeriod]):
     class Meta:
         model = BillingPeriod
 
@@ -148,7 +149,7 @@ class BillingPeriodFactory(factory.django.DjangoModelFactory):
     rated_as_of = factory.LazyAttribute(lambda o: o.end)
 
 
-class RatedChargeFactory(factory.django.DjangoModelFactory):
+class RatedChargeFactory(factory.django.DjangoModelFactory[RatedCharge]):
     class Meta:
         model = RatedCharge
 

@@ -33,12 +33,14 @@ def keep_test_connection():
 
 @pytest.fixture
 def keys(db, keep_test_connection):
-    OrgFactory(slug="acme")
-    MeterFactory(key="gpu_time", group_by={"gpu_model": "$.gpu_model", "region": "$.region"})
+    OrgFactory.create(slug="acme")
+    MeterFactory.create(key="gpu_time", group_by={"gpu_model": "$.gpu_model", "region": "$.region"})
     staff_user_create(username="ops", role="operator")
     return {
         "collector": api_key_create(name="fuzz-collector").raw_key,
-        "read": api_key_create(name="fuzz-read", org=OrgFactory(slug="acme"), scope="read").raw_key,
+        "read": api_key_create(
+            name="fuzz-read", org=OrgFactory.create(slug="acme"), scope="read"
+        ).raw_key,
     }
 
 

@@ -9,9 +9,9 @@ from .factories import MembershipFactory, OrgFactory, UserFactory
 
 
 def owner_client():
-    acme = OrgFactory(slug="acme")
-    user = UserFactory()
-    MembershipFactory(org=acme, user=user, role=Membership.Role.OWNER)
+    acme = OrgFactory.create(slug="acme")
+    user = UserFactory.create()
+    MembershipFactory.create(org=acme, user=user, role=Membership.Role.OWNER)
     client = Client()
     client.force_login(user)
     return client

@@ -12,6 +12,7 @@ from tenancy.services import api_key_create
 
 from .conftest import make_event
 from .factories import UserFactory
+from .support.throttle import rates_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def tight_ingest_rate(settings):
 
     cache.clear()
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates_of(api_settings)
     yield
     cache.clear()
     # Not api_settings.reload(): `settings` is restored after this teardown, so a reload here
@@ -56,7 +57,7 @@ def test_ingestion_is_rate_limited_per_key_with_retry_after(org, client_for):
 
 def test_login_is_locked_after_repeated_failures(db, settings):
     settings.AXES_FAILURE_LIMIT = 3
-    user = UserFactory(username="victim")
+    user = UserFactory.create(username="victim")
     client = Client()
 
     for _ in range(3):
@@ -72,7 +73,7 @@ def test_login_is_locked_after_repeated_failures(db, settings):
 
 
 def test_login_form_needs_a_csrf_token(db):
-    UserFactory(username="someone")
+    UserFactory.create(username="someone")
     client = Client(enforce_csrf_checks=True)
 
     response = client.post(

@@ -38,13 +38,13 @@ def test_staff_land_in_their_console(db, role, target):
 
 
 def test_customers_land_in_the_portal(org):
-    member = MembershipFactory(org=org, role=Membership.Role.OWNER).user
+    member = MembershipFactory.create(org=org, role=Membership.Role.OWNER).user
 
     assert login(member).get("/")["Location"] == "/portal/"
 
 
 def test_a_user_without_org_or_role_is_told_so(db):
-    response = login(UserFactory()).get("/")
+    response = login(UserFactory.create()).get("/")
 
     assert response.status_code == 403
 

@@ -1,8 +1,7 @@
 """Alerts API (SPEC §5): whoever reads an org reads its alerts and firings; its owners and
 finance (any org) set them. Thin: parse, check who may, one service or selector."""
 
-from typing import Any
-
+from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -29,7 +28,7 @@ from .selectors import alerts_for, firings_for
 ORG_PARAMETER = OpenApiParameter("org", str, description="Org slug; staff may omit it.")
 
 
-def readable(request: Request, slug: str | None) -> Any:
+def readable(request: Request, slug: str | None) -> QuerySet[Org]:
     """The orgs whose alerts the caller may read (staff: all they see, narrowed by slug)."""
     user, api_key = caller(request)
     if is_staff_reader(user=user, api_key=api_key):
@@ -38,7 +37,7 @@ def readable(request: Request, slug: str | None) -> Any:
     return Org.objects.filter(pk=org_for_read(request, slug).pk)
 
 
-def visible(request: Request) -> Any:
+def visible(request: Request) -> QuerySet[Org]:
     """Every org the caller may read (for lookups by id; an ingest key reads nothing)."""
     user, api_key = caller(request)
     if api_key is not None and api_key.scope != ApiKey.Scope.READ:

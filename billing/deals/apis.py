@@ -37,7 +37,7 @@ from .terms import LineInput, TermInput
 class DeskStaff(permissions.BasePermission):
     message = "The deal desk is for account managers and finance."
 
-    def has_permission(self, request: Any, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return access.may_use_desk(request.user)
 
 

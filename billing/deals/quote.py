@@ -17,7 +17,16 @@ from django.utils import timezone
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from ..invoicing.pdf import INK, MUTED, RULE, STYLES, amount, band, heading, price, quantity
 from .economics import Economics, deal_economics, line_end
@@ -55,7 +64,7 @@ def render_quote_pdf(deal: Deal) -> bytes:
         title=f"Quote {number}",
         author=deal.issuer.legal_name,
     )
-    story: list[Any] = [_header(deal, number), Spacer(1, 7 * mm), _customer(deal)]
+    story: list[Flowable] = [_header(deal, number), Spacer(1, 7 * mm), _customer(deal)]
     story += [Spacer(1, 6 * mm), _p("RESERVED CAPACITY", "label"), _lines(deal, lines)]
     if terms:
         story += [Spacer(1, 5 * mm), _p("ON-DEMAND TERMS", "label"), _terms(deal, terms)]
@@ -63,7 +72,7 @@ def render_quote_pdf(deal: Deal) -> bytes:
     story += [Spacer(1, 6 * mm), _p("MONTHLY SCHEDULE", "label"), _schedule(deal, economics)]
     story += [Spacer(1, 6 * mm), _p(_conditions(deal, economics), "body")]
 
-    def decorate(canvas: Any, document: Any) -> None:
+    def decorate(canvas: Canvas, document: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
         canvas.setFillColor(MUTED)
@@ -82,7 +91,7 @@ def render_quote_pdf(deal: Deal) -> bytes:
 
 
 def _header(deal: Deal, number: str) -> Table:
-    issuer: list[Any] = [_p(deal.issuer.legal_name, "issuer")]
+    issuer: list[Flowable] = [_p(deal.issuer.legal_name, "issuer")]
     if deal.issuer.address:
         issuer.append(_p(deal.issuer.address))
     if deal.issuer.vat_id:
@@ -99,7 +108,7 @@ def _header(deal: Deal, number: str) -> Table:
 
 def _customer(deal: Deal) -> Table:
     org = deal.org
-    cells: list[Any] = [_p("PREPARED FOR", "label"), _p(org.name, "group")]
+    cells: list[Flowable] = [_p("PREPARED FOR", "label"), _p(org.name, "group")]
     if org.billing_address:
         cells.append(_p(org.billing_address))
     cells.append(_p(f"Country: {org.country}" + (f" · VAT ID: {org.vat_id}" if org.vat_id else "")))

@@ -5,7 +5,8 @@ its PDF. A draft is marked DRAFT on every page and has no number.
 """
 
 from collections import defaultdict
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from io import BytesIO
 from typing import Any
@@ -16,7 +17,16 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from ..money import minor_units
 from .models import Invoice, InvoiceLine, LineKind
@@ -71,7 +81,7 @@ def _p(text: str, style: str = "body") -> Paragraph:
     return Paragraph(escape(text).replace("\n", "<br/>"), STYLES[style])
 
 
-def _last_day(invoice_end: Any) -> str:
+def _last_day(invoice_end: datetime) -> str:
     return (invoice_end - timedelta(days=1)).date().isoformat()
 
 
@@ -90,7 +100,12 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
         author=invoice.issuer_name,
     )
     currency = invoice.currency
-    story: list[Any] = [_header(invoice), Spacer(1, 8 * mm), _parties(invoice), Spacer(1, 7 * mm)]
+    story: list[Flowable] = [
+        _header(invoice),
+        Spacer(1, 8 * mm),
+        _parties(invoice),
+        Spacer(1, 7 * mm),
+    ]
     lines = list(invoice.lines.all().select_related("product", "adjusts_period"))
     story.append(_lines_table(lines, currency))
     story.append(Spacer(1, 4 * mm))
@@ -107,7 +122,7 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     )
     story += [Spacer(1, 2 * mm), _p(terms, "body")]
 
-    def decorate(canvas: Any, document: Any) -> None:
+    def decorate(canvas: Canvas, document: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
         canvas.setFillColor(MUTED)
@@ -149,9 +164,9 @@ def _header(invoice: Invoice) -> Table:
     return heading(issuer, "INVOICE", facts)
 
 
-def heading(left: list[Any], title: str, facts: list[tuple[str, str]]) -> Table:
+def heading(left: Sequence[Flowable], title: str, facts: list[tuple[str, str]]) -> Table:
     """The top of a document: who issues it on the left; its title and facts on the right."""
-    right: list[Any] = [Paragraph(title, STYLES["title"])]
+    right: list[Flowable] = [Paragraph(title, STYLES["title"])]
     right.append(
         Table(
             [[_p(k, "label"), _p(v, "right")] for k, v in facts],
@@ -177,7 +192,7 @@ def heading(left: list[Any], title: str, facts: list[tuple[str, str]]) -> Table:
 
 
 def _parties(invoice: Invoice) -> Table:
-    bill_to: list[Any] = [_p("BILL TO", "label"), _p(invoice.customer_name, "group")]
+    bill_to: list[Flowable] = [_p("BILL TO", "label"), _p(invoice.customer_name, "group")]
     if invoice.customer_address:
         bill_to.append(_p(invoice.customer_address))
     bill_to.append(_p(f"Country: {invoice.customer_country}"))
@@ -186,7 +201,7 @@ def _parties(invoice: Invoice) -> Table:
     return band(bill_to)
 
 
-def band(cells: list[Any]) -> Table:
+def band(cells: Sequence[Flowable]) -> Table:
     """A shaded box across the page: the customer's details."""
     return Table(
         [[cells]],

@@ -31,6 +31,8 @@ def test_catalog_changes_are_logged_once_with_the_values_they_set(db):
     assert first > 0
     assert AuditEntry.objects.count() == first + 1  # the unchanged reload logged nothing
     latest = contract_entries.last()
+    assert latest is not None
+    assert latest.org is not None
     assert latest.action == "contracts.updated"
     assert latest.object_key == "acme/acme-2026"
     assert latest.org.slug == "acme"
@@ -74,5 +76,6 @@ def test_admin_edits_of_money_relevant_models_are_logged(db):
 
     assert response.status_code == 302, response.content[:2000]
     entry = AuditEntry.objects.filter(object_type="creditgrant").get()
+    assert entry.org is not None
     assert (entry.action, entry.actor, entry.org.slug) == ("creditgrant.updated", "ops", "acme")
     assert entry.changes == {"priority": 7}

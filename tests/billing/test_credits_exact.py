@@ -11,7 +11,7 @@ from ..factories import BillingPeriodFactory
 
 def test_rerating_up_to_the_whole_grant_leaves_exactly_zero(db):
     # given a grant of which a first rating drew 92.98
-    period = BillingPeriodFactory()
+    period = BillingPeriodFactory.create()
     grant = CreditGrant.objects.create(
         org=period.org, contract=period.contract, key="promo", amount=Decimal("300"),
         currency="USD", balance=Decimal("300"), effective=dt.date(2026, 9, 1),

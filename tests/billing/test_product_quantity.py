@@ -15,6 +15,7 @@ from tenancy.models import Org
 from tenancy.services import api_key_create
 
 from ..conftest import make_event
+from ..support.narrow import present
 from .conftest import CATALOG, START, charges, contract, ingest
 
 END = datetime(2026, 10, 3, tzinfo=UTC)
@@ -94,11 +95,13 @@ def test_a_period_product_reads_and_bills_the_same_peak(db, client_for):
     # when the period is rated, drafted, and read through the usage API
     period = rate()
     invoice, _ = invoice_draft(period_id=period.pk, as_of=END + timedelta(days=3))
+    assert invoice is not None
     key = api_key_create(name="r", org=Org.objects.get(slug="acme"), scope="read").raw_key
     body = client_for(key).get("/api/v1/usage", {"period": "2026-10", "window": "month"}).json()
     # then the invoice bills peak 8 (not Σ of hourly peaks 11) for the period product
     lines = {
-        (line.product.key, line.kind): (line.quantity, line.amount) for line in invoice.lines.all()
+        (present(line.product).key, line.kind): (line.quantity, line.amount)
+        for line in invoice.lines.all()
     }  # noqa: E501
     assert lines[("h100-peak", "on_demand")] == (D(8), D("80.00"))
     assert lines[("h100-gpu-hours", "on_demand")] == (D(11), D("110.00"))

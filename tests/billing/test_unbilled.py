@@ -215,7 +215,7 @@ def test_finance_and_operators_read_unbilled_usage(role):
 
 @pytest.mark.usefixtures("one_unbilled")
 def test_everyone_else_is_refused_unbilled_usage():
-    member = UserFactory()
+    member = UserFactory.create()
     Membership.objects.create(org=Org.objects.get(slug="acme"), user=member, role="owner")
     read_key = api_key_create(name="r", org=Org.objects.get(slug="acme"), scope="read").raw_key
 

@@ -4,9 +4,12 @@ Screenshots of every page a test visits land in ``screenshots/`` (git-ignored) t
 """
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver import Chrome
+from selenium.webdriver.remote.webdriver import WebDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
@@ -14,8 +17,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
 
+class Browser(Chrome):
+    """Chromium that also names the folder its downloads land in."""
+
+    downloads: Path
+
+
 @pytest.fixture
-def browser(tmp_path):
+def browser(tmp_path: Path) -> Iterator[Browser]:
     if not (CHROMIUM and DRIVER):
         pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
     from selenium import webdriver
@@ -39,14 +48,14 @@ def browser(tmp_path):
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(tmp_path / "downloads")}
     )
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = Browser(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
     driver.downloads = tmp_path / "downloads"
     yield driver
     driver.quit()
 
 
-def shoot(driver, name: str) -> Path:
+def shoot(driver: WebDriver, name: str) -> Path:
     """Full-page screenshot (the window is resized to the page's height first)."""
     SHOTS.mkdir(exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -56,7 +65,7 @@ def shoot(driver, name: str) -> Path:
     return path
 
 
-def login(driver, base_url: str, username: str, password: str) -> None:
+def login(driver: WebDriver, base_url: str, username: str, password: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base_url}/accounts/login/")
@@ -66,7 +75,9 @@ def login(driver, base_url: str, username: str, password: str) -> None:
     wait_until(driver, lambda d: "/accounts/login/" not in d.current_url)
 
 
-def wait_until(driver, condition, timeout: float = 20) -> None:
+def wait_until(
+    driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 20
+) -> None:
     """Clicks return before the next page has loaded: wait for what the test expects."""
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -154,6 +154,7 @@ def test_an_expansion_is_drafted_simulated_approved_by_another_finance_user_and_
     browser.find_element(By.XPATH, "//button[text()='Save draft']").click()
     wait_until(browser, lambda d: "Total contract value" in d.page_source)
     deal = Deal.objects.get()
+    assert deal.amends is not None
     assert deal.amends.key == "acme-2026"
     page = browser.page_source
     # co-termed with acme-2026; simulated over the months with usage (October, November)

@@ -21,8 +21,8 @@ def test_finance_closes_a_period_finalizes_and_the_customer_downloads_the_pdf(
 ):
     period = rated_period(world, slug="acme", charges=worked_charges(world))
     staff_user_create(username="fin", role="finance", password="fin-pass-1234")
-    ada = UserFactory(username="ada")
-    MembershipFactory(user=ada, org=period.org, role=Membership.Role.OWNER)
+    ada = UserFactory.create(username="ada")
+    MembershipFactory.create(user=ada, org=period.org, role=Membership.Role.OWNER)
 
     login(browser, live_server.url, "fin", "fin-pass-1234")
     assert browser.current_url.endswith("/finance/")

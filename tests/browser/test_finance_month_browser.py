@@ -128,8 +128,8 @@ def test_finance_closes_its_month(browser, live_server, settings, catalog):  # n
     assert "{'" not in browser.page_source  # no raw Python dicts
 
     # A customer on a finance page: a styled 403 with a way back.
-    ada = UserFactory(username="ada")
-    MembershipFactory(user=ada, org=Org.objects.get(slug="acme"), role=Membership.Role.OWNER)
+    ada = UserFactory.create(username="ada")
+    MembershipFactory.create(user=ada, org=Org.objects.get(slug="acme"), role=Membership.Role.OWNER)
     browser.delete_all_cookies()
     login(browser, base, "ada", "pw-for-tests-only")
     browser.get(f"{base}/finance/")

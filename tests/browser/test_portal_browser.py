@@ -21,8 +21,8 @@ def _rated_as_of_the_fixture(settings):
 
 
 def test_customer_sees_the_charts_and_downloads_the_usage(browser, live_server, acme):  # noqa: F811
-    user = UserFactory(username="ada")
-    MembershipFactory(org=acme, user=user, role=Membership.Role.OWNER)
+    user = UserFactory.create(username="ada")
+    MembershipFactory.create(org=acme, user=user, role=Membership.Role.OWNER)
 
     login(browser, live_server.url, "ada", "pw-for-tests-only")
     assert browser.current_url.endswith("/portal/")
@@ -121,8 +121,8 @@ def busy_month(transactional_db, settings):
     receivers = serve()
     receiver = next(receivers)
     webhook_endpoint_create(org=org, url=receiver.url, description="ERP: invoices and alerts")
-    owner = UserFactory(username="ada", email="ada@acme.example")
-    MembershipFactory(org=org, user=owner, role=Membership.Role.OWNER)
+    owner = UserFactory.create(username="ada", email="ada@acme.example")
+    MembershipFactory.create(org=org, user=owner, role=Membership.Role.OWNER)
     org_rate(org=org, as_of=as_of - timedelta(days=8))
     receiver.answer(500)
     org_rate(org=org, as_of=as_of)

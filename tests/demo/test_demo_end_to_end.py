@@ -244,9 +244,10 @@ def wait_for(predicate, timeout: float) -> bool:
 def worker(tmp_path):
     from celery import Celery
 
-    Celery(
-        broker=BROKER, set_as_current=False
-    ).connection_for_write().default_channel.client.flushdb()
+    channel = Celery(broker=BROKER, set_as_current=False).connection_for_write().default_channel
+    # kombu's Redis channel holds the redis client as .client; celery-types declare the
+    # abstract StdChannel, which has none.
+    channel.client.flushdb()  # type: ignore[attr-defined]
     db = connection.settings_dict
     with StripeServer() as stripe:  # one Stripe fake for the demo and the worker
         env = {

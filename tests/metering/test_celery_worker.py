@@ -40,6 +40,8 @@ class Workers:
         }
         # Not the current app: tasks .delay()ed by this process stay in-process (eager).
         self.sender = Celery(broker=BROKER, set_as_current=False)
+        # kombu's Redis channel holds the redis client as .client; celery-types declare the
+        # abstract StdChannel, which has none.
         self.sender.connection_for_write().default_channel.client.flushdb()  # type: ignore[attr-defined]
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -83,8 +85,8 @@ def wait_for(predicate, timeout: float = 60.0) -> bool:
 
 
 def test_worker_rolls_up_marked_hours(worker):
-    OrgFactory(slug="acme")
-    MeterFactory(key="gpu_time", group_by={"gpu_model": "$.gpu_model"})
+    OrgFactory.create(slug="acme")
+    MeterFactory.create(key="gpu_time", group_by={"gpu_model": "$.gpu_model"})
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     key = api_key_create(name="c").api_key
     Ingestor(api_key=key).ingest(
@@ -100,8 +102,8 @@ def test_worker_rolls_up_marked_hours(worker):
 
 def test_worker_killed_mid_rollup_then_rerun_gives_the_uninterrupted_totals(workers):
     """SIGKILL during a rollup: committed batches stay, the rest is redone, nothing twice."""
-    orgs = [OrgFactory(slug=f"org-{i}") for i in range(4)]
-    MeterFactory(key="gpu_time", group_by={"gpu_model": "$.gpu_model"})
+    orgs = [OrgFactory.create(slug=f"org-{i}") for i in range(4)]
+    MeterFactory.create(key="gpu_time", group_by={"gpu_model": "$.gpu_model"})
     key = api_key_create(name="c").api_key
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
     for org in orgs:

@@ -45,8 +45,8 @@ def _run_threads(targets: list) -> list[BaseException]:
 
 
 def test_concurrent_overlapping_batches_and_rollups_lose_and_double_nothing():
-    OrgFactory(slug="acme")
-    MeterFactory(key="gpu_time", group_by={"gpu_model": "$.gpu_model"})
+    OrgFactory.create(slug="acme")
+    MeterFactory.create(key="gpu_time", group_by={"gpu_model": "$.gpu_model"})
     key_id = api_key_create(name="c").api_key.pk
     events = [
         make_event(

@@ -291,7 +291,7 @@ def test_a_missing_or_null_dimension_is_refused(client_for, collector_key, regio
 
 # Case 5: negative usage, even from the customer's own key.
 def test_negative_quantities_are_refused_unless_the_meter_allows_them(client_for, org):
-    MeterFactory(
+    MeterFactory.create(
         key="gpu_credit",
         event_type="gpu.correction",
         value_path="$.gpu_seconds",

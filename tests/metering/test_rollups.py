@@ -31,7 +31,7 @@ def collector(db: None) -> ApiKey:
 def meters(db: None) -> dict[str, Any]:
     common = {"event_type": "job.metric", "group_by": {"zone": "$.zone"}}
     return {
-        agg: MeterFactory(
+        agg: MeterFactory.create(
             key=f"m-{agg}", aggregation=agg, value_path="" if agg == "count" else "$.v", **common
         )
         for agg in ("sum", "count", "max", "unique_count", "latest")

@@ -122,8 +122,8 @@ def test_ingest_key_cannot_read(org, client_for):
 
 @pytest.mark.usefixtures("usage")
 def test_member_reads_own_org_and_not_others(org, other_org):
-    user = UserFactory()
-    MembershipFactory(user=user, org=org, role=Membership.Role.VIEWER)
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, org=org, role=Membership.Role.VIEWER)
     client = APIClient()
     client.force_authenticate(user)
 

@@ -60,8 +60,8 @@ def acme(db):
 
 
 def member(org, role):
-    user = UserFactory()
-    MembershipFactory(org=org, user=user, role=role)
+    user = UserFactory.create()
+    MembershipFactory.create(org=org, user=user, role=role)
     client = Client()
     client.force_login(user)
     return client
@@ -126,7 +126,7 @@ def test_owner_creates_a_key_shown_once_and_revokes_it(acme):
 
 
 def test_a_customer_never_sees_another_org(acme):
-    globex = OrgFactory(slug="globex")
+    globex = OrgFactory.create(slug="globex")
     other_key = api_key_create(name="theirs", org=globex, scope="read").api_key
     client = member(acme, Membership.Role.OWNER)
 

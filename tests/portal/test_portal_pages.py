@@ -20,8 +20,8 @@ NNBSP, NBSP = "\u202f", "\u00a0"  # French grouping and unit separators (CLDR)
 
 
 def member(org, role):
-    user = UserFactory(email="ada@acme.example")
-    MembershipFactory(org=org, user=user, role=role)
+    user = UserFactory.create(email="ada@acme.example")
+    MembershipFactory.create(org=org, user=user, role=role)
     client = Client()
     client.force_login(user)
     return client

@@ -163,5 +163,5 @@ def two_orgs(db: None) -> dict[str, Any]:
     b = _side(B, staff_user("am-zulu", "account_manager"))
     credit_note_issue(invoice_id=b.invoice.pk, reason="zulu goodwill")
     b.invoice.refresh_from_db()
-    member = MembershipFactory(org=a.org, role=Membership.Role.OWNER).user
+    member = MembershipFactory.create(org=a.org, role=Membership.Role.OWNER).user
     return {"a": a, "b": b, "member": member, "am": am}

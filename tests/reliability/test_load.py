@@ -28,8 +28,8 @@ SECONDS = float(os.environ.get("TESSERA_LOAD_SECONDS", "10"))
 
 def test_concurrent_ingestion_with_duplicates_stores_each_event_once(tmp_path):
     for slug in loadgen.ORGS:
-        OrgFactory(slug=slug)
-    MeterFactory(key="gpu_time", group_by={"gpu_model": "$.gpu_model", "region": "$.region"})
+        OrgFactory.create(slug=slug)
+    MeterFactory.create(key="gpu_time", group_by={"gpu_model": "$.gpu_model", "region": "$.region"})
     key = api_key_create(name="load").raw_key
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -3,7 +3,7 @@
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -44,7 +44,7 @@ class Receiver:
         raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
 
 
-def serve() -> Iterator[Receiver]:
+def serve() -> Generator[Receiver, None, None]:
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):

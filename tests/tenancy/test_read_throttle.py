@@ -9,6 +9,7 @@ from tenancy.models import Membership
 from tenancy.services import api_key_create
 
 from ..factories import MembershipFactory, OrgFactory, UserFactory
+from ..support.throttle import rates_of
 
 
 @pytest.fixture
@@ -21,11 +22,11 @@ def tight_read_rate(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     cache.clear()
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates_of(api_settings)
     yield
     cache.clear()
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates_of(api_settings)
 
 
 def keyed(org) -> APIClient:
@@ -37,7 +38,7 @@ def keyed(org) -> APIClient:
 
 @pytest.mark.usefixtures("tight_read_rate")
 def test_reads_across_endpoints_share_one_budget_per_key(db):
-    acme = OrgFactory(slug="acme")
+    acme = OrgFactory.create(slug="acme")
     first, second = keyed(acme), keyed(acme)
     paths = ["/api/v1/products", "/api/v1/contracts", "/api/v1/rate-cards", "/api/v1/invoices"]
     statuses = [first.get(path).status_code for path in paths]
@@ -51,9 +52,9 @@ def test_reads_across_endpoints_share_one_budget_per_key(db):
 
 @pytest.mark.usefixtures("tight_read_rate")
 def test_writes_do_not_count_against_the_read_budget(db):
-    acme = OrgFactory(slug="acme")
-    user = UserFactory()
-    MembershipFactory(org=acme, user=user, role=Membership.Role.OWNER)
+    acme = OrgFactory.create(slug="acme")
+    user = UserFactory.create()
+    MembershipFactory.create(org=acme, user=user, role=Membership.Role.OWNER)
     client = APIClient()
     client.force_login(user)
     for _ in range(5):

@@ -1,6 +1,7 @@
 from collections.abc import Iterator
 
 import pytest
+from pytest_django import Settings
 
 from ..support.receiver import Receiver, serve
 
@@ -11,6 +12,6 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(autouse=True)
-def _local_receivers_allowed(settings) -> None:
+def _local_receivers_allowed(settings: Settings) -> None:
     """The receivers are on 127.0.0.1 over http: allowed here, never in production."""
     settings.TESSERA_WEBHOOK_ALLOW_PRIVATE = True

@@ -13,8 +13,8 @@ from ..factories import MembershipFactory, OrgFactory, UserFactory
 
 
 def member(org, role):
-    user = UserFactory()
-    MembershipFactory(org=org, user=user, role=role)
+    user = UserFactory.create()
+    MembershipFactory.create(org=org, user=user, role=role)
     client = APIClient()
     client.force_login(user)
     return client
@@ -22,7 +22,7 @@ def member(org, role):
 
 @pytest.fixture
 def acme(db):
-    return OrgFactory(slug="acme")
+    return OrgFactory.create(slug="acme")
 
 
 def test_an_owner_adds_an_endpoint_and_sees_its_secret(acme, receiver):
@@ -65,7 +65,7 @@ def test_another_org_cannot_see_or_touch_an_endpoint(acme, receiver):
     endpoint, _ = webhook_endpoint_create(org=acme, url=receiver.url)
     webhook_event_emit(org=acme, type="invoice.paid", data={"number": "X"})
     delivery = endpoint.deliveries.get()
-    stranger = member(OrgFactory(slug="globex"), Membership.Role.OWNER)
+    stranger = member(OrgFactory.create(slug="globex"), Membership.Role.OWNER)
     assert stranger.get(f"/api/v1/webhook-endpoints/{endpoint.pk}").status_code == 404
     assert stranger.get(f"/api/v1/webhook-endpoints/{endpoint.pk}/deliveries").status_code == 404
     assert stranger.post(f"/api/v1/webhook-deliveries/{delivery.pk}/replay").status_code == 404

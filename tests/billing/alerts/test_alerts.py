@@ -38,8 +38,8 @@ def rate(django_capture_on_commit_callbacks):
 def setup(catalog, receiver, *, kind: str, threshold: str, **terms: Any) -> tuple[Alert, str]:
     catalog(contract(**terms))
     acme = Org.objects.get(slug="acme")
-    owner = UserFactory(username="ada", email="ada@acme.example")
-    MembershipFactory(org=acme, user=owner, role=Membership.Role.OWNER)
+    owner = UserFactory.create(username="ada", email="ada@acme.example")
+    MembershipFactory.create(org=acme, user=owner, role=Membership.Role.OWNER)
     _, secret = webhook_endpoint_create(org=acme, url=receiver.url)
     product = Product.objects.get(key="h100") if kind == "reservation_utilization_below" else None
     alert = alert_create(org=acme, kind=kind, threshold=threshold, product=product)

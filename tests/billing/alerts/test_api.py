@@ -11,8 +11,8 @@ from ...factories import MembershipFactory, OrgFactory, UserFactory
 
 
 def member(org, role):
-    user = UserFactory()
-    MembershipFactory(org=org, user=user, role=role)
+    user = UserFactory.create()
+    MembershipFactory.create(org=org, user=user, role=role)
     client = APIClient()
     client.force_login(user)
     return client
@@ -20,7 +20,7 @@ def member(org, role):
 
 @pytest.fixture
 def acme(db):
-    return OrgFactory(slug="acme", currency="EUR")
+    return OrgFactory.create(slug="acme", currency="EUR")
 
 
 def test_an_owner_sets_an_alert_in_the_orgs_currency(acme):
@@ -46,7 +46,7 @@ def test_viewers_keys_and_other_orgs_cannot_set_alerts(acme):
     key.credentials(
         HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='r', org=acme, scope='read').raw_key}"
     )
-    stranger = member(OrgFactory(slug="globex"), Membership.Role.OWNER)
+    stranger = member(OrgFactory.create(slug="globex"), Membership.Role.OWNER)
     for client in (viewer, key, stranger):
         assert client.post("/api/v1/alerts", payload, format="json").status_code == 403
     assert not Alert.objects.exists()

@@ -58,7 +58,9 @@ def operator(desk: None) -> Any:
 
 @pytest.fixture
 def customer(desk: None) -> Any:
-    return MembershipFactory(org=Org.objects.get(slug="acme"), role=Membership.Role.OWNER).user
+    return MembershipFactory.create(
+        org=Org.objects.get(slug="acme"), role=Membership.Role.OWNER
+    ).user
 
 
 def line(**overrides: Any) -> LineInput:

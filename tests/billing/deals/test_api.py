@@ -13,17 +13,18 @@ from tenancy.services import api_key_create
 
 from .conftest import draft
 
+LINE = {
+    "product": "h100", "quantity": 8, "start": "2027-01-01", "term_months": 3,
+    "unit_price": "2.00", "ramp": [{"from": "2027-02-01", "quantity": 16}],
+}  # fmt: skip
 BODY = {
     "org": "acme",
     "title": "H100 expansion",
     "currency": "USD",
     "rate_card": "list-usd",
     "issuer": "tessera-fr",
-    "lines": [
-        {"product": "h100", "quantity": 8, "start": "2027-01-01", "term_months": 3,
-         "unit_price": "2.00", "ramp": [{"from": "2027-02-01", "quantity": 16}]},
-    ],
-}  # fmt: skip
+    "lines": [LINE],
+}
 
 
 def api(user) -> APIClient:
@@ -92,7 +93,7 @@ def test_update_only_a_draft(am, finance):
 def test_validation_errors_name_the_field(am):
     body = {
         **BODY,
-        "lines": [{**BODY["lines"][0], "ramp": [{"from": "2027-09-01", "quantity": 4}]}],
+        "lines": [{**LINE, "ramp": [{"from": "2027-09-01", "quantity": 4}]}],
     }
 
     response = api(am).post("/api/v1/deals", body, format="json")

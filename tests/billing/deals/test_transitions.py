@@ -48,6 +48,7 @@ def test_a_deal_within_threshold_that_fits_is_approved_at_once(am, settings):
         ("submitted", "draft", "approved", "alice"),
     ]
     event = deal.events.last()
+    assert event is not None
     assert event.comment == (
         "Approved without review: discount 20.00% is within 20% and capacity fits every month."
     )

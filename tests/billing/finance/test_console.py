@@ -50,8 +50,8 @@ def test_other_staff_get_403(db, drafts, role, path):
 
 
 def test_customers_get_403_on_pages_and_actions(drafts):
-    owner = UserFactory()
-    MembershipFactory(user=owner, org=drafts[0].org, role=Membership.Role.OWNER)
+    owner = UserFactory.create()
+    MembershipFactory.create(user=owner, org=drafts[0].org, role=Membership.Role.OWNER)
     client = Client()
     client.force_login(owner)
 

@@ -21,7 +21,7 @@ def finance(db, settings):
 
 
 def test_finance_sets_an_alert_for_any_org(finance):
-    OrgFactory(slug="acme", currency="EUR")
+    OrgFactory.create(slug="acme", currency="EUR")
     response = finance.post(
         "/finance/alerts/new", {"org": "acme", "kind": "credits_below", "threshold": "250"}
     )
@@ -37,7 +37,7 @@ def test_finance_sets_an_alert_for_any_org(finance):
 
 
 def test_finance_adds_a_platform_endpoint_and_replays_a_delivery(finance):
-    acme = OrgFactory(slug="acme")
+    acme = OrgFactory.create(slug="acme")
     created = finance.post("/finance/webhooks/new", {"url": "http://127.0.0.1:9/erp"})
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.org is None
@@ -53,9 +53,9 @@ def test_finance_adds_a_platform_endpoint_and_replays_a_delivery(finance):
 
 
 def test_customers_and_operators_are_kept_out_where_they_should_be(db):
-    acme = OrgFactory(slug="acme")
-    customer = UserFactory()
-    MembershipFactory(org=acme, user=customer, role=Membership.Role.OWNER)
+    acme = OrgFactory.create(slug="acme")
+    customer = UserFactory.create()
+    MembershipFactory.create(org=acme, user=customer, role=Membership.Role.OWNER)
     client, operator = Client(), Client()
     client.force_login(customer)
     operator.force_login(staff_user_create(username="ops", role="operator"))

@@ -1,13 +1,21 @@
 """A worked month for invoicing tests: rated periods built as the rating engine leaves them."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
-from billing.models import CreditDraw, CreditGrant, RatedCharge
+from billing.models import (
+    BillingPeriod,
+    Contract,
+    CreditDraw,
+    CreditGrant,
+    Issuer,
+    Product,
+    RatedCharge,
+)
 
 from ...factories import (
     BillingPeriodFactory,
@@ -24,25 +32,28 @@ NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
 AFTER_GRACE = datetime(2026, 11, 3, tzinfo=UTC)  # Nov 1 + 2 grace days
 Kind = RatedCharge.Kind
+# One rated charge as ``rated_period`` takes it: (product, kind, line, quantity, unit price,
+# amount); the three figures are decimal strings.
+Charge = tuple[Product, str, int, str, str, str]
 
 
 @dataclass
 class World:
-    issuer: Any
-    h100: Any
-    llama: Any
+    issuer: Issuer
+    h100: Product
+    llama: Product
 
 
 @pytest.fixture
 def world(db: None) -> World:
-    meter = MeterFactory(key="gpu_time")
-    tokens = MeterFactory(key="llm_input_tokens", event_type="llm.tokens")
+    meter = MeterFactory.create(key="gpu_time")
+    tokens = MeterFactory.create(key="llm_input_tokens", event_type="llm.tokens")
     return World(
-        issuer=IssuerFactory(address="12 rue de la Paix\n75002 Paris"),
-        h100=ProductFactory(
+        issuer=IssuerFactory.create(address="12 rue de la Paix\n75002 Paris"),
+        h100=ProductFactory.create(
             key="h100-eu-north", name="NVIDIA H100 GPU-hour, eu-north", meter=meter
         ),
-        llama=ProductFactory(
+        llama=ProductFactory.create(
             key="llama-70b-input",
             name="Llama 3.1 70B input, 1M tokens",
             meter=tokens,
@@ -60,21 +71,23 @@ def rated_period(
     vat_id: str = "FR12345678901",
     start: datetime = OCT,
     end: datetime = NOV,
-    issuer: Any = None,
-    contract: Any = None,
+    issuer: Issuer | None = None,
+    contract: Contract | None = None,
     credits: Decimal = Decimal(0),
-    charges: list[tuple[Any, str, int, str, str, str]] | None = None,
-) -> Any:
+    charges: Sequence[Charge] | None = None,
+) -> BillingPeriod:
     """A closing period rated through its end. ``charges``: (product, kind, line, quantity,
     unit price, amount)."""
-    org: Any = OrgFactory(slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
-                     billing_address="1 avenue de l'Opéra\n75001 Paris")  # fmt: skip
-    contract = contract or ContractFactory(
+    org = OrgFactory.create(
+        slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
+        billing_address="1 avenue de l'Opéra\n75001 Paris",
+    )  # fmt: skip
+    contract = contract or ContractFactory.create(
         org=org, key=f"{slug}-2026", issuer=issuer or world.issuer, start=date(2026, 1, 1)
     )
-    period: Any = BillingPeriodFactory(contract=contract, org=org, start=start, end=end)
+    period = BillingPeriodFactory.create(contract=contract, org=org, start=start, end=end)
     for product, kind, line, quantity, unit_price, amount in charges or []:
-        RatedChargeFactory(
+        RatedChargeFactory.create(
             period=period,
             org=org,
             product=product,
@@ -95,7 +108,7 @@ def rated_period(
     return period
 
 
-def worked_charges(world: World) -> list[tuple[Any, str, int, str, str, str]]:
+def worked_charges(world: World) -> list[Charge]:
     """The worked scenario: subtotal 13,592.75 (see test_export)."""
     return [
         (world.h100, Kind.RESERVATION, 0, "5952", "2.10", "12499.20"),  # 8 GPUs × 744 h

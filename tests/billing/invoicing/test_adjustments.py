@@ -32,6 +32,7 @@ def test_a_late_event_after_finalization_appears_as_an_adjustment_next_period(ca
 
     # then November's invoice bills October's difference, re-rated by the engine
     adjustment = InvoiceLine.objects.get(invoice=invoice, kind="adjustment")
+    assert adjustment.product is not None
     assert (adjustment.charge_kind, adjustment.product.key, adjustment.adjusts_period_id) == (
         "on_demand", "h100", period("acme", OCT).pk)  # fmt: skip
     assert (adjustment.quantity, adjustment.unit_price, adjustment.amount) == (

@@ -29,7 +29,7 @@ def invoices(world):
 
 
 def _staff(role: str) -> APIClient:
-    user: Any = UserFactory(username=role)
+    user: Any = UserFactory.create(username=role)
     user.groups.add(Group.objects.get_or_create(name=role)[0])
     client = APIClient()
     client.force_authenticate(user)
@@ -37,7 +37,7 @@ def _staff(role: str) -> APIClient:
 
 
 def _member(slug: str) -> APIClient:
-    user: Any = UserFactory(username=f"owner-{slug}")
+    user: Any = UserFactory.create(username=f"owner-{slug}")
     Membership.objects.create(org=Org.objects.get(slug=slug), user=user, role="owner")
     client = APIClient()
     client.force_authenticate(user)

@@ -22,6 +22,7 @@ from tenancy.models import Org
 
 from ...factories import IssuerFactory
 from ...support.invoicing import finalize
+from ...support.narrow import present
 from . import late_usage
 from .conftest import AFTER_GRACE, DEC, NOV, OCT, rated_period, worked_charges
 
@@ -34,7 +35,7 @@ class Rollback(Exception):
 
 
 def _germany():
-    return IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    return IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                          vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
 
 
@@ -220,7 +221,7 @@ def test_finalizing_many_returns_them_in_order_and_leaves_finalized_ones_as_they
     ids = invoices_finalize(invoice_ids=[c.pk, b.pk, a.pk], as_of=AS_OF + timedelta(1))
 
     invoices = Invoice.objects.in_bulk(ids)
-    assert [(i.pk, i.number, i.issue_date.day) for i in map(invoices.get, ids)] == [
+    assert [(i.pk, i.number, present(i.issue_date).day) for i in (invoices[pk] for pk in ids)] == [
         (c.pk, "TFR-2026-000002", 5), (b.pk, "TFR-2026-000001", 4), (a.pk, "TFR-2026-000003", 5),
     ]  # fmt: skip
     with pytest.raises(Invoice.DoesNotExist):

@@ -58,7 +58,7 @@ def test_two_concurrent_close_runs_make_one_invoice_per_period(world):
 
 
 def test_fifty_concurrent_finalizations_across_two_issuers_are_gapless(world):
-    germany = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    germany = IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                             vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
     for i in range(50):
         rated_period(world, slug=f"org-{i:02d}", issuer=germany if i % 2 else world.issuer,
@@ -73,6 +73,7 @@ def test_fifty_concurrent_finalizations_across_two_issuers_are_gapless(world):
     for issuer, year, sequence, number in Invoice.objects.values_list(
         "issuer__key", "number_year", "sequence", "number"
     ):
+        assert sequence is not None  # a finalized invoice has its number
         numbers[f"{issuer}/{year}"].append(sequence)
         assert number.endswith(f"-{year}-{sequence:06d}")
     assert {k: sorted(v) for k, v in numbers.items()} == {
@@ -85,7 +86,7 @@ def test_batched_runs_racing_single_finalizations_number_each_invoice_once_witho
     world, monkeypatch
 ):
     # given 30 drafts of two issuers, finalized five to a chunk
-    germany = IssuerFactory(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
+    germany = IssuerFactory.create(key="tessera-de", legal_name="Tessera Cloud GmbH", country="DE",
                             vat_id="DE123456789", invoice_prefix="TDE")  # fmt: skip
     for i in range(30):
         rated_period(world, slug=f"org-{i:02d}", issuer=germany if i % 3 else world.issuer,
@@ -104,6 +105,7 @@ def test_batched_runs_racing_single_finalizations_number_each_invoice_once_witho
     assert errors == []
     numbers: dict[str, list[int]] = defaultdict(list)
     for issuer, sequence in Invoice.objects.values_list("issuer__key", "sequence"):
+        assert sequence is not None  # a finalized invoice has its number
         numbers[issuer].append(sequence)
     assert {k: sorted(v) for k, v in numbers.items()} == {
         "tessera-fr": list(range(1, 11)),

@@ -38,6 +38,7 @@ def _refused(sql: str, params: list) -> None:
 
 def test_an_update_of_a_finalized_line_fails_in_the_database(finalized):
     line = InvoiceLine.objects.filter(invoice=finalized).first()
+    assert line is not None
 
     _refused("UPDATE billing_invoiceline SET amount = %s WHERE id = %s", ["1.00", line.pk])
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -50,6 +51,7 @@ def test_an_update_of_a_finalized_line_fails_in_the_database(finalized):
 
 def test_lines_and_taxes_cannot_be_added_or_deleted(finalized):
     line = InvoiceLine.objects.filter(invoice=finalized).first()
+    assert line is not None
     _refused("DELETE FROM billing_invoiceline WHERE id = %s", [line.pk])
     _refused("DELETE FROM billing_invoicetax WHERE invoice_id = %s", [finalized.pk])
     with pytest.raises(IntegrityError), transaction.atomic():

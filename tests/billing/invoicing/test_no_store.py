@@ -16,8 +16,10 @@ def test_pdfs_are_never_stored(world):
     rated_period(world, charges=worked_charges(world))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
     invoice = finalized(draft.pk, AFTER_GRACE)
-    customer = UserFactory()
-    MembershipFactory(org=Org.objects.get(slug="acme"), user=customer, role=Membership.Role.VIEWER)
+    customer = UserFactory.create()
+    MembershipFactory.create(
+        org=Org.objects.get(slug="acme"), user=customer, role=Membership.Role.VIEWER
+    )
     client, finance = Client(), Client()
     client.force_login(customer)
     finance.force_login(staff_user_create(username="fin", role="finance"))

@@ -19,6 +19,7 @@ HOUR = 3600
 def test_api_down_for_hours_then_back_delivers_every_window_once(tmp_path, api):
     # given a collector whose API (events and allocations) is down for six hours
     rig = Rig(tmp_path, api)
+    assert rig.sender is not None
     rig.allocations.rows = [held("acme", "GPU-h100"), held("globex", "MIG-1g")]
     api.down = True
     for hour in range(6):
@@ -46,6 +47,7 @@ def test_api_down_for_hours_then_back_delivers_every_window_once(tmp_path, api):
 
 def test_a_rejected_event_is_kept_aside_and_never_resent(tmp_path, api):
     rig = Rig(tmp_path, api)
+    assert rig.sender is not None
     rig.allocations.rows = [held("acme", "GPU-h100"), held("nobody", "GPU-h200")]
     api.reject_if = lambda e: (
         ["subject 'nobody' is not a known org"] if e["subject"] == "nobody" else []
@@ -65,6 +67,7 @@ def test_a_rejected_event_is_kept_aside_and_never_resent(tmp_path, api):
 
 def test_throttling_is_waited_out(tmp_path, api):
     rig = Rig(tmp_path, api)
+    assert rig.sender is not None
     rig.allocations.rows = [held("acme", "GPU-h100")]
     rig.run_until(T0 + 60)
     api.throttle = 2

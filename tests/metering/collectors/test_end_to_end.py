@@ -27,6 +27,7 @@ from metering.services import allocation_create
 from tenancy.models import Org
 from tenancy.services import api_key_create
 
+from ...support.narrow import present
 from .conftest import FLEET
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -207,7 +208,7 @@ def test_cached_input_is_priced_apart_from_gateway_log_to_rated_charges(live_ser
 
     # then each part of the input is billed once, at its own price
     charges = {
-        c.product.key: (c.quantity, c.amount)
+        present(c.product).key: (c.quantity, c.amount)
         for c in RatedCharge.objects.filter(org__slug="tokenco").select_related("product")
     }
     assert charges == {
