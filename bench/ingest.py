@@ -6,46 +6,51 @@ measured in the same run on the same rows (issue 18, SPEC §9):
 2. ``COPY`` into an unindexed staging table, then ``INSERT … ON CONFLICT DO NOTHING`` into the
    minimal table, per batch: the idempotent-insert path.
 
-    .venv/bin/python bench/ingest.py [--events 50000] [--clients 2] [--workers 2]
+    .venv/bin/python bench/ingest.py [--events 50000] [--clients 2] [--workers 2] [--tiny]
 
-Creates (and drops at the start) the database ``tessera_bench``. Prints events/s for HTTP,
-rows/s for both baselines, and HTTP's ratio to each; the target is HTTP >= 35% of raw COPY.
+Works in a scratch database of its own (``--database NAME`` to keep one), serves the API with
+gunicorn on production settings (DEBUG off, plain HTTP on loopback), posts the events, posts
+them again (all duplicates: every collector's retry path). Prints events/s for HTTP, rows/s
+for both baselines, and HTTP's ratio to each; the target is HTTP >= 35% of raw COPY.
 """
 
 import argparse
 import json
-import os
-import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-PG = "postgresql://postgres@127.0.0.1:5432"
-DB = "tessera_bench"
+sys.path.insert(0, str(ROOT))
+
+from bench.common import add_common_arguments, parse, psycopg_url, scratch_database  # noqa: E402
+from tests.reliability.servers import Server, manage  # noqa: E402
+
+ORGS = 20
+# Events are spread over the 47 hours before the last complete hour, wrapping around for big
+# runs: every one is inside the late window and none is in the future, whatever --events is.
+SPAN_SECONDS = 47 * 3600
 
 
-def sh(*args: str, env: dict[str, str]) -> str:
-    return subprocess.run(
-        args, cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def make_batches(total: int, batch: int) -> list[list[dict]]:
-    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+def make_batches(total: int, batch: int, now: datetime) -> list[list[dict[str, Any]]]:
+    base = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=48)
     events = [
         {
             "specversion": "1.0",
             "id": f"gpu:node-{i % 64}:{i}",
             "source": f"tessera-gpu-collector/node-{i % 64}",
             "type": "gpu.usage",
-            "subject": f"org-{i % 20}",
-            "time": (base + timedelta(seconds=i * 3)).isoformat().replace("+00:00", "Z"),
+            "subject": f"org-{i % ORGS}",
+            "time": (base + timedelta(seconds=(i * 3) % SPAN_SECONDS))
+            .isoformat()
+            .replace("+00:00", "Z"),
             "datacontenttype": "application/json",
             "data": {
                 "gpu_seconds": "60",
@@ -61,38 +66,10 @@ def make_batches(total: int, batch: int) -> list[list[dict]]:
     return [events[i : i + batch] for i in range(0, total, batch)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8931)
-    parser.add_argument(
-        "--db", default="tessera_bench", help="Scratch database (dropped and created)."
-    )
-    args = parser.parse_args()
-    global DB
-    DB = args.db
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{PG}/{DB}",
-        "DEBUG": "false",
-        # DEBUG=false refuses the built-in key; this scratch server only needs one.
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-" + "x" * 50,
-        "TESSERA_SSL_REDIRECT": "false",  # plain HTTP on 127.0.0.1
-        "TESSERA_ROLLUP_ON_INGEST": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("CELERY_BROKER_URL", None)
-    py = sys.executable
-    sh(py, "manage.py", "migrate", "-v0", env=env)
-    catalog = ROOT / "var" / "bench-catalog.json"
-    catalog.parent.mkdir(exist_ok=True)
+def setup(url: str, var: Path) -> str:
+    """Migrate, load 20 orgs and a GPU meter; return a collector key."""
+    manage(url, "migrate", "-v0", var_dir=var)
+    catalog = var / "catalog.json"
     catalog.write_text(
         json.dumps(
             {
@@ -107,93 +84,32 @@ def main() -> None:
                 ],
                 "orgs": [
                     {"slug": f"org-{i}", "name": f"Org {i}", "country": "FR", "currency": "EUR"}
-                    for i in range(20)
+                    for i in range(ORGS)
                 ],
             }
         )
     )
-    sh(py, "manage.py", "load_catalog", str(catalog), env=env)
-    key = sh(py, "manage.py", "create_api_key", "--collector", "bench", "--quiet", env=env).strip()
+    manage(url, "load_catalog", str(catalog), var_dir=var)
+    return manage(url, "create_api_key", "--collector", "bench", "--quiet", var_dir=var).strip()
 
-    batches = make_batches(args.events, args.batch)
-    bodies = [json.dumps(b).encode() for b in batches]
-    server = subprocess.Popen(
-        [
-            py,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "-w",
-            str(args.workers),
-            "-b",
-            f"127.0.0.1:{args.port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{args.port}/api/v1/events"
+
+def post_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[int, float]:
+    """Post every body (``clients`` at a time); return (events accepted, seconds)."""
     headers = {
         "Authorization": f"Bearer {key}",
         "Content-Type": "application/cloudevents-batch+json",
     }
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{args.port}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        warm = json.dumps(make_batches(10, 10)[0]).replace("gpu:", "warm:").encode()
-        httpx.post(url, content=warm, headers=headers, timeout=60)
 
-        def send(body: bytes) -> int:
-            with httpx.Client(timeout=120) as client:
-                response = client.post(url, content=body, headers=headers)
-                response.raise_for_status()
-                return int(response.json()["accepted"])
+    def send(body: bytes) -> int:
+        with httpx.Client(timeout=300) as client:
+            response = client.post(url, content=body, headers=headers)
+            response.raise_for_status()
+            return int(response.json()["accepted"])
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            accepted = sum(pool.map(send, bodies))
-        http_seconds = time.perf_counter() - started
-        # The same batches again: all duplicates, the retry path of every collector.
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            again = sum(pool.map(send, bodies))
-        dup_seconds = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert accepted == args.events, f"accepted {accepted} of {args.events}"
-    assert again == 0
-
-    rows: list[tuple[str, ...]] = [
-        (
-            "platform",
-            e["source"],
-            e["id"],
-            e["time"],
-            json.dumps(e["data"]),
-        )
-        for batch in batches
-        for e in batch
-    ]
-    copy_rate = args.events / raw_copy(rows)
-    upsert_rate = args.events / staged_upsert(rows, args.batch)
-    http_rate = args.events / http_seconds
-    dup_rate = args.events / dup_seconds
-    print(
-        f"events: {args.events} in batches of {args.batch}, {args.clients} clients, "
-        f"{args.workers} gunicorn workers"
-    )
-    print(f"HTTP ingest (new events):            {http_rate:10.0f} events/s")
-    print(f"HTTP ingest (duplicates):            {dup_rate:10.0f} events/s")
-    print(f"baseline raw COPY (minimal table):   {copy_rate:10.0f} rows/s")
-    print(f"baseline COPY→staging→ON CONFLICT:   {upsert_rate:10.0f} rows/s")
-    print(f"ratio HTTP / raw COPY:               {http_rate / copy_rate:10.1%}  (target >= 35%)")
-    print(f"ratio HTTP / staged upsert:          {http_rate / upsert_rate:10.1%}")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        accepted = sum(pool.map(send, bodies))
+    return accepted, time.perf_counter() - started
 
 
 # The physical limit: identity columns, time, JSONB data and one unique index on identity.
@@ -204,9 +120,9 @@ MINIMAL = (
 COLUMNS = "(namespace, source, event_id, time, data)"
 
 
-def raw_copy(rows: list[tuple[str, ...]]) -> float:
+def raw_copy(url: str, rows: list[tuple[str, ...]]) -> float:
     """Seconds to COPY ``rows`` into a fresh minimal table (baseline 1)."""
-    with psycopg.connect(f"{PG}/{DB}") as conn:
+    with psycopg.connect(psycopg_url(url)) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_raw")
         conn.execute(MINIMAL.format(name="bench_raw"))
         conn.commit()
@@ -218,11 +134,11 @@ def raw_copy(rows: list[tuple[str, ...]]) -> float:
         return time.perf_counter() - started
 
 
-def staged_upsert(rows: list[tuple[str, ...]], batch: int) -> float:
+def staged_upsert(url: str, rows: list[tuple[str, ...]], batch: int) -> float:
     """Seconds to load ``rows`` the idempotent way (baseline 2): per batch, COPY into an
     unindexed staging table, then INSERT … ON CONFLICT DO NOTHING into the minimal table, and
     commit, as one ingest request does."""
-    with psycopg.connect(f"{PG}/{DB}") as conn:
+    with psycopg.connect(psycopg_url(url)) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_upsert")
         conn.execute(MINIMAL.format(name="bench_upsert"))
         conn.execute(
@@ -243,6 +159,55 @@ def staged_upsert(rows: list[tuple[str, ...]], batch: int) -> float:
                 cur.execute("TRUNCATE bench_staging")
             conn.commit()
         return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    add_common_arguments(parser, kind="ingest")
+    args = parse(parser, tiny={"events": 2000, "batch": 500})
+
+    with scratch_database("ingest", args.database) as url, tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp)
+        key = setup(url, var)
+        batches = make_batches(args.events, args.batch, datetime.now(UTC))
+        bodies = [json.dumps(b).encode() for b in batches]
+        server = Server(url, workers=args.workers, var_dir=var)
+        try:
+            events_url = f"{server.url}/api/v1/events"
+            warm = make_batches(10, 10, datetime.now(UTC))[0]
+            for event in warm:
+                event["id"] = "warm:" + event["id"]
+            post_all(events_url, key, [json.dumps(warm).encode()], 1)
+            accepted, http_s = post_all(events_url, key, bodies, args.clients)
+            again, dup_s = post_all(events_url, key, bodies, args.clients)
+        finally:
+            server.close()
+        assert accepted == args.events, f"accepted {accepted} of {args.events}"
+        assert again == 0, f"{again} duplicates accepted"
+        rows: list[tuple[str, ...]] = [
+            ("platform", e["source"], e["id"], e["time"], json.dumps(e["data"]))
+            for batch in batches
+            for e in batch
+        ]
+        copy_rate = args.events / raw_copy(url, rows)
+        upsert_rate = args.events / staged_upsert(url, rows, args.batch)
+
+    http_rate = args.events / http_s
+    dup_rate = args.events / dup_s
+    print(
+        f"events: {args.events} in batches of {args.batch}, {args.clients} clients, "
+        f"{args.workers} gunicorn workers"
+    )
+    print(f"HTTP ingest (new events):            {http_rate:10.0f} events/s")
+    print(f"HTTP ingest (duplicates):            {dup_rate:10.0f} events/s")
+    print(f"baseline raw COPY (minimal table):   {copy_rate:10.0f} rows/s")
+    print(f"baseline COPY→staging→ON CONFLICT:   {upsert_rate:10.0f} rows/s")
+    print(f"ratio HTTP / raw COPY:               {http_rate / copy_rate:10.1%}  (target >= 35%)")
+    print(f"ratio HTTP / staged upsert:          {http_rate / upsert_rate:10.1%}")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,22 @@
 """Usage and summary reads for one org with 10 million events stored (SPEC §9: p95 < 50 ms).
 
-    .venv/bin/python bench/reads.py [--events 10000000] [--requests 200]
+    .venv/bin/python bench/reads.py [--events 10000000] [--requests 200] [--database NAME]
+                                    [--tiny]
 
-Creates (and drops at the start) the database ``tessera_bench_reads``; writes the events with
-one server-side INSERT … SELECT over generate_series (GPU and token events over the last 30
-days, one org), rolls them up with the real rollup, rates the org's period, then serves the
+Works in a scratch database of its own (``--database NAME`` to keep one); writes the events
+with one server-side INSERT … SELECT over generate_series (GPU and token events over the last
+30 days, one org), rolls them up with the real rollup, rates the org's period, then serves the
 API with gunicorn and times sequential requests over HTTP. Prints p50/p95 for
 ``GET /api/v1/usage`` (daily, grouped by GPU model), the same hourly over a week, and
 ``GET /api/v1/orgs/{org}/summary``, each against ``/healthz`` measured in the same run (the
-floor of one HTTP round trip through Django). Not part of the test run.
+floor of one HTTP round trip through Django), and the rollup's time against the INSERT's.
 """
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,17 +25,16 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-PG = "postgresql://postgres@127.0.0.1:5432"
-DB = "tessera_bench_reads"
+sys.path.insert(0, str(ROOT))
 
-
-def manage(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if result.returncode:
-        raise SystemExit(result.stdout + result.stderr)
-    return result.stdout
+from bench.common import (  # noqa: E402
+    add_common_arguments,
+    parse,
+    psycopg_url,
+    scratch_database,
+    versus,
+)
+from tests.reliability.servers import Server, manage  # noqa: E402
 
 
 def catalog(start: datetime) -> dict:
@@ -95,29 +94,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--port", type=int, default=8933)
-    args = parser.parse_args()
+    add_common_arguments(parser, kind="reads")
+    args = parse(parser, tiny={"events": 20_000, "requests": 30})
+    with scratch_database("reads", args.database) as url, tempfile.TemporaryDirectory() as var:
+        run(args, url, Path(var))
 
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    env = {**os.environ, "DATABASE_URL": f"{PG}/{DB}", "DEBUG": "false", "LOG_LEVEL": "WARNING",
-           "SECRET_KEY": "bench-" + "x" * 60, "TESSERA_SSL_REDIRECT": "false",
-           "TESSERA_ROLLUP_ON_INGEST": "false", "TESSERA_RATE_ON_ROLLUP": "false",
-           "TESSERA_READ_RATE": "100000/min"}  # fmt: skip
-    env.pop("CELERY_BROKER_URL", None)
+
+def run(args: argparse.Namespace, url: str, var: Path) -> None:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(days=30)
-    manage("migrate", "-v0", env=env)
-    path = ROOT / "var" / "bench-reads-catalog.json"
-    path.parent.mkdir(exist_ok=True)
+    manage(url, "migrate", "-v0", var_dir=var)
+    path = var / "catalog.json"
     path.write_text(json.dumps(catalog(start)))
-    manage("load_catalog", str(path), env=env)
-    key = manage("create_api_key", "big", "--scope", "read", "--quiet", env=env).strip()
+    manage(url, "load_catalog", str(path), var_dir=var)
+    key = manage(url, "create_api_key", "big", "--scope", "read", "--quiet", var_dir=var).strip()
 
     seconds = int((now - start).total_seconds())
     began = time.perf_counter()
-    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+    with psycopg.connect(psycopg_url(url), autocommit=True) as conn:
         row = conn.execute("SELECT id FROM tenancy_org WHERE slug = 'big'").fetchone()
         assert row is not None  # the catalog above made org "big"
         org_id = row[0]
@@ -153,24 +147,14 @@ def main() -> None:
         conn.execute("ANALYZE")
     inserted = time.perf_counter() - began
     began = time.perf_counter()
-    manage("rollup", env=env)
+    manage(url, "rollup", var_dir=var)
     rolled = time.perf_counter() - began
-    manage("rate", "--org", "big", env=env)
+    manage(url, "rate", "--org", "big", var_dir=var)
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", "1", "-b",
-         f"127.0.0.1:{args.port}", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
+    server = Server(url, workers=1, var_dir=var, TESSERA_READ_RATE="100000/min")
+    base = server.url
     headers = {"Authorization": f"Bearer {key}"}
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         day = start.date().isoformat()
         end = (now + timedelta(days=1)).date().isoformat()
         week = (start + timedelta(days=7)).date().isoformat()
@@ -191,13 +175,11 @@ def main() -> None:
             )
             summary = timed(client, f"{base}/api/v1/orgs/big/summary", args.requests, headers)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.close()
 
-    print(
-        f"events stored: {args.events:,} for one org over 30 days "
-        f"(inserted in {inserted:.0f} s, rolled up in {rolled:.0f} s)"
-    )
+    print(f"events stored: {args.events:,} for one org over 30 days")
+    print(f"baseline, INSERT … SELECT of the events:  {inserted:6.1f} s")
+    print(f"rollup of them (manage.py rollup):       {rolled:6.1f} s = {versus(rolled, inserted)}")
     print(
         f"baseline GET /healthz:              p50 {statistics.median(floor):6.1f} ms  "
         f"p95 {p95(floor):6.1f} ms"

@@ -23,6 +23,13 @@ class RejectNulMiddleware:
         return self.get_response(request)
 
 
+def proxied_client_ip(request: HttpRequest) -> str | None:
+    """The client's address as the reverse proxy saw it: ``X-Real-IP``, which the proxy sets
+    and never passes on from the client (deploy/nginx.conf). Login throttling (django-axes)
+    uses it with ``TESSERA_BEHIND_PROXY``; without a proxy header, the peer's address."""
+    return request.META.get("HTTP_X_REAL_IP") or request.META.get("REMOTE_ADDR")
+
+
 class NoStoreMiddleware:
     """``Cache-Control: no-store, private`` on what must never sit in a browser's or a
     proxy's cache: the signed-in pages (portal, with the page that shows a new API key;

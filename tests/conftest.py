@@ -1,6 +1,6 @@
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 from tenancy.services import api_key_create
 
 from .factories import MeterFactory, OrgFactory
+from .support.isolation import run_database_name
+from .support.workers import Workers
 
 
 def _redis_up() -> bool:
@@ -26,6 +28,9 @@ REDIS_UP = _redis_up()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
+    if os.environ.get("TESSERA_TEST_REQUIRE_SERVICES") and not (on_postgres and REDIS_UP):
+        # CI: a run that would skip the PostgreSQL and real-worker tests is a failed run.
+        raise pytest.UsageError("TESSERA_TEST_REQUIRE_SERVICES: PostgreSQL or Redis is missing")
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (SQLite fallback run)"))
@@ -33,10 +38,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs Redis and PostgreSQL for a real worker"))
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A PostgreSQL test database of this run's own, ``test_<NAME>_<run id>`` (pytest-django
+    would take ``test_<NAME>`` and drop whatever another checkout is testing on in it)."""
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"] == "django.db.backends.postgresql":
+            test = db.setdefault("TEST", {})
+            test["NAME"] = run_database_name(test.get("NAME") or f"test_{db['NAME']}")
+
+
 @pytest.fixture(autouse=True)
 def _no_rollup_on_ingest(settings: Any) -> None:
     """Tests run rollups explicitly, so each one sees exactly the rollups it asked for."""
     settings.TESSERA_ROLLUP_ON_INGEST = False
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    """Real Celery workers (``celery_worker`` tests): started by the test, killed after it."""
+    pool = Workers()
+    yield pool
+    pool.stop()
 
 
 @pytest.fixture

@@ -35,9 +35,22 @@ def _list(name: str, default: list[str]) -> list[str]:
 DEBUG = _bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-secret-key-change-me"
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}")
+
+
+def _embedded_database() -> Path:
+    """``var/tessera.sqlite3``; but after ``bin/demo`` (which builds ``var/demo.sqlite3``) and
+    while ``var/tessera.sqlite3`` does not exist, the demo's database: someone who just ran
+    the demo and types ``manage.py shell`` or ``createsuperuser`` means the demo's data."""
+    own, demo = VAR_DIR / "tessera.sqlite3", VAR_DIR / "demo.sqlite3"
+    return demo if demo.exists() and not own.exists() else own
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{_embedded_database()}"
 # Unset: Celery tasks run in-process (eager), which is the embedded default.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Prepended to every key Celery writes in Redis: deployments (or concurrent test runs) that
+# share one Redis database keep separate queues. Empty: keys as Celery names them.
+BROKER_KEY_PREFIX = os.environ.get("TESSERA_BROKER_KEY_PREFIX", "")
 # Used for the cache (debounce of rollup triggers); unset: per-process memory cache.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 LATE_WINDOW_DAYS = _int("TESSERA_LATE_WINDOW_DAYS", 35)
@@ -61,6 +74,9 @@ STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 SSL_REDIRECT = _bool("TESSERA_SSL_REDIRECT", True)
 CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", [])
+# Behind a reverse proxy that sets X-Real-IP to the client's address (deploy/nginx.conf):
+# login throttling keys on that address instead of the proxy's, which every client shares.
+BEHIND_PROXY = _bool("TESSERA_BEHIND_PROXY", False)
 LOGIN_FAILURE_LIMIT = _int("TESSERA_LOGIN_FAILURE_LIMIT", 5)
 # Requests per API key (DRF rate syntax); over it: 429 with Retry-After.
 INGEST_RATE = os.environ.get("TESSERA_INGEST_RATE", "1200/min")

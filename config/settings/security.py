@@ -40,3 +40,5 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "web/locked_out.html"
+if env.BEHIND_PROXY:
+    AXES_CLIENT_IP_CALLABLE = "config.middleware.proxied_client_ip"

@@ -117,10 +117,8 @@ def test_rollup_hook_schedules_a_rating_after_commit(
     assert len(callbacks) == 1
 
 
-def test_rating_lag_counts_from_the_oldest_unrated_change(catalog):
+def test_rating_lag_counts_from_the_oldest_unrated_change(catalog, monkeypatch):
     from datetime import timedelta
-
-    from django.utils import timezone
 
     from billing.rating.due import rating_lag
 
@@ -130,9 +128,12 @@ def test_rating_lag_counts_from_the_oldest_unrated_change(catalog):
     org_rate(org=acme, as_of=datetime(2026, 10, 2, tzinfo=UTC))
     assert rating_lag()[2] == 0.0
 
+    # The gauge reads the clock at scrape time: scrape at a known instant.
+    scraped = datetime(2026, 10, 2, 12, tzinfo=UTC)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: scraped)
     BillingPeriod.objects.filter(org=acme).update(
-        rated_at=timezone.now() - timedelta(minutes=10),
-        usage_changed_at=timezone.now() - timedelta(minutes=5),
+        rated_at=scraped - timedelta(minutes=10),
+        usage_changed_at=scraped - timedelta(minutes=5),
     )
 
-    assert 299 < rating_lag()[2] < 400
+    assert rating_lag()[2] == 300.0

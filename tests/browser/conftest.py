@@ -11,6 +11,8 @@ import pytest
 from selenium.webdriver import Chrome
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from ..support.waiting import DEFAULT_TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -72,13 +74,14 @@ def login(driver: WebDriver, base_url: str, username: str, password: str) -> Non
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    wait_until(driver, lambda d: "/accounts/login/" not in d.current_url)
+    wait_for_page(driver, lambda d: "/accounts/login/" not in d.current_url)
 
 
-def wait_until(
-    driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 20
+def wait_for_page(
+    driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = DEFAULT_TIMEOUT
 ) -> None:
-    """Clicks return before the next page has loaded: wait for what the test expects."""
+    """Clicks return before the next page has loaded: wait for what the test expects (the
+    browser's form of ``tests.support.waiting.wait_until``, with its deadline)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, timeout).until(condition)

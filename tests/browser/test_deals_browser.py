@@ -17,7 +17,7 @@ from tenancy.models import Org
 from tenancy.services import api_key_create, staff_user_create
 
 from ..conftest import make_event
-from .conftest import login, shoot, wait_until
+from .conftest import login, shoot, wait_for_page
 
 
 def set_date(browser, name: str, value: str) -> None:
@@ -64,7 +64,7 @@ def test_account_manager_drafts_simulates_and_submits_then_finance_approves_and_
     browser.find_element(By.NAME, "lines-0-ramp_0_quantity").send_keys("96")
     shoot(browser, "deals-form")
     browser.find_element(By.XPATH, "//button[text()='Save draft']").click()
-    wait_until(browser, lambda d: "Total contract value" in d.page_source)
+    wait_for_page(browser, lambda d: "Total contract value" in d.page_source)
 
     deal = Deal.objects.get()
     assert browser.current_url.endswith(f"/deals/{deal.pk}/")
@@ -72,10 +72,12 @@ def test_account_manager_drafts_simulates_and_submits_then_finance_approves_and_
     browser.find_element(By.CSS_SELECTOR, "input[name=months]").clear()
     browser.find_element(By.CSS_SELECTOR, "input[name=months]").send_keys("2")
     browser.find_element(By.XPATH, "//button[text()='Simulate']").click()
-    wait_until(browser, lambda d: "months=2" in d.current_url)
+    wait_for_page(browser, lambda d: "months=2" in d.current_url)
     shoot(browser, "deals-detail-draft")
     browser.find_element(By.XPATH, "//button[text()='Submit']").click()
-    wait_until(browser, lambda d: "Pending approval" in d.page_source or "pending" in d.page_source)
+    wait_for_page(
+        browser, lambda d: "Pending approval" in d.page_source or "pending" in d.page_source
+    )
     deal.refresh_from_db()
     assert deal.status == "pending_approval"  # 15.2% below list (2.30 EUR): finance approves
     browser.get(f"{live_server.url}/deals/capacity/")
@@ -86,11 +88,11 @@ def test_account_manager_drafts_simulates_and_submits_then_finance_approves_and_
     browser.get(f"{live_server.url}/deals/{deal.pk}/")
     browser.find_element(By.NAME, "comment").send_keys("Strategic account, approved.")
     browser.find_element(By.XPATH, "//button[text()='Approve']").click()
-    wait_until(
+    wait_for_page(
         browser, lambda d: d.find_elements(By.XPATH, "//button[text()='Sign and create contract']")
     )
     browser.find_element(By.XPATH, "//button[text()='Sign and create contract']").click()
-    wait_until(
+    wait_for_page(
         browser,
         lambda d: not d.find_elements(By.XPATH, "//button[text()='Sign and create contract']"),
     )
@@ -152,7 +154,7 @@ def test_an_expansion_is_drafted_simulated_approved_by_another_finance_user_and_
     browser.find_element(By.NAME, "title").send_keys("+2 H100 from the 11th")
     shoot(browser, "deal-form-expansion")
     browser.find_element(By.XPATH, "//button[text()='Save draft']").click()
-    wait_until(browser, lambda d: "Total contract value" in d.page_source)
+    wait_for_page(browser, lambda d: "Total contract value" in d.page_source)
     deal = Deal.objects.get()
     assert deal.amends is not None
     assert deal.amends.key == "acme-2026"
@@ -163,7 +165,7 @@ def test_an_expansion_is_drafted_simulated_approved_by_another_finance_user_and_
     assert "With this amendment" in page
     shoot(browser, "deal-detail-expansion")
     browser.find_element(By.XPATH, "//button[text()='Submit']").click()
-    wait_until(browser, lambda d: "Pending approval" in d.page_source)
+    wait_for_page(browser, lambda d: "Pending approval" in d.page_source)
 
     # demo-am is in finance too, but wrote these terms: refused, and told why
     browser.get(f"{live_server.url}/deals/{deal.pk}/")
@@ -177,7 +179,7 @@ def test_an_expansion_is_drafted_simulated_approved_by_another_finance_user_and_
         "f.appendChild(t); document.body.appendChild(f); f.submit();",
         f"/deals/{deal.pk}/approve/",
     )
-    wait_until(browser, lambda d: "so you cannot approve it" in d.page_source)
+    wait_for_page(browser, lambda d: "so you cannot approve it" in d.page_source)
     shoot(browser, "deal-four-eyes")
     deal.refresh_from_db()
     assert deal.status == Deal.Status.PENDING_APPROVAL
@@ -188,9 +190,9 @@ def test_an_expansion_is_drafted_simulated_approved_by_another_finance_user_and_
     browser.find_element(By.NAME, "comment").send_keys("Expansion at 2.00, approved.")
     browser.find_element(By.XPATH, "//button[text()='Approve']").click()
     sign = "//button[text()='Sign and amend acme-2026']"
-    wait_until(browser, lambda d: d.find_elements(By.XPATH, sign))
+    wait_for_page(browser, lambda d: d.find_elements(By.XPATH, sign))
     browser.find_element(By.XPATH, sign).click()
-    wait_until(browser, lambda d: "Signed: contract acme-2026 amended." in d.page_source)
+    wait_for_page(browser, lambda d: "Signed: contract acme-2026 amended." in d.page_source)
     quote = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(arguments[0]).then(r => r.arrayBuffer())"
@@ -199,7 +201,7 @@ def test_an_expansion_is_drafted_simulated_approved_by_another_finance_user_and_
     )
     assert bytes(quote) == b"%PDF-"
     browser.find_element(By.LINK_TEXT, "Amended acme-2026").click()
-    wait_until(browser, lambda d: "Amendments" in d.page_source)
+    wait_for_page(browser, lambda d: "Amendments" in d.page_source)
     assert f"deal {deal.pk}" in browser.page_source
     shoot(browser, "contract-amended")
 

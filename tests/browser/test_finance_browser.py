@@ -7,7 +7,7 @@ from tenancy.services import staff_user_create
 
 from ..billing.invoicing.conftest import rated_period, worked_charges, world  # noqa: F401
 from ..factories import MembershipFactory, UserFactory
-from .conftest import login, shoot, wait_until
+from .conftest import login, shoot, wait_for_page
 
 # Finalized invoices refuse DELETE by trigger; SQLite flushes between transactional tests with
 # DELETE (PostgreSQL with TRUNCATE), so this walk runs on PostgreSQL only.
@@ -28,11 +28,11 @@ def test_finance_closes_a_period_finalizes_and_the_customer_downloads_the_pdf(
     assert browser.current_url.endswith("/finance/")
     shoot(browser, "finance-dashboard")
     browser.find_element(By.XPATH, "//button[starts-with(text(), 'Close periods')]").click()
-    wait_until(browser, lambda d: "Drafted 1 invoice" in d.page_source)
+    wait_for_page(browser, lambda d: "Drafted 1 invoice" in d.page_source)
     browser.get(f"{live_server.url}/finance/invoices/?status=draft")
     browser.find_element(By.CSS_SELECTOR, "input[name=invoice]").click()
     browser.find_element(By.XPATH, "//button[text()='Finalize selected drafts']").click()
-    wait_until(browser, lambda d: "Finalized 1" in d.page_source)
+    wait_for_page(browser, lambda d: "Finalized 1" in d.page_source)
     invoice = Invoice.objects.get()
     assert invoice.number == "TFR-2026-000001"
     browser.get(f"{live_server.url}/finance/invoices/{invoice.pk}/")

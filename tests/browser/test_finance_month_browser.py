@@ -20,7 +20,7 @@ from tenancy.services import staff_user_create
 
 from ..billing.conftest import catalog, contract, gpu, ingest  # noqa: F401
 from ..factories import MembershipFactory, UserFactory
-from .conftest import login, shoot, wait_until
+from .conftest import login, shoot, wait_for_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 D = Decimal
@@ -61,7 +61,7 @@ def test_finance_closes_its_month(browser, live_server, settings, catalog):  # n
 
     # Close: both November periods are drafted.
     _click(browser, "Close periods and draft their invoices")
-    wait_until(browser, lambda d: "Drafted 2 invoice" in d.page_source)
+    wait_for_page(browser, lambda d: "Drafted 2 invoice" in d.page_source)
     shoot(browser, "finance-month-1-closed")
 
     # Review: the drafts list flags acme's draft; its page shows the variance per product.
@@ -78,20 +78,20 @@ def test_finance_closes_its_month(browser, live_server, settings, catalog):  # n
     browser.find_element(By.NAME, "description").send_keys("Setup fee, dedicated cluster")
     browser.find_element(By.CSS_SELECTOR, "input[aria-label='One-off amount']").send_keys("150.00")
     _click(browser, "Add one-off line")
-    wait_until(browser, lambda d: "One-off line added" in d.page_source)
+    wait_for_page(browser, lambda d: "One-off line added" in d.page_source)
     shoot(browser, "finance-month-3-draft-review")
     assert Invoice.objects.get(pk=acme_nov.pk).total == D("420.00")
 
     # Finalize it.
     _click(browser, "Finalize")
-    wait_until(browser, lambda d: "Finalized as TFR-2026-000003" in d.page_source)
+    wait_for_page(browser, lambda d: "Finalized as TFR-2026-000003" in d.page_source)
 
     # Mark globex's October invoice paid by bank transfer.
     _invoice_page(browser, base, globex_oct)
     Select(browser.find_element(By.NAME, "method")).select_by_visible_text("Bank transfer")
     browser.find_element(By.NAME, "reference").send_keys("SEPA 2026-11-28 GLOBEX")
     _click(browser, "Mark paid")
-    wait_until(browser, lambda d: "Payment of 30.00 USD recorded" in d.page_source)
+    wait_for_page(browser, lambda d: "Payment of 30.00 USD recorded" in d.page_source)
     shoot(browser, "finance-month-4-paid")
     assert Invoice.objects.get(pk=globex_oct.pk).status == "paid"
     assert InvoicePayment.objects.get().reference == "SEPA 2026-11-28 GLOBEX"
@@ -99,7 +99,7 @@ def test_finance_closes_its_month(browser, live_server, settings, catalog):  # n
     # The hourly beat job: acme's October invoice (due Dec 3, unpaid) goes overdue.
     assert invoices_mark_overdue() == [acme_oct.pk]
     browser.get(f"{base}/finance/receivables/")
-    wait_until(browser, lambda d: "Overdue" in d.page_source)
+    wait_for_page(browser, lambda d: "Overdue" in d.page_source)
     shoot(browser, "finance-month-5-receivables")
     assert acme_oct.number in browser.page_source
 
@@ -110,14 +110,14 @@ def test_finance_closes_its_month(browser, live_server, settings, catalog):  # n
         "Setup fee belongs to December"
     )
     _click(browser, "Void and reissue")
-    wait_until(browser, lambda d: "Voided and reissued" in d.page_source)
+    wait_for_page(browser, lambda d: "Voided and reissued" in d.page_source)
     assert "Replaces void invoice" in browser.page_source
     shoot(browser, "finance-month-6-reissued")
     reissued = Invoice.objects.get(org__slug="acme", period_start=NOV, status="draft")
     assert reissued.replaces_id == finalized.pk
     assert reissued.subtotal == D("200.00")  # re-rated from the usage; the one-off stays void
     _click(browser, "Finalize")
-    wait_until(browser, lambda d: "Finalized as TFR-2026-000004" in d.page_source)
+    wait_for_page(browser, lambda d: "Finalized as TFR-2026-000004" in d.page_source)
 
     browser.get(f"{base}/finance/audit/")
     shoot(browser, "finance-month-7-audit")

@@ -1,4 +1,3 @@
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +8,7 @@ from tenancy.models import Membership
 
 from ..factories import MembershipFactory, UserFactory
 from ..portal.test_portal import acme  # noqa: F401 - the fixture with a rated month
+from ..support.waiting import wait_until
 from .conftest import login, shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,11 +35,9 @@ def test_customer_sees_the_charts_and_downloads_the_usage(browser, live_server, 
     assert len(browser.find_elements(By.CSS_SELECTOR, ".panel svg")) == 4
     assert "48 burst hours" in browser.page_source
     browser.find_element(By.LINK_TEXT, "Download CSV").click()
-    for _ in range(200):
-        files = list(browser.downloads.glob("*.csv")) if browser.downloads.exists() else []
-        if files:
-            break
-        time.sleep(0.1)
+    files = wait_until(
+        lambda: list(browser.downloads.glob("*.csv")) if browser.downloads.exists() else []
+    )
     assert files, "the CSV was not downloaded"
     assert files[0].read_text().startswith("date,product,name,unit,quantity,amount_excl_vat")
 

@@ -1,17 +1,10 @@
 """The rollup task run by a real Celery worker over Redis against the PostgreSQL test database."""
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from celery import Celery
-from django.db import connection
 from django.db.models import Sum
 
 from metering.ingestion import Ingestor
@@ -20,68 +13,17 @@ from tenancy.services import api_key_create
 
 from ..conftest import make_event
 from ..factories import MeterFactory, OrgFactory
+from ..support.waiting import wait_until
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
-BROKER = os.environ.get("TESSERA_TEST_BROKER", "redis://127.0.0.1:6379/15")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Workers:
-    """Starts real worker processes on the test database; kills them all at the end."""
-
-    def __init__(self) -> None:
-        db = connection.settings_dict
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "CELERY_BROKER_URL": BROKER,
-            "TESSERA_ROLLUP_ON_INGEST": "0",
-        }
-        # Not the current app: tasks .delay()ed by this process stay in-process (eager).
-        self.sender = Celery(broker=BROKER, set_as_current=False)
-        # kombu's Redis channel holds the redis client as .client; celery-types declare the
-        # abstract StdChannel, which has none.
-        self.sender.connection_for_write().default_channel.client.flushdb()  # type: ignore[attr-defined]
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, app: str = "config", **env: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo"]
-        command += ["--loglevel=WARNING", "--without-heartbeat", "--without-mingle"]
-        command += ["--without-gossip"]
-        proc = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env})
-        self.procs.append(proc)
-        return proc
-
-    def send(self, name: str, *args: object) -> None:
-        self.sender.send_task(name, args=args)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-@pytest.fixture
-def workers():
-    pool = Workers()
-    yield pool
-    pool.stop()
+HOOKED = "tests.reliability.hooked"
 
 
 @pytest.fixture
 def worker(workers):
     workers.start()
     return workers
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_worker_rolls_up_marked_hours(worker):
@@ -95,12 +37,12 @@ def test_worker_rolls_up_marked_hours(worker):
 
     worker.send("metering.rollup")
 
-    assert wait_for(lambda: not RollupMark.objects.exists() and HourlyRollup.objects.exists())
+    assert wait_until(lambda: not RollupMark.objects.exists() and HourlyRollup.objects.exists())
     rollup = HourlyRollup.objects.get()
     assert (rollup.hour, rollup.value, rollup.event_count) == (hour, Decimal(300), 5)
 
 
-def test_worker_killed_mid_rollup_then_rerun_gives_the_uninterrupted_totals(workers):
+def test_worker_killed_mid_rollup_then_rerun_gives_the_uninterrupted_totals(workers, tmp_path):
     """SIGKILL during a rollup: committed batches stay, the rest is redone, nothing twice."""
     orgs = [OrgFactory.create(slug=f"org-{i}") for i in range(4)]
     MeterFactory.create(key="gpu_time", group_by={"gpu_model": "$.gpu_model"})
@@ -120,17 +62,24 @@ def test_worker_killed_mid_rollup_then_rerun_gives_the_uninterrupted_totals(work
     marks = RollupMark.objects.count()
     assert marks == 2800
 
-    victim = workers.start(TESSERA_ROLLUP_BATCH_HOURS="40")
+    # Batches of 40 marks = 10 hours of 4 orgs: 4 recomputations each. The 10th recomputation
+    # is in the third batch; the worker is killed there, inside its transaction.
+    paused = tmp_path / "paused"
+    victim = workers.start(
+        HOOKED,
+        TESSERA_ROLLUP_BATCH_HOURS="40",
+        TESSERA_REL_PAUSE="metering.rollups:recompute_hours:10",
+        TESSERA_REL_SIGNAL=str(paused),
+    )
     workers.send("metering.rollup")
-    assert wait_for(lambda: 0 < RollupMark.objects.count() < marks - 40, timeout=60)
+    assert wait_until(paused.exists), "the worker never reached the pause point"
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
-    left = RollupMark.objects.count()
-    assert 0 < left < marks
+    assert RollupMark.objects.count() == marks - 80  # two batches committed, the third not
 
     workers.start()
     workers.send("metering.rollup")  # what beat sends every interval
-    assert wait_for(lambda: not RollupMark.objects.exists())
+    assert wait_until(lambda: not RollupMark.objects.exists())
 
     expected = {org.slug: sum(Decimal(h % 7 + 1) for h in range(700)) for org in orgs}
     totals = dict(
@@ -140,3 +89,17 @@ def test_worker_killed_mid_rollup_then_rerun_gives_the_uninterrupted_totals(work
     )
     assert totals == expected
     assert HourlyRollup.objects.count() == 2800
+
+
+def test_the_test_process_still_runs_its_own_tasks_in_process(workers):
+    # given the bare app that sends into the workers' queues
+    from celery import current_app
+
+    from billing.tasks import rate_due
+
+    workers.send("metering.rollup")
+
+    # then a task called here is still Tessera's, eager: it reaches no broker
+    assert current_app.main == "tessera"
+    assert rate_due.app.conf.task_always_eager
+    assert workers.broker.queued() == 1  # the one sent, nothing else

@@ -28,6 +28,9 @@ django.setup()
 
 from config.celery import app  # noqa: E402
 
+# A paused process is killed by its test; this only bounds how long one outlives a dead test.
+HOLD_SECONDS = 600
+
 
 def _pause(spec: str) -> None:
     module_name, name, nth = spec.rsplit(":", 2)
@@ -42,7 +45,7 @@ def _pause(spec: str) -> None:
         calls += 1
         if calls == int(nth):
             Path(os.environ["TESSERA_REL_SIGNAL"]).touch()
-            time.sleep(120)
+            time.sleep(HOLD_SECONDS)  # holding the transaction open until the test kills us
         return result
 
     setattr(module, name, paused)

@@ -82,7 +82,7 @@ def client_main(argv: list[str]) -> None:
                 if response.status_code == 202:
                     break
                 report["errors"] += 1
-                time.sleep(0.1)
+                time.sleep(0.1)  # a client's backoff before it resends, not a wait
             answer = response.json()
             for name in ("accepted", "duplicates", "rejected"):
                 report[name] += answer[name]
@@ -110,9 +110,18 @@ class LoadResult:
             sums[e["subject"]] += int(e["data"]["gpu_seconds"])
         return {k: v for k, v in sums.items() if v}
 
+    @property
+    def events_per_second(self) -> float:
+        return self.sent / self.seconds
+
+    def latency(self, quantile: float) -> float:
+        """Request latency in seconds at ``quantile`` (0.5: the median)."""
+        latencies = sorted(x for r in self.reports for x in r["latencies"])
+        return latencies[max(0, int(len(latencies) * quantile) - 1)] if latencies else 0.0
+
     def figures(self) -> str:
         latencies = sorted(x for r in self.reports for x in r["latencies"])
-        p95 = latencies[int(len(latencies) * 0.95) - 1] if latencies else 0.0
+        p95 = self.latency(0.95)
         return (
             f"{self.clients} client processes for {self.seconds:.0f} s: {self.sent} events sent "
             f"in {len(latencies)} requests ({self.sent / self.seconds:,.0f} events/s), "

@@ -7,10 +7,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
+
+from ..support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
@@ -112,16 +113,15 @@ class Server:
         command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers)]
         command += ["-b", f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning"]
         self.proc = subprocess.Popen(command, cwd=ROOT, env=full)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.close()
-        raise RuntimeError("gunicorn did not come up")
+        if not wait_until(self.healthy, interval=0.2):
+            self.close()
+            raise RuntimeError("gunicorn did not come up")
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def close(self) -> None:
         self.proc.terminate()

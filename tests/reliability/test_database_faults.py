@@ -20,6 +20,7 @@ from metering.collectors.sender import BATCH_TYPE, Sender
 from metering.collectors.spool import Spool
 from metering.collectors.telemetry import Telemetry
 
+from ..support.waiting import wait_until
 from .servers import OwnPostgres, Server, have_postgres_binaries, manage
 
 pytestmark = [
@@ -85,7 +86,7 @@ class RawClient(threading.Thread):
                 batch = events("raw", 200, start=len(self.sent))
                 self.sent += batch
                 while not self._post(client, batch):
-                    time.sleep(0.05)
+                    time.sleep(0.05)  # a client's backoff before it resends, not a wait
 
     def _post(self, client: httpx.Client, batch: list[dict[str, Any]]) -> bool:
         try:
@@ -123,7 +124,7 @@ class Collector(threading.Thread):
             self.produced += self.spool.add(events("collector", 100, start=self.produced))
             if self.sender.ready():
                 self.sender.flush(max_batches=2)
-            time.sleep(0.02)
+            self.stop.wait(0.02)  # the next tick
         self.drained = self.sender.drain(120)
 
 
@@ -139,16 +140,26 @@ def test_postgres_restarts_during_ingestion_lose_nothing(stack, tmp_path):
     spool = Spool(tmp_path / "spool.sqlite3")
     collector = Collector(server, key, spool, stop)
 
+    def one_more_batch_stored() -> bool:
+        served = raw.answers["202"]
+        return bool(wait_until(lambda: raw.answers["202"] > served))
+
+    def failed() -> int:
+        return sum(n for answer, n in raw.answers.items() if answer != "202")
+
     raw.start()
     collector.start()
+    # Each restart lands on flowing traffic: a batch was stored since the last one.
     for _ in range(4):
-        time.sleep(0.5)
+        assert one_more_batch_stored()
         pg.restart("fast")
-    time.sleep(0.5)
+    assert one_more_batch_stored()
     pg.stop("fast")
-    time.sleep(1.0)
+    # Down until both clients have met the outage, then up until traffic flows again.
+    failures, sender_failures = failed(), collector.sender.failures
+    assert wait_until(lambda: failed() > failures and collector.sender.failures > sender_failures)
     pg.start()
-    time.sleep(0.5)
+    assert one_more_batch_stored()
     stop.set()
     raw.join(120)
     collector.join(120)

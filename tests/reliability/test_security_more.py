@@ -22,8 +22,8 @@ from tenancy import authentication
 from tenancy.models import ApiKey
 from tenancy.services import api_key_create, staff_user_create
 
-from ..metering.test_celery_worker import ROOT
 from ..support.narrow import present
+from ..support.workers import ROOT
 
 # --- sessions and cookies -----------------------------------------------------------------
 

@@ -7,6 +7,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .waiting import DEFAULT_TIMEOUT, wait_until
+
 
 @dataclass
 class Received:
@@ -34,14 +36,18 @@ class Receiver:
         with self.lock:
             self.statuses = list(statuses)
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for(self, count: int, timeout: float = DEFAULT_TIMEOUT) -> list[Received]:
+        """The requests received so far, once there are at least ``count`` of them; an
+        AssertionError after ``timeout`` seconds (``tests.support.waiting``)."""
+
+        def received() -> list[Received]:
             with self.lock:
-                if len(self.requests) >= count:
-                    return list(self.requests)
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+                return list(self.requests) if len(self.requests) >= count else []
+
+        requests = wait_until(received, timeout=timeout)
+        if not requests:
+            raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+        return requests
 
 
 def serve() -> Generator[Receiver, None, None]:

@@ -139,6 +139,11 @@ class Command(BaseCommand):
         self.summary(pipeline.summary_rows(exports), stored, time.monotonic() - started)
         self.say(pipeline.unbilled_line())
         self.say("  " + pipeline.notifications_summary(org=acme, sink=sink))
+        if settings.DATABASES["default"]["NAME"] == str(env.VAR_DIR / DEMO_DB):
+            self.say(
+                f"Database: {env.VAR_DIR / DEMO_DB}; manage.py commands without DATABASE_URL "
+                "open it too, as long as there is no var/tessera.sqlite3."
+            )
         self.say("Logins (local demo passwords):")
         for login in logins:
             self.say(f"  {login.username:8} {login.password:14} {login.who}, {login.home}")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.models import Invoice, StripeInvoiceSync
@@ -20,21 +19,23 @@ from tenancy.services import staff_user_create
 from testing.stripe_fake import FakeStripe, RedisStore
 from testing.stripe_server import StripeServer
 
-from ...metering.test_celery_worker import BROKER, ROOT, Workers, wait_for
 from ...reliability.servers import free_port
+from ...support.waiting import wait_until
+from ...support.workers import ROOT, Workers, worker_database_url
 from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
 
-def _gunicorn(tmp_path: Path, stripe_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    db = connection.settings_dict
+def _gunicorn(
+    tmp_path: Path, stripe_env: dict[str, str], workers: Workers
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
-        **os.environ, **stripe_env,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        **os.environ, **stripe_env, **workers.broker.env(),
+        "DATABASE_URL": worker_database_url(),
         # DEBUG: cookies that are not Secure-only, for plain HTTP on loopback.
-        "CELERY_BROKER_URL": BROKER, "TESSERA_VAR_DIR": str(tmp_path), "DEBUG": "true",
+        "TESSERA_VAR_DIR": str(tmp_path), "DEBUG": "true",
         "SECRET_KEY": "sync-" + "k" * 50, "ALLOWED_HOSTS": "127.0.0.1",
         "TESSERA_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING",
     }  # fmt: skip
@@ -49,7 +50,7 @@ def _gunicorn(tmp_path: Path, stripe_env: dict[str, str]) -> tuple[subprocess.Po
         except httpx.HTTPError:
             return False
 
-    assert wait_for(up, timeout=60), "gunicorn did not come up"
+    assert wait_until(up), "gunicorn did not come up"
     return proc, url
 
 
@@ -75,16 +76,17 @@ def test_finalize_under_gunicorn_sync_by_two_workers_then_the_webhook(
     rated_period(world, charges=worked_charges(world))
     draft = periods_close(as_of=AFTER_GRACE).drafted[0]
     staff_user_create(username="fin", role="finance", password="fin-pass-1234")
-    workers = Workers()  # flushes the broker's Redis db: a fresh Stripe too
-    store = RedisStore(BROKER, f"tessera:stripe-fake:{connection.settings_dict['NAME']}")
+    workers = Workers()  # clears this run's broker keys: the fake's store is one of them
+    store = RedisStore(workers.broker.url, f"{workers.broker.prefix}stripe-fake")
     server = StripeServer(FakeStripe(store=store)).__enter__()
     fake = server.fake
     stripe_env = {"STRIPE_API_KEY": "sk_test_tessera_sync", "STRIPE_API_BASE": server.base,
                   "STRIPE_WEBHOOK_SECRET": fake.webhook_secret}  # fmt: skip
     fake.inject("500", path=r"^/v1/invoiceitems$", times=100)  # the first worker fails there
-    web, url = _gunicorn(tmp_path, stripe_env)
+    web, url = _gunicorn(tmp_path, stripe_env, workers)
+    workers.env.update(stripe_env)  # every worker started below talks to this Stripe fake
     try:
-        first = workers.start(**stripe_env)
+        first = workers.start()
         client = _login(url)
         token = _csrf(client, "/finance/invoices/?status=draft")
         form = {"invoice": str(draft.pk), "csrfmiddlewaretoken": token}
@@ -96,16 +98,16 @@ def test_finalize_under_gunicorn_sync_by_two_workers_then_the_webhook(
             return StripeInvoiceSync.objects.filter(state="failed").exclude(
                 stripe_invoice_id="").exists()  # fmt: skip
 
-        assert wait_for(failed, timeout=60)
+        assert wait_until(failed)
         first.kill()
         first.wait(timeout=30)
         stripe_id = StripeInvoiceSync.objects.get().stripe_invoice_id
         fake.clear_faults()
 
         # Another worker process resumes: it finds the invoice the first one created.
-        workers.start(**stripe_env)
+        workers.start()
         workers.send("billing.stripe.sync_pending")
-        assert wait_for(lambda: StripeInvoiceSync.objects.filter(state="done").exists(), 90)
+        assert wait_until(lambda: StripeInvoiceSync.objects.filter(state="done").exists())
         fake = FakeStripe(store=store).refresh()  # what is kept in Redis
         assert list(fake.invoices) == [stripe_id]
         assert len(fake.customers) == 1

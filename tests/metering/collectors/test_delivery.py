@@ -2,7 +2,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -10,6 +9,7 @@ import yaml
 from metering.collectors.common import iso
 from metering.collectors.spool import Spool
 
+from ...support.waiting import wait_until
 from .conftest import FLEET, T0, Rig, held
 from .fakeapi import KEY
 
@@ -135,13 +135,12 @@ def test_a_collector_killed_mid_run_and_restarted_neither_loses_nor_doubles_a_wi
 
     # when the collector is killed with SIGKILL while it is sampling
     first = _collector(tmp_path, api.url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        if spool.exists():
-            cursor = Spool(spool).get_state("gpu:cursor") or {}
-            if cursor.get("last_sample", 0) > T0 + 6 * HOUR:
-                break
+
+    def sampled_six_hours() -> bool:
+        cursor = (Spool(spool).get_state("gpu:cursor") or {}) if spool.exists() else {}
+        return cursor.get("last_sample", 0) > T0 + 6 * HOUR
+
+    assert wait_until(sampled_six_hours)
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed_at = Spool(spool).get_state("gpu:cursor")["last_sample"]

@@ -1,0 +1,49 @@
+"""CI runs every benchmark once at its tiny size (``.ci/run``), so that none of them rots while
+nobody measures: the benchmarks in bench/ are found, not listed, here and in ``.ci/run``."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "common.py")
+
+
+def test_there_are_benchmarks_and_ci_runs_every_one_of_them_tiny():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert {p.name for p in BENCHMARKS} >= {"ingest.py", "invoicing.py", "load.py", "rating.py"}
+    assert 'for bench in bench/*.py; do\n  [ "$bench" = bench/common.py ] && continue' in ci
+    assert '.venv/bin/python "$bench" --tiny' in ci
+
+
+def _calls(source: str, names: set[str]) -> list[tuple[str, ast.Call]]:
+    return [
+        (node.func.id, node)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names
+    ]
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS, ids=lambda p: p.name)
+def test_each_benchmark_takes_its_tiny_sizes_through_the_shared_parser(bench: Path):
+    calls = _calls(bench.read_text(), {"parse", "add_common_arguments"})
+    assert {name for name, _ in calls} == {"parse", "add_common_arguments"}
+    [parse] = [call for name, call in calls if name == "parse"]
+    assert [keyword.arg for keyword in parse.keywords] == ["tiny"]
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS, ids=lambda p: p.name)
+def test_each_benchmark_starts_at_head(bench: Path):
+    """Its imports resolve and its options parse (running it, even tiny, is CI's job)."""
+    done = subprocess.run(
+        [sys.executable, str(bench), "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--tiny" in done.stdout
