@@ -1,0 +1,108 @@
+"""Where one ingest request's time goes: the events API called in-process (Django's test
+client, PostgreSQL, the rows of bench/ingest.py), under pyinstrument.
+
+    .venv/bin/python bench/ingest_profile.py [--events 20000] [--batch 1000] [--html FILE] [--tiny]
+
+Works in a scratch database of its own (``--database NAME`` to keep one). Prints the profile as
+text: the call paths, with the seconds spent in each (decoding, validation, the insert, the
+rest). The baseline of the split is the whole request, in the same run.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime
+from io import StringIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import add_common_arguments, parse, scratch_database  # noqa: E402
+from bench.ingest import ORGS, make_batches  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--html", default=None, help="Also write pyinstrument's HTML here.")
+    add_common_arguments(parser, kind="ingest_profile")
+    args = parse(parser, tiny={"events": 1000, "batch": 500})
+
+    with (
+        scratch_database("ingest_profile", args.database) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        os.environ.update(
+            DATABASE_URL=url,
+            DEBUG="false",
+            SECRET_KEY=os.environ.get("SECRET_KEY") or "bench-only-" + "x" * 50,
+            TESSERA_SSL_REDIRECT="false",
+            TESSERA_ROLLUP_ON_INGEST="false",
+            TESSERA_VAR_DIR=tmp,
+            LOG_LEVEL="WARNING",
+            DJANGO_SETTINGS_MODULE="config.settings",
+        )
+        os.environ.pop("CELERY_BROKER_URL", None)
+        profile(args.events, args.batch, Path(tmp), args.html)
+
+
+def profile(events: int, batch: int, var: Path, html: str | None) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+    from django.test import Client
+    from pyinstrument import Profiler
+
+    call_command("migrate", verbosity=0)
+    catalog = var / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            {
+                "meters": [
+                    {
+                        "key": "gpu_time",
+                        "event_type": "gpu.usage",
+                        "value": "$.gpu_seconds",
+                        "aggregation": "sum",
+                        "group_by": {"gpu_model": "$.gpu_model", "region": "$.region"},
+                    }
+                ],
+                "orgs": [
+                    {"slug": f"org-{i}", "name": f"Org {i}", "country": "FR", "currency": "EUR"}
+                    for i in range(ORGS)
+                ],
+            }
+        )
+    )
+    call_command("load_catalog", str(catalog), verbosity=0, stdout=StringIO())
+    out = StringIO()
+    call_command("create_api_key", collector="bench", quiet=True, stdout=out)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}")
+    now = datetime.now(UTC)
+    bodies = [json.dumps(b).encode() for b in make_batches(events, batch, now)]
+    warm = make_batches(10, 10, now)[0]
+    for event in warm:
+        event["id"] = "warm:" + event["id"]
+    kind = "application/cloudevents-batch+json"
+    client.post("/api/v1/events", json.dumps(warm), content_type=kind)
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for body in bodies:
+        response = client.post("/api/v1/events", body, content_type=kind)
+        assert response.status_code == 202, response.content[:300]
+    profiler.stop()
+    connections.close_all()  # the scratch database is dropped next
+    print(f"events: {events} in batches of {batch}, in-process (no HTTP server)")
+    print(profiler.output_text(unicode=False, color=False))
+    if html:
+        Path(html).write_text(profiler.output_html())
+
+
+if __name__ == "__main__":
+    main()
