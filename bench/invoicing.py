@@ -46,9 +46,15 @@ def database(sqlite: bool, name: str | None) -> Iterator[str]:
 
 def seed(orgs: int, charges: int) -> float:
     """Write the orgs' rated periods; return the seconds the rated charges' inserts took."""
+    from billing.fx.services import fx_rates_load
     from billing.models import BillingPeriod, Contract, Issuer, Product, RatedCharge
     from metering.models import Meter
     from tenancy.models import Org
+
+    # A USD invoice with French VAT also states the VAT in EUR (art. 230 of Directive
+    # 2006/112/EC): finalization needs the ECB's rate of the issue date, loaded as finance would.
+    fx_rates_load(data=b"Date,USD,\n2026-11-04,1.0850,\n2026-11-03,1.0861,\n",
+                  source="bench eurofxref-hist.csv")  # fmt: skip
 
     issuer = Issuer.objects.create(key="tessera-fr", legal_name="Tessera Cloud SAS", country="FR",
                                    vat_id="FR03552081317", invoice_prefix="TFR")  # fmt: skip

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, url: str, var: Path) -> bool:
         alone = loadgen.run(url=server.url, key=key, base=base, clients=1,
                             seconds=max(1.0, args.seconds / 4), batch=args.batch,
                             dup_share=0.0)  # fmt: skip
-        query(url, "TRUNCATE metering_usageevent, metering_rollupmark")
+        query(url, "TRUNCATE metering_usageevent, metering_usage_event_key, metering_rollupmark")
         result = loadgen.run(url=server.url, key=key, base=base, clients=args.clients,
                              seconds=args.seconds, batch=args.batch,
                              dup_share=args.dup_share)  # fmt: skip

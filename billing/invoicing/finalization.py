@@ -113,8 +113,27 @@ def invoices_finalize_counted(
     for chunk in chunks(ids, CHUNK):
         finalized += _finalize_chunk(chunk, as_of=as_of, user=user, problems=left)
     if problems is None and left:
-        raise InvoicingError("fx_rate_missing", "; ".join(left.values()))
+        raise InvoicingError("fx_rate_missing", _stay_drafts(left))
     return FinalizeResult(ids=ids, finalized_ids=finalized)
+
+
+def _stay_drafts(problems: dict[int, str]) -> str:
+    """One sentence per distinct reason, naming the invoices it holds back (a whole run of
+    drafts short of the same rate reads as one line, not one line per invoice)."""
+    by_reason: dict[str, list[int]] = {}
+    for invoice_id, reason in problems.items():
+        by_reason.setdefault(reason, []).append(invoice_id)
+    return " ".join(
+        f"{reason.rstrip('.')} "
+        f"({'1 invoice stays a draft' if len(ids) == 1 else f'{len(ids)} invoices stay drafts'}:"
+        f" id {_some(ids)})."
+        for reason, ids in by_reason.items()
+    )
+
+
+def _some(ids: list[int], shown: int = 10) -> str:
+    head = ", ".join(str(i) for i in ids[:shown])
+    return head if len(ids) <= shown else f"{head} and {len(ids) - shown} more"
 
 
 def invoices_to_finalize(

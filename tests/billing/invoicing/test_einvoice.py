@@ -17,11 +17,15 @@ from billing.fx.models import FxRate
 from billing.invoicing.credit_notes import credit_note_issue
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.einvoice import NS, cii_xml, document_file, document_of
+from billing.invoicing.errors import InvoicingError
+from billing.invoicing.finalization import invoices_finalize
+from billing.invoicing.models import Invoice
 from billing.legal import split_address
 from tests.support.invoicing import finalize
 
 from ...factories import IssuerFactory
 from ...support.einvoice import fatal, schematron_failures, xsd_errors
+from ...support.fx import ecb_rates
 from .conftest import AFTER_GRACE, rated_period, worked_charges
 
 ISSUED = datetime(2026, 11, 4, tzinfo=UTC)
@@ -102,6 +106,32 @@ def test_a_usd_invoice_states_its_vat_in_eur_at_the_loaded_rate(world, usd_rate)
     assert _xpath(xml, "//ram:TaxCurrencyCode/text()") == ["EUR"]
     assert _xpath(xml, "//ram:TaxTotalAmount[@currencyID='EUR']/text()") == ["2413.41"]
     assert _xpath(xml, "//ram:TaxTotalAmount[@currencyID='USD']/text()") == ["2618.55"]
+
+
+def test_without_a_loaded_rate_those_drafts_wait_named_once_and_the_rest_are_finalized(world):
+    FxRate.objects.all().delete()
+    us = IssuerFactory.create(key="tessera-us", legal_name="Tessera Cloud, Inc.", country="US",
+                              vat_id="", invoice_prefix="TUS")  # fmt: skip
+    for slug in ("acme", "bolt"):  # USD invoices of the French issuer: VAT stated in EUR too
+        rated_period(world, slug=slug, charges=worked_charges(world))
+    rated_period(world, slug="gadget", country="US", vat_id="", issuer=us,
+                 charges=worked_charges(world))  # fmt: skip
+    drafts = {d.org.slug: d.pk for d in periods_close(as_of=AFTER_GRACE).drafted}
+
+    with pytest.raises(InvoicingError) as refused:
+        invoices_finalize(as_of=ISSUED)
+
+    assert refused.value.code == "fx_rate_missing"
+    # One sentence for the reason both share, naming both invoices, not one sentence each.
+    assert refused.value.message.count("No ECB reference rate for USD") == 1
+    assert f"2 invoices stay drafts: id {drafts['acme']}, {drafts['bolt']}" in refused.value.message
+    status = dict(Invoice.objects.values_list("org__slug", "status"))
+    assert status == {"acme": "draft", "bolt": "draft", "gadget": "finalized"}
+
+    ecb_rates()
+    assert invoices_finalize(as_of=ISSUED) == [drafts["acme"], drafts["bolt"]]
+    assert set(Invoice.objects.values_list("status", flat=True)) == {"finalized"}
+    assert Invoice.objects.get(pk=drafts["acme"]).tax_fx_rate == Decimal("1.0850")
 
 
 def test_us_to_us_is_out_of_scope_category_o_without_vat_ids(world):
