@@ -1,26 +1,26 @@
 from django.urls import include, path
 
-from . import apis
+from .apis import catalog, contracts, summary, unbilled, usage
 
 urlpatterns = [
-    path("products", apis.ProductListApi.as_view(), name="products"),
-    path("usage", apis.UsageApi.as_view(), name="usage"),
-    path("rate-cards", apis.RateCardListApi.as_view(), name="rate-cards"),
-    path("contracts", apis.ContractListApi.as_view(), name="contracts"),
-    path("contracts/<int:contract_id>", apis.ContractDetailApi.as_view(), name="contract"),
-    path("orgs/<slug:org>/summary", apis.OrgSummaryApi.as_view(), name="org-summary"),
+    path("products", catalog.ProductListApi.as_view(), name="products"),
+    path("usage", usage.UsageApi.as_view(), name="usage"),
+    path("rate-cards", catalog.RateCardListApi.as_view(), name="rate-cards"),
+    path("contracts", contracts.ContractListApi.as_view(), name="contracts"),
+    path("contracts/<int:contract_id>", contracts.ContractDetailApi.as_view(), name="contract"),
+    path("orgs/<slug:org>/summary", summary.OrgSummaryApi.as_view(), name="org-summary"),
     path(
         "orgs/<slug:org>/reservation-hours",
-        apis.ReservationHoursApi.as_view(),
+        summary.ReservationHoursApi.as_view(),
         name="reservation-hours",
     ),
     path(
         "orgs/<slug:org>/billing-details",
-        apis.OrgBillingDetailsApi.as_view(),
+        contracts.OrgBillingDetailsApi.as_view(),
         name="org-billing-details",
     ),
     path("", include("billing.alerts.urls")),
-    path("unbilled-usage", apis.UnbilledUsageApi.as_view(), name="unbilled-usage"),
+    path("unbilled-usage", unbilled.UnbilledUsageApi.as_view(), name="unbilled-usage"),
     path("", include("billing.deals.urls")),
     path("", include("billing.invoicing.urls")),
 ]

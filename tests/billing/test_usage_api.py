@@ -174,7 +174,7 @@ def test_filters_pick_products_by_their_dimensions(november, client_for):
 
 
 def test_without_dates_the_current_period_is_read(november, client_for):
-    with mock.patch("billing.apis.timezone.now", return_value=NOV + timedelta(days=10)):
+    with mock.patch("django.utils.timezone.now", return_value=NOV + timedelta(days=10)):
         body = reader(client_for).get("/api/v1/usage", {"window": "month"}).json()
     assert (body["start"], body["end"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
     unknown = reader(client_for).get("/api/v1/usage", {"period": "2025-01"})
