@@ -431,8 +431,9 @@ def _describe(product_name: str, charge: RatedCharge) -> str:
 
 
 # How pricing describes a package line: "7 × 10 (61.78 used)" (blocks × size, quantity used),
-# then the rating's words for its discount, which the line restates from its stored prices.
-_PACKAGE = re.compile(r"^(\d+) × ([\d.]+) \(([\d.]+) used\)(?:; .+)?$")
+# then the rating's words for its discount, which the line restates from its stored prices
+# (the words themselves only for a charge rated before list prices were stored).
+_PACKAGE = re.compile(r"^(\d+) × ([\d.]+) \(([\d.]+) used\)(?:; (.+))?$")
 _SIZED_UNIT = re.compile(r"^(\d+(?:\.\d+)?)([kKMGT]?)\s+(.+)$")
 
 
@@ -460,6 +461,8 @@ def _package(charge: RatedCharge) -> tuple[str, str] | None:
     words = f"{blocks} {noun} of {of_size} ({amount_of(used)} used)"
     if charge.list_unit_price is not None:  # the discount, stated: "10% off list price 25.00"
         words += f"; {list_price_words(charge.list_unit_price, charge.unit_price)}"
+    elif match.group(4):
+        words += f"; {match.group(4)}"
     return words, f"package of {of_size}"
 
 

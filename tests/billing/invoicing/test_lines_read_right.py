@@ -109,3 +109,19 @@ def test_a_discounted_package_line_states_its_discount_from_its_stored_prices(wo
         Decimal("157.50"),
     )  # fmt: skip
     assert line.quantity * line.unit_price == line.amount
+
+
+def test_a_package_charge_rated_before_list_prices_were_stored_keeps_its_words(world):
+    period = rated_period(world)
+    RatedChargeFactory.create(
+        period=period, org=period.org, product=world.llama, kind="on_demand", line=0,
+        description="7 × 10 (61.78 used); 10% off list price 25.00 (amendment)",
+        quantity=Decimal(7), unit_price=Decimal("22.50"), amount=Decimal("157.50"),
+    )  # fmt: skip
+
+    (line,) = periods_close(as_of=AFTER_GRACE).drafted[0].lines.all()
+
+    assert line.description.endswith(
+        "(7 packages of 10M tokens (61.78M used); 10% off list price 25.00 (amendment))"
+    )
+    assert line.list_unit_price is None
