@@ -74,6 +74,7 @@ def _replace(period: BillingPeriod, rating: Rating) -> None:
             description=line.description[:200],
             quantity=line.quantity,
             unit_price=line.unit_price,
+            list_unit_price=line.list_unit_price,
             amount=line.amount,
             currency=rating.currency,
         )

@@ -28,7 +28,9 @@ from ..invoicing.einvoice import document_file
 from ..invoicing.errors import InvoicingError
 from ..invoicing.finalization import invoices_finalize, invoices_finalize_counted
 from ..invoicing.models import CreditNote, Invoice, InvoicePayment, StripeInvoiceSync
-from ..invoicing.pdf import render_invoice_pdf
+from ..invoicing.pdf import discount_line, render_invoice_pdf
+from ..invoicing.pdf import price as price_text
+from ..invoicing.pdf import quantity as quantity_text
 from ..invoicing.receivables import (
     BUCKETS,
     invoice_outstanding,
@@ -258,14 +260,22 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
     charges = RatedCharge.objects.filter(period_id=invoice.period_id).select_related("product")
     behind = {(c.product_id, c.kind, c.line): c for c in charges}
     # Adjustment lines come from a re-rating of another period, not from this one's charges.
+    # Quantities and prices read as on the PDF; a discounted line states its list price.
     lines = [
         {
             "line": line,
+            "quantity": quantity_text(line.quantity),
+            "unit_price": price_text(line.unit_price),
+            "discount": discount_line(line.list_unit_price, line.unit_price),
             "charges": [
-                c
+                {
+                    "quantity": quantity_text(c.quantity),
+                    "unit_price": price_text(c.unit_price),
+                    "amount": c.amount,
+                }
                 for c in [behind.get((line.product_id, line.charge_kind, line.charge_line))]
                 if c is not None and line.adjusts_period_id is None
-            ],
+            ],  # fmt: skip
         }
         for line in invoice.lines.all()
     ]

@@ -32,6 +32,7 @@ class AdjustmentValues:
     quantity: Decimal
     unit_price: Decimal
     amount: Decimal
+    list_unit_price: Decimal | None = None  # the unit price's list price when discounted
 
 
 def rerate(*, period: BillingPeriod, as_of: datetime) -> Sequence[ChargeLine]:
@@ -73,20 +74,27 @@ def periods_with_late_usage(*, invoice: Invoice) -> list[BillingPeriod]:
     return due
 
 
-def billed_for(*, period: BillingPeriod) -> dict[Key, tuple[Decimal, Decimal, Decimal]]:
-    """(quantity, amount, last unit price) billed so far for ``period``, per charge key."""
+Billed = tuple[Decimal, Decimal, Decimal, Decimal | None]
+
+
+def billed_for(*, period: BillingPeriod) -> dict[Key, Billed]:
+    """(quantity, amount, last unit price, its list price or None) billed so far for
+    ``period``, per charge key."""
     rows = (
         InvoiceLine.objects.filter(org_id=period.org_id)
         .filter(Q(invoice__period=period, adjusts_period__isnull=True) | Q(adjusts_period=period))
         .exclude(invoice__status=Invoice.Status.VOID)
         .exclude(kind=LineKind.ONE_OFF)  # finance's own lines: no rating ever reproduces them
         .order_by("invoice_id", "position")
-        .values_list("product_id", "charge_kind", "charge_line", "quantity", "amount", "unit_price")
-    )
-    billed: dict[Key, tuple[Decimal, Decimal, Decimal]] = {}
-    for product_id, kind, line, quantity, amount, unit_price in rows:
-        q, a, _ = billed.get((product_id, kind, line), (ZERO, ZERO, ZERO))
-        billed[(product_id, kind, line)] = (q + quantity, a + amount, unit_price)
+        .values_list(
+            "product_id", "charge_kind", "charge_line", "quantity", "amount", "unit_price",
+            "list_unit_price",
+        )
+    )  # fmt: skip
+    billed: dict[Key, Billed] = {}
+    for product_id, kind, line, quantity, amount, unit_price, listed in rows:
+        q, a, _, _ = billed.get((product_id, kind, line), (ZERO, ZERO, ZERO, None))
+        billed[(product_id, kind, line)] = (q + quantity, a + amount, unit_price, listed)
     return billed
 
 
@@ -94,17 +102,17 @@ def adjustments_for(
     *, period: BillingPeriod, charges: Iterable[ChargeLine]
 ) -> list[AdjustmentValues]:
     """The differences between ``charges`` (a re-rating) and what was billed for ``period``."""
-    rated: dict[Key, tuple[Decimal, Decimal, Decimal, Product | None]] = {}
+    rated: dict[Key, tuple[Decimal, Decimal, Decimal, Decimal | None, Product | None]] = {}
     for c in charges:
         key = (c.product.pk if c.product else None, str(c.kind), c.line)
-        q, a, _, _ = rated.get(key, (ZERO, ZERO, ZERO, None))
-        rated[key] = (q + c.quantity, a + c.amount, c.unit_price, c.product)
+        q, a, *_ = rated.get(key, (ZERO, ZERO, ZERO, None, None))
+        rated[key] = (q + c.quantity, a + c.amount, c.unit_price, c.list_unit_price, c.product)
     billed = billed_for(period=period)
     products = Product.objects.in_bulk([k[0] for k in billed if k[0] is not None])
     adjustments = []
     for key in sorted(set(rated) | set(billed), key=lambda k: (k[0] or 0, k[1], k[2])):
-        new_q, new_a, new_price, product = rated.get(key, (ZERO, ZERO, ZERO, None))
-        old_q, old_a, old_price = billed.get(key, (ZERO, ZERO, ZERO))
+        new_q, new_a, new_price, new_list, product = rated.get(key, (ZERO, ZERO, ZERO, None, None))
+        old_q, old_a, old_price, old_list = billed.get(key, (ZERO, ZERO, ZERO, None))
         if new_q == old_q and new_a == old_a:
             continue
         product_id, kind, line = key
@@ -119,6 +127,7 @@ def adjustments_for(
                 quantity=new_q - old_q,
                 unit_price=new_price if key in rated else old_price,
                 amount=new_a - old_a,
+                list_unit_price=new_list if key in rated else old_list,
             )
         )
     return adjustments

@@ -107,6 +107,30 @@ def _visible_invoice(request: Request, invoice_id: int) -> Invoice:
     return invoice
 
 
+class InvoiceLineSchema(serializers.Serializer):
+    """One invoice line as the export writes it (SPEC §5); for the schema only."""
+
+    kind = serializers.CharField()
+    product = serializers.CharField(allow_null=True, help_text="Product key.")
+    description = serializers.CharField()
+    quantity = serializers.CharField(help_text="Billing units, a decimal string.")
+    unit = serializers.CharField()
+    unit_price = serializers.CharField(
+        help_text="Net price per unit, after any discount (EN 16931 BT-146), a decimal "
+        "string: quantity × unit_price = amount."
+    )
+    list_unit_price = serializers.CharField(
+        allow_null=True,
+        help_text="The price per unit before the contract's percent discount (EN 16931 "
+        "BT-148, item gross price); the discount per unit is list_unit_price − unit_price "
+        "(BT-147). Null when the line is not discounted (list or custom price).",
+    )
+    amount = serializers.CharField(help_text="At the currency's minor unit.")
+    period = serializers.DictField(
+        allow_null=True, help_text="For an adjustment: the period it belongs to (start, end)."
+    )
+
+
 class InvoiceSchema(serializers.Serializer):
     """The invoice as the export writes it (SPEC §5), plus its id; for the schema only."""
 
@@ -120,7 +144,7 @@ class InvoiceSchema(serializers.Serializer):
     period_end = serializers.DateField()
     issue_date = serializers.DateField(allow_null=True)
     due_date = serializers.DateField(allow_null=True)
-    lines = serializers.ListField(child=serializers.DictField())
+    lines = InvoiceLineSchema(many=True)
     subtotal = serializers.DecimalField(max_digits=20, decimal_places=4)
     credits = serializers.DecimalField(max_digits=20, decimal_places=4)
     taxes = serializers.ListField(child=serializers.DictField())

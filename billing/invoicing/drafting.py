@@ -33,6 +33,7 @@ from tenancy.models import Org
 from ..legal import details_snapshot
 from ..lock_objects import lock_period, lock_periods
 from ..models import BillingPeriod, Contract, CreditDraw, Issuer, RatedCharge
+from ..rating.pricing import list_price_words
 from .adjustments import (
     adjustment_description,
     adjustments_for,
@@ -404,6 +405,7 @@ def _charge_lines(invoice: Invoice, charges: list[RatedCharge]) -> list[InvoiceL
             quantity=charge.quantity,
             unit=_unit(charge),
             unit_price=charge.unit_price,
+            list_unit_price=charge.list_unit_price,
             amount=charge.amount,
         )
         for position, charge in enumerate(charges)
@@ -428,7 +430,9 @@ def _describe(product_name: str, charge: RatedCharge) -> str:
     return " ".join(parts)[:300]
 
 
-# How pricing describes a package line: "7 × 10 (61.78 used)" (blocks × size, quantity used).
+# How pricing describes a package line: "7 × 10 (61.78 used)" (blocks × size, quantity used),
+# then the rating's words for its discount, which the line restates from its stored prices
+# (the words themselves only for a charge rated before list prices were stored).
 _PACKAGE = re.compile(r"^(\d+) × ([\d.]+) \(([\d.]+) used\)(?:; (.+))?$")
 _SIZED_UNIT = re.compile(r"^(\d+(?:\.\d+)?)([kKMGT]?)\s+(.+)$")
 
@@ -455,7 +459,9 @@ def _package(charge: RatedCharge) -> tuple[str, str] | None:
         of_size = f"{of_size} {sized.group(3)}"
     noun = "package" if blocks == 1 else "packages"
     words = f"{blocks} {noun} of {of_size} ({amount_of(used)} used)"
-    if match.group(4):  # the discount, stated (e.g. "10% off list price 25.00")
+    if charge.list_unit_price is not None:  # the discount, stated: "10% off list price 25.00"
+        words += f"; {list_price_words(charge.list_unit_price, charge.unit_price)}"
+    elif match.group(4):
         words += f"; {match.group(4)}"
     return words, f"package of {of_size}"
 
@@ -487,6 +493,7 @@ def _adjustment_lines(
                     quantity=adjustment.quantity,
                     unit=adjustment.product.unit if adjustment.product else "",
                     unit_price=adjustment.unit_price,
+                    list_unit_price=adjustment.list_unit_price,
                     amount=adjustment.amount,
                     adjusts_period=old,
                 )

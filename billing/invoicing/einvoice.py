@@ -14,7 +14,10 @@ credit note type 381 referencing its invoice (BT-25, BT-26). Amounts are those s
 currency's minor unit; document totals satisfy the BR-CO rules by construction:
 BT-106 = Σ BT-131, BT-109 = BT-106 − BT-107, BT-112 = BT-109 + BT-110, BT-115 = BT-112.
 Credits applied (SPEC §6 step 7) are a document-level allowance (BG-20) at the invoice's VAT
-category and rate, so they reduce the VAT basis as they do on the PDF.
+category and rate, so they reduce the VAT basis as they do on the PDF. A line under a percent
+discount states its list price as the item gross price (BT-148) and the discount per unit as
+its price discount (BT-147), the net price (BT-146) being exactly gross less discount, all
+per the same base quantity (BT-149); its amount is the net one, as billed (issue 14).
 """
 
 import re
@@ -91,10 +94,11 @@ class Line:
     description: str
     quantity: Decimal
     unit: str
-    price: Decimal
+    price: Decimal  # net (BT-146)
     amount: Decimal
     start: date | None = None
     end: date | None = None  # inclusive
+    list_price: Decimal | None = None  # gross (BT-148): before the discount; None: no discount
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ def invoice_document(invoice: Invoice) -> EDocument:
                 amount=line.amount,
                 start=start,
                 end=end,
+                list_price=line.list_unit_price,
             )
         )
     reason = taxes[0].reason if taxes else TaxReason.OUT_OF_SCOPE
@@ -275,8 +280,9 @@ def credit_note_document(note: CreditNote) -> EDocument:
             unit=line.unit,
             price=line.unit_price,
             amount=line.amount,
+            list_price=line.invoice_line.list_unit_price,  # credited at the line's net price
         )
-        for line in note.lines.select_related("product").order_by("position")
+        for line in note.lines.select_related("product", "invoice_line").order_by("position")
     ]
     reason = taxes[0].reason if taxes else TaxReason.OUT_OF_SCOPE
     return EDocument(
@@ -342,12 +348,19 @@ QUANTITY_PLACES = Decimal("0.0001")
 PRICE_PLACES = Decimal("0.000001")
 
 
-def _price_per_base(price: Decimal) -> tuple[Decimal, Decimal]:
-    """(price of ``base`` units, ``base``): the unit price itself when 6 decimals hold it."""
+def _price_base(*prices: Decimal) -> Decimal:
+    """The base quantity (1, 1,000, 1,000,000, ...) per which 6 decimals hold every one of
+    ``prices`` (a line's net and gross prices share one, BT-149)."""
     base = Decimal(1)
-    while price * base != (price * base).quantize(PRICE_PLACES) and base < Decimal("1e12"):
+    while base < Decimal("1e12") and any(
+        price * base != (price * base).quantize(PRICE_PLACES) for price in prices
+    ):
         base *= 1000
-    return (price * base).quantize(PRICE_PLACES, rounding=ROUND_HALF_UP), base
+    return base
+
+
+def _per_base(price: Decimal, base: Decimal) -> Decimal:
+    return (price * base).quantize(PRICE_PLACES, rounding=ROUND_HALF_UP)
 
 
 def _number(value: Decimal) -> str:
@@ -439,12 +452,24 @@ def cii_xml(document: EDocument, *, profile: str = "factur-x") -> bytes:
         _el(product, "ram:Name", line.name)  # BT-153
         if line.description and line.description != line.name:
             _el(product, "ram:Description", line.description)  # BT-154
-        quantity, price = line.quantity, line.price
+        quantity, price, gross = line.quantity, line.price, line.list_price
         if price < 0:  # BR-27: the net price is never negative; the quantity carries the sign
             quantity, price = -quantity, -price
+            gross = None if gross is None else -gross
         code = unit_code(line.unit)
-        net_price, base = _price_per_base(price)
+        base = _price_base(price) if gross is None else _price_base(price, gross)
+        net_price = _per_base(price, base)
         agreement = _el(item, "ram:SpecifiedLineTradeAgreement")
+        if gross is not None:  # BR-28: the gross price is never negative either
+            gross_price = _per_base(gross, base)
+            node = _el(agreement, "ram:GrossPriceProductTradePrice")
+            _el(node, "ram:ChargeAmount", _number(gross_price))  # BT-148
+            if base != 1:
+                _el(node, "ram:BasisQuantity", _number(base), unitCode=code)  # BT-149
+            discount = _el(node, "ram:AppliedTradeAllowanceCharge")
+            _el(_el(discount, "ram:ChargeIndicator"), "udt:Indicator", "false")
+            # BT-147 = BT-148 − BT-146, exactly (both stated at the same base and places).
+            _el(discount, "ram:ActualAmount", _number(gross_price - net_price))
         net = _el(agreement, "ram:NetPriceProductTradePrice")
         _el(net, "ram:ChargeAmount", _number(net_price))  # BT-146
         if base != 1:

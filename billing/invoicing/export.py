@@ -2,6 +2,9 @@
 
 Amounts are decimal strings at the currency's minor unit; quantities and unit prices are
 decimal strings without trailing zeros; dates ISO 8601, periods half-open (end exclusive).
+Each line's ``unit_price`` is the net price (quantity × unit price = amount);
+``list_unit_price`` is its price before the contract's percent discount (EN 16931 BT-148),
+null (an empty CSV cell) when the line is not discounted (issue 14).
 CSV has one row per line with the document's fields repeated (a document without lines has
 one row with empty line fields).
 """
@@ -28,7 +31,10 @@ CREDIT_NOTE_FIELDS = [
     "number", "invoice", "org", "issuer", "currency", "issue_date", "reason",
     "subtotal", "credits", "tax_total", "total",
 ]  # fmt: skip
-LINE_FIELDS = ["kind", "product", "description", "quantity", "unit", "unit_price", "amount"]
+LINE_FIELDS = [
+    "kind", "product", "description", "quantity", "unit", "unit_price", "list_unit_price",
+    "amount",
+]  # fmt: skip
 TAX_FIELDS = ["rate", "basis", "amount", "reason"]
 
 
@@ -39,6 +45,10 @@ def money(amount: Decimal, currency: str) -> str:
 def number(value: Decimal) -> str:
     text = f"{value.normalize():f}"
     return "0" if text in ("-0", "0") else text
+
+
+def _optional(value: Decimal | None) -> str | None:
+    return None if value is None else number(value)
 
 
 def day(moment: datetime) -> str:
@@ -58,6 +68,7 @@ def invoice_dict(invoice: Invoice) -> dict[str, Any]:
                 "quantity": number(line.quantity),
                 "unit": line.unit,
                 "unit_price": number(line.unit_price),
+                "list_unit_price": _optional(line.list_unit_price),
                 "amount": money(line.amount, cur),
                 "period": {"start": day(adjusted.start), "end": day(adjusted.end)}
                 if adjusted
@@ -101,9 +112,11 @@ def credit_note_dict(note: CreditNote) -> dict[str, Any]:
                 "quantity": number(line.quantity),
                 "unit": line.unit,
                 "unit_price": number(line.unit_price),
+                # Credited at the invoice line's net price: its list price is the line's.
+                "list_unit_price": _optional(line.invoice_line.list_unit_price),
                 "amount": money(line.amount, cur),
             }
-            for line in note.lines.all()
+            for line in note.lines.select_related("product", "invoice_line")
         ],
         "subtotal": money(note.subtotal, cur),
         "credits": money(note.credits, cur),

@@ -235,7 +235,18 @@ class InvoiceLine(models.Model):
     description = models.CharField(max_length=300)
     quantity = models.DecimalField(max_digits=30, decimal_places=12, help_text="Billing units.")
     unit = models.CharField(max_length=50, blank=True)
-    unit_price = models.DecimalField(max_digits=28, decimal_places=12)
+    unit_price = models.DecimalField(
+        max_digits=28, decimal_places=12, help_text="Net price, after any discount (BT-146)."
+    )
+    list_unit_price = models.DecimalField(
+        max_digits=28,
+        decimal_places=12,
+        null=True,
+        blank=True,
+        help_text="Price before the contract's percent discount (EN 16931 BT-148, item gross "
+        "price; the discount per unit, BT-147, is it less unit_price); null when not "
+        "discounted.",
+    )
     amount = models.DecimalField(
         max_digits=20, decimal_places=4, help_text="Rounded to the currency's minor unit."
     )

@@ -8,7 +8,9 @@ reportlab), so the same PDF becomes a PDF/A-3 Factur-X (``einvoice.facturx_pdf``
 What every document carries, per the issuer's country (``billing.legal``):
 - every page's footer: the issuer's company-law identity (France: legal form and share
   capital, SIREN, RCS city; Germany: register court and number, managing directors) and VAT id;
-- the parties with their VAT ids, number, dates, the period, lines, totals;
+- the parties with their VAT ids, number, dates, the period, lines, totals; a discounted
+  line states its list price and the discount under its description (issue 14: discounts
+  shown as such; the unit price is the net one, so quantity × unit price = amount);
 - the VAT line per rate with its legal mention (reverse charge, export, OSS), none when out of
   scope; the VAT in national currency with the ECB rate and its date when the currency differs
   (art. 230 Directive 2006/112/EC);
@@ -56,6 +58,7 @@ from ..legal import (
     split_address,
 )
 from ..money import format_money
+from ..rating.pricing import discount_percent
 from .models import CreditNote, Invoice, LineKind, TaxReason
 from .selectors import invoice_credit_parts
 
@@ -140,6 +143,19 @@ class Row:
     unit: str
     unit_price: Decimal
     amount: Decimal
+    list_unit_price: Decimal | None = None  # before the discount; None: not discounted
+
+
+def discount_line(list_unit_price: Decimal | None, unit_price: Decimal) -> str:
+    """What a discounted line says under its description: "List price 2.50, 10% discount
+    (-0.25)" (EN 16931 BT-148 and BT-147, per unit); "" when it is not discounted."""
+    if list_unit_price is None:
+        return ""
+    percent = discount_percent(list_unit_price, unit_price)
+    return (
+        f"List price {price(list_unit_price)}, {percent:f}% discount "
+        f"(-{price(list_unit_price - unit_price)})"
+    )
 
 
 @dataclass
@@ -237,7 +253,8 @@ def invoice_sheet(invoice: Invoice) -> Sheet:
         else:
             group = line.product.name if line.product else "Contract"
         rows.append(Row(group, _without_product(line.description, line.product), line.quantity,
-                        line.unit, line.unit_price, line.amount))  # fmt: skip
+                        line.unit, line.unit_price, line.amount,
+                        line.list_unit_price))  # fmt: skip
     national = None
     if invoice.tax_currency and invoice.tax_total_national is not None and invoice.tax_fx_date:
         national = (invoice.tax_currency, invoice.tax_total_national,
@@ -304,11 +321,12 @@ def credit_note_sheet(note: CreditNote) -> Sheet:
     invoice = note.invoice
     details = dict(invoice.issuer_details or {})
     taxes = list(note.taxes.all())
+    # A credited line keeps its invoice line's net price, so its list price too.
     rows = [
         Row(line.product.name if line.product else "Contract",
             _without_product(line.description, line.product), line.quantity, line.unit,
-            line.unit_price, line.amount)
-        for line in note.lines.all().select_related("product")
+            line.unit_price, line.amount, line.invoice_line.list_unit_price)
+        for line in note.lines.all().select_related("product", "invoice_line")
     ]  # fmt: skip
     national = None
     vat = credit_note_tax_national(note)
@@ -542,7 +560,11 @@ def _lines_table(sheet: Sheet) -> Table:
         style.append(("SPAN", (0, len(rows) - 1), (-1, len(rows) - 1)))
         style.append(("BACKGROUND", (0, len(rows) - 1), (-1, len(rows) - 1), BAND))
         for row in members:
-            rows.append([_p(row.description, "cell"), quantity(row.quantity), _p(row.unit, "cell"),
+            described: Any = _p(row.description, "cell")
+            discount = discount_line(row.list_unit_price, row.unit_price)
+            if discount:
+                described = [described, _p(discount, "small")]
+            rows.append([described, quantity(row.quantity), _p(row.unit, "cell"),
                          price(row.unit_price), amount(row.amount, currency)])  # fmt: skip
             style.append(("LINEBELOW", (0, len(rows) - 1), (-1, len(rows) - 1), 0.25, RULE))
     if len(rows) == 1:

@@ -492,6 +492,9 @@ class RatedCharge(models.Model):
     ``line`` tells apart several lines of one (product, kind): graduated tiers (0, 1, ...),
     successive reservations of a product, or the per-period (0) and per-term (1) true-ups.
     ``amount`` is rounded once, to the currency's minor unit, by the issuer's rounding mode.
+    ``quantity`` × ``unit_price`` (the net price) = ``amount`` before rounding; a line under a
+    percent discount also keeps its ``list_unit_price``, so the discount is shown as such
+    (issue 14): per unit it is ``list_unit_price`` − ``unit_price``.
     """
 
     class Kind(models.TextChoices):
@@ -512,7 +515,17 @@ class RatedCharge(models.Model):
     quantity = models.DecimalField(
         max_digits=30, decimal_places=12, help_text="Billing units (unit-hours, blocks)."
     )
-    unit_price = models.DecimalField(max_digits=28, decimal_places=12)
+    unit_price = models.DecimalField(
+        max_digits=28, decimal_places=12, help_text="Net price, after any discount (BT-146)."
+    )
+    list_unit_price = models.DecimalField(
+        max_digits=28,
+        decimal_places=12,
+        null=True,
+        blank=True,
+        help_text="Price before the contract's percent discount (EN 16931 BT-148, item gross "
+        "price); null when not discounted (list price, custom price, reservation).",
+    )
     amount = models.DecimalField(
         max_digits=20, decimal_places=4, help_text="Rounded to the currency's minor unit."
     )

@@ -61,6 +61,10 @@ class RatingError(DomainError):
 
 @dataclass(frozen=True)
 class ChargeLine:
+    """One rated line: ``quantity`` × ``unit_price`` (the net price, after any discount) =
+    ``amount`` before rounding; ``list_unit_price`` is the price before a percent discount
+    (EN 16931 BT-148), None when the line is not discounted (list or custom price)."""
+
     product: Product | None
     kind: str
     line: int
@@ -68,6 +72,7 @@ class ChargeLine:
     unit_price: Decimal
     amount: Decimal
     description: str = ""
+    list_unit_price: Decimal | None = None
 
     @property
     def key(self) -> tuple[str | None, str, int]:
@@ -394,7 +399,7 @@ class _Stack:
         )
         self.bursts: list[tuple[Decimal, Decimal]] = []  # (quantity, price) per burst line
         for index, (setter, term, quantity, days) in enumerate(groups.values()):
-            price = self._burst_price(setter, term)
+            price, listed = self._burst_price(setter, term)
             quantity = exact(quantity)
             self.bursts.append((quantity, price))
             description = ""
@@ -411,12 +416,17 @@ class _Stack:
                     price,
                     ctx.round(quantity * price),
                     description,
+                    listed,
                 )
             )
 
-    def _burst_price(self, setter: Reservation, term: Term | None) -> Decimal:
+    def _burst_price(
+        self, setter: Reservation, term: Term | None
+    ) -> tuple[Decimal, Decimal | None]:
+        """(net unit price, list unit price or None): the reservation's burst price (no
+        list price), else one unit's on-demand price under ``term`` and its list price."""
         if setter.burst_unit_price is not None:
-            return quantize_price(setter.burst_unit_price)
+            return quantize_price(setter.burst_unit_price), None
         assert term is not None
         price = self.ctx.price_under(self.product, term)
         if price is None:
@@ -424,7 +434,11 @@ class _Stack:
                 f"product {self.product.key!r}: burst above the reservation has no price "
                 "(no burst_unit_price and no on-demand price)"
             )
-        return quantize_price(price.reference_unit_price)
+        listed = price.reference_list_price
+        return (
+            quantize_price(price.reference_unit_price),
+            None if listed is None else quantize_price(listed),
+        )
 
     def projected(self, scale: Decimal) -> Decimal:
         """The reservations at their full take-or-pay amount, the burst extended."""
@@ -509,6 +523,7 @@ def _on_demand_lines(
             ChargeLine(
                 product, Kind.ON_DEMAND, p.line, p.quantity, p.unit_price, p.amount,
                 joined(p.description, ctx.discount_words(product, term, p.line)),
+                p.list_unit_price,
             )
             for p in price_quantity(price, total, currency=ctx.currency, rounding=ctx.rounding)
         ]  # fmt: skip
@@ -555,6 +570,7 @@ def _term_lines(
                 piece.unit_price,
                 ctx.round(quantity * piece.unit_price),
                 f"{words}; {piece.label}" if piece.label else words,
+                piece.list_unit_price,
             )
         )
     return lines

@@ -2,7 +2,9 @@
 
 Tiers' ``up_to`` are in billing units and reset every period. A discount lowers each unit
 (or block) price, kept at 12 decimal places; each line is rounded once, by the caller's
-currency and rounding mode.
+currency and rounding mode. A discounted price keeps its list price beside it (EN 16931
+BT-148 "Item gross price"; the discounted one is the net price, BT-146), so invoices show
+the discount as such (issue 14).
 """
 
 import math
@@ -20,17 +22,21 @@ HUNDRED = Decimal(100)
 class Tier:
     up_to: Decimal | None  # billing units; None: no upper bound
     unit_price: Decimal
+    list_unit_price: Decimal | None = None  # before the discount; None: not discounted
 
 
 @dataclass(frozen=True)
 class EffectivePrice:
     """A product's on-demand price for one contract: the rate card's model, the contract's
-    custom price (per unit) or discount already applied to every unit or block price."""
+    custom price (per unit) or discount already applied to every unit or block price.
+    ``list_unit_price`` (and each tier's): the price before the discount, None when no
+    discount applies (list price or custom price)."""
 
     model: str
     unit_price: Decimal | None = None
     package_size: Decimal | None = None
     tiers: tuple[Tier, ...] = ()
+    list_unit_price: Decimal | None = None
 
     @property
     def reference_unit_price(self) -> Decimal:
@@ -45,6 +51,18 @@ class EffectivePrice:
             return quantize_price(self.unit_price / self.package_size)
         return self.tiers[0].unit_price
 
+    @property
+    def reference_list_price(self) -> Decimal | None:
+        """``reference_unit_price`` before the discount; None when not discounted."""
+        if self.model == Model.PER_UNIT:
+            return self.list_unit_price
+        if self.model == Model.PACKAGE:
+            if self.list_unit_price is None:
+                return None
+            assert self.package_size
+            return quantize_price(self.list_unit_price / self.package_size)
+        return self.tiers[0].list_unit_price
+
 
 @dataclass(frozen=True)
 class PricedLine:
@@ -53,24 +71,49 @@ class PricedLine:
     unit_price: Decimal
     amount: Decimal
     description: str = ""
+    list_unit_price: Decimal | None = None  # before the discount; None: not discounted
 
 
 def discounted(price: Decimal, percent: Decimal) -> Decimal:
     return quantize_price(price * (HUNDRED - percent) / HUNDRED)
 
 
+def discount_percent(list_price: Decimal, net_price: Decimal) -> Decimal:
+    """The percent off ``list_price`` that gives ``net_price``, to the 4 places a contract's
+    discount has (``ContractPrice.discount_percent``), trailing zeros dropped: (2.50, 2.25)
+    → 10. 0 for a zero list price."""
+    if not list_price:
+        return Decimal(0)
+    percent = (list_price - net_price) / list_price * HUNDRED
+    return percent.quantize(Decimal("0.0001")).normalize()
+
+
+def list_price_words(list_price: Decimal, net_price: Decimal) -> str:
+    """A discounted line's discount from its stored prices, as the rating states it:
+    "10% off list price 2.50" (the price with at least 2 decimals)."""
+    whole, _, fraction = f"{list_price.normalize():f}".partition(".")
+    percent = f"{discount_percent(list_price, net_price):f}"
+    return f"{percent}% off list price {whole}.{fraction.ljust(2, '0')}"
+
+
 def effective_price(
     price: Price | None, *, custom_unit_price: Decimal | None, discount_percent: Decimal
 ) -> EffectivePrice | None:
-    """The price a contract pays on demand; None when the product is not priced for it."""
+    """The price a contract pays on demand; None when the product is not priced for it.
+    A custom price takes no discount and states no list price (SPEC §6 step 3)."""
     if custom_unit_price is not None:
         return EffectivePrice(Model.PER_UNIT, unit_price=custom_unit_price)
     if price is None:
         return None
+
+    def listed(value: Decimal) -> Decimal | None:
+        return quantize_price(value) if discount_percent else None
+
     tiers = tuple(
         Tier(
             None if t["up_to"] is None else Decimal(t["up_to"]),
             discounted(Decimal(t["unit_price"]), discount_percent),
+            listed(Decimal(t["unit_price"])),
         )
         for t in price.tiers
     )
@@ -80,6 +123,7 @@ def effective_price(
         unit_price=None if unit is None else discounted(unit, discount_percent),
         package_size=price.package_size,
         tiers=tiers,
+        list_unit_price=None if unit is None else listed(unit),
     )
 
 
@@ -92,6 +136,7 @@ class Piece:
     quantity: Decimal
     unit_price: Decimal
     label: str = ""
+    list_unit_price: Decimal | None = None  # before the discount; None: not discounted
 
 
 def price_pieces(
@@ -114,17 +159,19 @@ def price_pieces(
     total = before + quantity if total is None else total
     if price.model == Model.PER_UNIT:
         assert price.unit_price is not None
-        return [Piece(0, quantity, price.unit_price)]
+        return [Piece(0, quantity, price.unit_price, list_unit_price=price.list_unit_price)]
     if price.model == Model.PACKAGE:
         assert price.unit_price is not None
         assert price.package_size
         size = price.package_size
         blocks = Decimal(math.ceil((before + quantity) / size) - math.ceil(before / size))
-        return [Piece(0, blocks, price.unit_price, f"{blocks} × {size} ({quantity} used)")]
+        label = f"{blocks} × {size} ({quantity} used)"
+        return [Piece(0, blocks, price.unit_price, label, price.list_unit_price)]
     if price.model == Model.VOLUME:
         for index, tier in enumerate(price.tiers):
             if tier.up_to is None or total <= tier.up_to:
-                return [Piece(index, quantity, tier.unit_price, _tier_label(price.tiers, index))]
+                label = _tier_label(price.tiers, index)
+                return [Piece(index, quantity, tier.unit_price, label, tier.list_unit_price)]
         raise ValueError("volume tiers must end with an open tier")
     pieces = []
     floor = Decimal(0)
@@ -133,9 +180,8 @@ def price_pieces(
         ceiling = top if tier.up_to is None else min(top, tier.up_to)
         low = max(floor, before)
         if ceiling > low:
-            pieces.append(
-                Piece(index, ceiling - low, tier.unit_price, _tier_label(price.tiers, index))
-            )
+            label = _tier_label(price.tiers, index)
+            pieces.append(Piece(index, ceiling - low, tier.unit_price, label, tier.list_unit_price))
         if tier.up_to is None or top <= tier.up_to:
             break
         floor = tier.up_to
@@ -153,6 +199,7 @@ def price_quantity(
             p.unit_price,
             round_amount(p.quantity * p.unit_price, currency, rounding),
             p.label,
+            p.list_unit_price,
         )
         for p in price_pieces(price, quantity)
     ]

@@ -305,3 +305,84 @@ def test_usage_of_other_orgs_and_dimensions_is_not_billed(catalog):
     )
     period = rate()
     assert charges(period) == [("h100", "on_demand", 0, D(1), D("2.50"), D("2.50"))]
+
+
+def _listed(period: BillingPeriod) -> list[tuple[str | None, str, int, D, D | None, D, D]]:
+    """(product, kind, line, quantity, list unit price, net unit price, amount) per charge."""
+    return [
+        (c.product.key if c.product else None, c.kind, c.line, c.quantity, c.list_unit_price,
+         c.unit_price, c.amount)
+        for c in RatedCharge.objects.filter(period=period)
+        .select_related("product")
+        .order_by("kind", "product__key", "line")
+    ]  # fmt: skip
+
+
+def test_a_discount_keeps_the_list_price_beside_the_net_price_of_each_line(catalog):
+    # given 10% off everything: h100 per unit (list 2.50), llama graduated (0.90, 0.70)
+    catalog(contract(discounts=[{"percent": "10"}]))
+    ingest([gpu(0, "36000"), _tokens("1500500000")])
+    # when
+    period = rate()
+    # then each line states its list price and bills at the net one: quantity × net = amount
+    # (h100: 10 h × 2.25 = 22.50; llama: 1,000 × 0.81 = 810.00, 500.5 × 0.63 = 315.315 → 315.32)
+    assert _listed(period) == [
+        ("h100", "on_demand", 0, D(10), D("2.50"), D("2.25"), D("22.50")),
+        ("llama-in", "on_demand", 0, D(1000), D("0.90"), D("0.81"), D("810.00")),
+        ("llama-in", "on_demand", 1, D("500.5"), D("0.70"), D("0.63"), D("315.32")),
+    ]
+    descriptions = list(RatedCharge.objects.filter(period=period).order_by("product__key", "line")
+                        .values_list("description", flat=True))  # fmt: skip
+    assert descriptions == [
+        "10% off list price 2.50 (all products)",
+        "tier 1: 0–1000; 10% off list price 0.90 (all products)",
+        "tier 2: 1000–∞; 10% off list price 0.70 (all products)",
+    ]
+
+
+def test_a_discounted_volume_tier_keeps_its_own_list_price(catalog):
+    catalog(contract(discounts=[{"product": "a100", "percent": "10"}]))
+    ingest([gpu(0, "361800", model="A100")])  # 100.5 h, all at tier 2 (1.40 → 1.26)
+    period = rate()
+    assert _listed(period) == [
+        ("a100", "on_demand", 1, D("100.5"), D("1.40"), D("1.26"), D("126.63")),
+    ]
+
+
+def test_a_discounted_package_keeps_the_list_price_of_a_block(catalog):
+    # given H100 in blocks of 10 GPU-hours at 12.00, 10% off: 10.80 a block
+    cards = [
+        {"key": "list-usd", "currency": "USD", "effective_from": "2026-01-01", "prices": [
+            {"product": "h100", "model": "package", "package_size": 10, "unit_price": "12.00"}]},
+    ]  # fmt: skip
+    catalog(contract(discounts=[{"product": "h100", "percent": "10"}]), rate_cards=cards)
+    ingest([gpu(0, "36001")])  # 10.0003 h: 2 blocks
+    period = rate()
+    assert _listed(period) == [
+        ("h100", "on_demand", 0, D(2), D("12.00"), D("10.80"), D("21.60")),
+    ]
+
+
+def test_a_discounted_burst_keeps_the_list_price_of_one_unit(catalog):
+    # given no burst price and 10% off h100 (list 2.50 → 2.25): the burst is at 2.25
+    res = _reservation(burst_unit_price=None, ramp=[])
+    catalog(contract(reservations=[res], discounts=[{"product": "h100", "percent": "10"}]))
+    ingest([gpu(0, "10800")])  # 3 used of 2: 1 burst
+    period = rate()
+    rows = {(kind, line): (listed, net) for _, kind, line, _, listed, net, _ in _listed(period)}
+    # the reservation and its covered hours are at their own price: no list price
+    assert rows == {
+        ("burst", 0): (D("2.50"), D("2.25")),
+        ("covered", 0): (None, D(0)),
+        ("reservation", 0): (None, D("2.00")),
+    }
+
+
+def test_a_custom_price_or_the_list_price_states_no_list_price(catalog):
+    catalog(contract(prices=[{"product": "a100", "unit_price": "1.10"}]))
+    ingest([gpu(0, "36000", model="A100"), gpu(0, "36000")])
+    period = rate()
+    assert _listed(period) == [
+        ("a100", "on_demand", 0, D(10), None, D("1.10"), D("11.00")),
+        ("h100", "on_demand", 0, D(10), None, D("2.50"), D("25.00")),
+    ]

@@ -312,7 +312,7 @@ def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker,
     # a discount is stated beside the discounted unit price, not hidden in a smaller quantity)
     from billing.money import round_amount
 
-    lines_checked = 0
+    lines_checked = discounted = 0
     for invoice in invoices:
         for line in invoice.lines.all():
             product = line.quantity * line.unit_price
@@ -320,8 +320,12 @@ def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker,
             assert expected == line.amount, (invoice.number, line.description)
             if line.kind == "minimum_true_up":
                 assert line.quantity == 1, (invoice.number, line.description)
+            if line.list_unit_price is not None:  # the discount kept as data, net below list
+                assert line.list_unit_price > line.unit_price, (invoice.number, line.description)
+                discounted += 1
             lines_checked += 1
     assert lines_checked > 10 * 3
+    assert discounted > 0  # acme's 10% off H100 bursts, the dated contract-wide terms
 
     # and every invoice is a valid EN 16931 e-invoice as the demo wrote it (Factur-X PDF/A-3
     # and XRechnung), and so is a credit note of each: XSD, EN 16931 schematron, and the
@@ -333,7 +337,9 @@ def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker,
     from billing.invoicing.credit_notes import credit_note_issue
     from billing.invoicing.einvoice import cii_xml, document_of
 
-    def check(xml: bytes, invoice: Invoice) -> None:
+    def check(xml: bytes, invoice: Invoice, discounted: int) -> None:
+        # BT-148 and BT-147: one gross price with its discount per discounted line
+        assert xml.count(b"<ram:GrossPriceProductTradePrice>") == discounted, invoice.number
         assert xsd_errors(xml) == [], invoice.number
         assert fatal(schematron_failures(xml)) == [], invoice.number
         if invoice.issuer_country == "FR" and invoice.taxes.get().reason != "oss":
@@ -345,9 +351,10 @@ def test_demo_on_postgres_with_a_worker_bills_exactly_what_was_generated(worker,
     notes = 0
     for invoice in invoices:
         pdf = PdfReader(BytesIO((facturx / f"{invoice.number}.pdf").read_bytes()))
-        check(pdf.attachments["factur-x.xml"][0], invoice)
+        listed = invoice.lines.filter(list_unit_price__isnull=False)
+        check(pdf.attachments["factur-x.xml"][0], invoice, listed.count())
         if invoice.total > 0:
             note = credit_note_issue(invoice_id=invoice.pk, reason="demo check")
-            check(cii_xml(document_of(note)), invoice)
+            check(cii_xml(document_of(note)), invoice, listed.exclude(amount=0).count())
             notes += 1
     assert notes == sum(1 for invoice in invoices if invoice.total > 0) >= 5

@@ -14,7 +14,13 @@ from tenancy.services import staff_user_create
 
 from ...factories import MembershipFactory, UserFactory
 from ...support.invoicing import finalize
-from ..invoicing.conftest import AFTER_GRACE, rated_period, worked_charges, world  # noqa: F401
+from ..invoicing.conftest import (  # noqa: F401
+    AFTER_GRACE,
+    DISCOUNTED_LLAMA,
+    rated_period,
+    worked_charges,
+    world,
+)
 
 
 @pytest.fixture
@@ -26,7 +32,7 @@ def finance(db):
 
 @pytest.fixture
 def drafts(world):  # noqa: F811
-    rated_period(world, slug="acme", charges=worked_charges(world))
+    rated_period(world, slug="acme", charges=worked_charges(world), list_prices=DISCOUNTED_LLAMA)
     rated_period(world, slug="globex", country="US", vat_id="", charges=worked_charges(world))
     periods_close(as_of=AFTER_GRACE)
     return list(Invoice.objects.order_by("org__slug"))
@@ -73,7 +79,12 @@ def test_review_a_draft_with_the_rated_charges_behind_each_line(finance, drafts)
     page = finance.get(f"/finance/invoices/{drafts[0].pk}/").content.decode()
 
     assert "Draft invoice" in page
-    assert "5952 × 2.1 = 12,499.20" in page  # the reservation line's rated charge
+    # The reservation line: its quantity and unit price read as on the PDF, and its charge.
+    assert '<td class="num">5,952</td><td>GPU-hour</td><td class="num">2.10</td>' in page
+    assert "5,952 × 2.10 = 12,499.20" in page
+    # The Llama tier-1 line is at 10% off: its list price and discount stated under it.
+    assert '<span class="muted">List price 1.00, 10% discount (-0.10)</span>' in page
+    assert "1,000 × 0.90 = 900.00" in page
     assert "Finalize" in page
 
 

@@ -1,6 +1,6 @@
 """A worked month for invoicing tests: rated periods built as the rating engine leaves them."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -77,9 +77,11 @@ def rated_period(
     contract: Contract | None = None,
     credits: Decimal = Decimal(0),
     charges: Sequence[Charge] | None = None,
+    list_prices: Mapping[tuple[str, str, int], str] | None = None,
 ) -> BillingPeriod:
     """A closing period rated through its end. ``charges``: (product, kind, line, quantity,
-    unit price, amount)."""
+    unit price, amount); ``list_prices``: the list price (before a discount) of the charges
+    so keyed by (product key, kind, line), their unit price being the discounted one."""
     org = OrgFactory.create(
         slug=slug, name=f"{slug.title()} AI SAS", country=country, vat_id=vat_id,
         billing_email=f"ap@{slug}.example", billing_address="1 avenue de l'Opéra\n75001 Paris",
@@ -98,6 +100,7 @@ def rated_period(
             quantity=Decimal(quantity),
             unit_price=Decimal(unit_price),
             amount=Decimal(amount),
+            list_unit_price=_list_price(list_prices, product, kind, line),
         )
     if credits:
         grant = CreditGrant.objects.create(
@@ -108,6 +111,17 @@ def rated_period(
             org=org, grant=grant, period=period, amount=credits, balance_after=grant.balance
         )
     return period
+
+
+def _list_price(
+    list_prices: Mapping[tuple[str, str, int], str] | None, product: Product, kind: str, line: int
+) -> Decimal | None:
+    listed = (list_prices or {}).get((product.key, str(kind), line))
+    return None if listed is None else Decimal(listed)
+
+
+# The worked scenario's Llama tier-1 line under a 10% discount: list 1.00, net 0.90.
+DISCOUNTED_LLAMA = {("llama-70b-input", "on_demand", 0): "1.00"}
 
 
 def worked_charges(world: World) -> list[Charge]:

@@ -51,6 +51,18 @@ def test_a_late_event_after_finalization_appears_as_an_adjustment_next_period(ca
         "adjustment", "3.75", {"start": "2026-10-01", "end": "2026-11-01"})  # fmt: skip
 
 
+def test_an_adjustment_of_a_discounted_line_keeps_its_list_price(catalog):
+    # given 10% off h100 (2.50 → 2.25) and October invoiced, then 2 late GPU-hours
+    _october_invoiced(catalog, discounts=[{"product": "h100", "percent": "10"}])
+    gpu_hours("acme", OCT + timedelta(hours=20), 2, tag=1, now=LATE)
+
+    (invoice,) = bill(DEC, "acme").drafted
+
+    adjustment = InvoiceLine.objects.get(invoice=invoice, kind="adjustment")
+    assert (adjustment.quantity, adjustment.list_unit_price, adjustment.unit_price,
+            adjustment.amount) == (D(2), D("2.5"), D("2.25"), D("4.50"))  # fmt: skip
+
+
 def test_extra_usage_absorbed_by_the_minimum_nets_to_zero(catalog):
     # given a 100.00 monthly minimum: October's 10.00 of usage was trued up by 90.00
     _october_invoiced(catalog, spend_commitments=[{"amount": "100.00", "per": "period"}])

@@ -3,6 +3,7 @@ and the EN 16931 schematron (and the French CTC rules for the French issuer), ch
 with SaxonC; Factur-X is a PDF/A-3 with factur-x.xml embedded; export_invoices writes them."""
 
 import io
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.support.invoicing import finalize
 from ...factories import IssuerFactory
 from ...support.einvoice import fatal, schematron_failures, xsd_errors
 from ...support.fx import ecb_rates
-from .conftest import AFTER_GRACE, rated_period, worked_charges
+from .conftest import AFTER_GRACE, DISCOUNTED_LLAMA, rated_period, worked_charges
 
 ISSUED = datetime(2026, 11, 4, tzinfo=UTC)
 
@@ -232,3 +233,83 @@ def test_addresses_are_split_into_line_post_code_and_city():
                                                             "Berlin")  # fmt: skip
     assert (oregon.lines, oregon.postcode, oregon.city) == (["1 Globex Way"], "97403",
                                                             "Springfield, OR")  # fmt: skip
+
+
+LINE = "//ram:IncludedSupplyChainTradeLineItem[ram:AssociatedDocumentLineDocument/ram:LineID='{}']"
+GROSS = "/ram:SpecifiedLineTradeAgreement/ram:GrossPriceProductTradePrice"
+NET = "/ram:SpecifiedLineTradeAgreement/ram:NetPriceProductTradePrice"
+
+
+def _prices(xml: bytes, line_id: str) -> dict[str, list[str]]:
+    line = LINE.format(line_id)
+    return {
+        "gross": _xpath(xml, f"{line}{GROSS}/ram:ChargeAmount/text()"),
+        "gross_base": _xpath(xml, f"{line}{GROSS}/ram:BasisQuantity/text()"),
+        "indicator": _xpath(
+            xml,
+            f"{line}{GROSS}/ram:AppliedTradeAllowanceCharge/ram:ChargeIndicator/udt:Indicator/text()",
+        ),
+        "discount": _xpath(
+            xml, f"{line}{GROSS}/ram:AppliedTradeAllowanceCharge/ram:ActualAmount/text()"
+        ),
+        "net": _xpath(xml, f"{line}{NET}/ram:ChargeAmount/text()"),
+        "net_base": _xpath(xml, f"{line}{NET}/ram:BasisQuantity/text()"),
+    }
+
+
+def _discounted(world, **org):
+    # Llama tier 1 (line 4): 1,000 × 0.90 = 900.00 at 10% off its list price 1.00.
+    rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"),
+                 list_prices=DISCOUNTED_LLAMA, **org)  # fmt: skip
+    draft = periods_close(as_of=AFTER_GRACE).drafted[0]
+    return finalize(draft.pk, as_of=ISSUED)
+
+
+def test_a_discounted_line_states_its_gross_price_and_the_discount(world, usd_rate):
+    invoice = _discounted(world, country="FR", vat_id="FR44732829320")
+
+    xml = cii_xml(document_of(invoice))
+
+    _valid(xml, french=True)
+    # BT-148 gross 1.00, BT-147 discount 0.10, BT-146 net 0.90 = 1.00 − 0.10, per unit.
+    assert _prices(xml, "4") == {"gross": ["1"], "gross_base": [], "indicator": ["false"],
+                                 "discount": ["0.1"], "net": ["0.9"], "net_base": []}  # fmt: skip
+    line = LINE.format("4")
+    assert _xpath(xml, f"{line}//ram:BilledQuantity/text()") == ["1000"]
+    assert _xpath(xml, f"{line}//ram:LineTotalAmount/text()") == ["900.00"]
+    # The lines at list price state no gross price.
+    assert len(_xpath(xml, f"//{GROSS[1:]}/ram:ChargeAmount/text()")) == 1
+    _valid(cii_xml(document_of(invoice), profile="xrechnung").replace(
+        b"#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0", b""), french=False)  # fmt: skip
+
+
+def test_a_discounted_token_price_is_stated_per_the_same_base_quantity(world, usd_rate):
+    invoice = _discounted(world, country="DE", vat_id="DE811907980")
+    document = document_of(invoice)
+    # The same 900.00 billed per token: 2,400,000,000 × 0.000000375 (25% off 0.0000005).
+    document.lines[3] = replace(
+        document.lines[3],
+        quantity=Decimal(2_400_000_000),
+        price=Decimal("0.000000375"),
+        list_price=Decimal("0.0000005"),
+    )
+
+    xml = cii_xml(document)
+
+    _valid(xml, french=True)
+    # Six decimals hold neither price per token: both per 1,000 tokens, 0.0005 − 0.000125.
+    assert _prices(xml, "4") == {"gross": ["0.0005"], "gross_base": ["1000"],
+                                 "indicator": ["false"], "discount": ["0.000125"],
+                                 "net": ["0.000375"], "net_base": ["1000"]}  # fmt: skip
+
+
+def test_a_credit_note_of_a_discounted_line_states_the_same_prices(world, usd_rate):
+    invoice = _discounted(world, country="DE", vat_id="DE811907980")
+    note = credit_note_issue(invoice_id=invoice.pk, reason="goodwill", as_of=ISSUED)
+
+    xml = cii_xml(document_of(note))
+
+    _valid(xml, french=True)
+    # The credit note lists the lines with an amount (covered, 0.00, is left out): line 3.
+    assert _prices(xml, "3") == {"gross": ["1"], "gross_base": [], "indicator": ["false"],
+                                 "discount": ["0.1"], "net": ["0.9"], "net_base": []}  # fmt: skip

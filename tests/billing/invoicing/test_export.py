@@ -11,13 +11,13 @@ from django.core.management import call_command
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import invoices_finalize
 
-from .conftest import AFTER_GRACE, rated_period, worked_charges
+from .conftest import AFTER_GRACE, DISCOUNTED_LLAMA, rated_period, worked_charges
 
 
 def test_json_export_of_the_worked_scenario_matches_the_hand_computation(world, tmp_path):
     # Reservation: 8 GPUs × 744 h = 5,952 GPU-hours × 2.10 = 12,499.20
     # Covered: 5,000.5 GPU-hours at 0 = 0.00; burst: 12.25 × 2.40 = 29.40
-    # Llama input, graduated: 1,000 × 0.90 = 900.00; 234.5 × 0.70 = 164.15
+    # Llama input, graduated: 1,000 × 0.90 = 900.00 (10% off list 1.00); 234.5 × 0.70 = 164.15
     subtotal = (
         Decimal("12499.20")
         + Decimal("0.00")
@@ -28,7 +28,8 @@ def test_json_export_of_the_worked_scenario_matches_the_hand_computation(world, 
     credits = Decimal("500.00")
     tax = ((subtotal - credits) * Decimal("0.20")).quantize(Decimal("0.01"))
     assert (subtotal, tax) == (Decimal("13592.75"), Decimal("2618.55"))
-    rated_period(world, charges=worked_charges(world), credits=credits)
+    rated_period(world, charges=worked_charges(world), credits=credits,
+                 list_prices=DISCOUNTED_LLAMA)  # fmt: skip
     periods_close(as_of=AFTER_GRACE)
     invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
     out = tmp_path / "invoices.json"
@@ -50,23 +51,23 @@ def test_json_export_of_the_worked_scenario_matches_the_hand_computation(world, 
                 {"kind": "reservation", "product": "h100-eu-north",
                  "description": "NVIDIA H100 GPU-hour, eu-north: reservation",
                  "quantity": "5952", "unit": "GPU-hour", "unit_price": "2.1",
-                 "amount": "12499.20", "period": None},
+                 "list_unit_price": None, "amount": "12499.20", "period": None},
                 {"kind": "covered", "product": "h100-eu-north",
                  "description": "NVIDIA H100 GPU-hour, eu-north: covered by reservation",
                  "quantity": "5000.5", "unit": "GPU-hour", "unit_price": "0",
-                 "amount": "0.00", "period": None},
+                 "list_unit_price": None, "amount": "0.00", "period": None},
                 {"kind": "burst", "product": "h100-eu-north",
                  "description": "NVIDIA H100 GPU-hour, eu-north: burst above reservation",
                  "quantity": "12.25", "unit": "GPU-hour", "unit_price": "2.4",
-                 "amount": "29.40", "period": None},
+                 "list_unit_price": None, "amount": "29.40", "period": None},
                 {"kind": "on_demand", "product": "llama-70b-input",
                  "description": "Llama 3.1 70B input, 1M tokens: on demand",
                  "quantity": "1000", "unit": "1M tokens", "unit_price": "0.9",
-                 "amount": "900.00", "period": None},
+                 "list_unit_price": "1", "amount": "900.00", "period": None},
                 {"kind": "on_demand", "product": "llama-70b-input",
                  "description": "Llama 3.1 70B input, 1M tokens: on demand",
                  "quantity": "234.5", "unit": "1M tokens", "unit_price": "0.7",
-                 "amount": "164.15", "period": None},
+                 "list_unit_price": None, "amount": "164.15", "period": None},
             ],
             "subtotal": str(subtotal),
             "credits": "500.00",
@@ -80,7 +81,8 @@ def test_json_export_of_the_worked_scenario_matches_the_hand_computation(world, 
 
 
 def test_csv_export_has_one_row_per_line_with_the_invoice_repeated(world):
-    rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"))
+    rated_period(world, charges=worked_charges(world), credits=Decimal("500.00"),
+                 list_prices=DISCOUNTED_LLAMA)  # fmt: skip
     rated_period(world, slug="globex")  # no lines: one row
     periods_close(as_of=AFTER_GRACE)
     invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
@@ -97,6 +99,8 @@ def test_csv_export_has_one_row_per_line_with_the_invoice_repeated(world):
         ("TFR-2026-000001", "on_demand", "164.15", "15711.30"),
         ("TFR-2026-000002", "", "", "0.00"),
     ]
+    # A discounted line's list price; empty for the others.
+    assert [r["line_list_unit_price"] for r in rows] == ["", "", "", "1", "", ""]
     assert rows[0]["tax_rate"] == "20"
     assert rows[0]["credits"] == "500.00"
 

@@ -15,6 +15,7 @@ from billing.invoicing.pdf import render_invoice_pdf
 from billing.invoicing.selectors import CreditPart, invoice_credit_parts
 from billing.models import CreditDraw, CreditGrant
 
+from ...factories import RatedChargeFactory
 from ...support.einvoice import fatal, schematron_failures, xsd_errors
 from ...support.invoicing import finalize
 from .conftest import AFTER_GRACE, rated_period, worked_charges
@@ -85,3 +86,42 @@ def test_a_void_invoice_keeps_naming_the_grants_it_applied(world):
         (f"welcome-{period.pk}", Decimal("500.00")),
         ("gpu-launch", Decimal("120.50")),
     ]
+
+
+def test_a_discounted_package_line_states_its_discount_from_its_stored_prices(world):
+    # given 7 packages of 10M tokens at 22.50, 10% off the list price 25.00 of a package;
+    # the rating's description carries the blocks, its discount words are not read
+    period = rated_period(world)
+    RatedChargeFactory.create(
+        period=period, org=period.org, product=world.llama, kind="on_demand", line=0,
+        description="7 × 10 (61.78 used)", quantity=Decimal(7), unit_price=Decimal("22.50"),
+        list_unit_price=Decimal("25.00"), amount=Decimal("157.50"),
+    )  # fmt: skip
+
+    (line,) = periods_close(as_of=AFTER_GRACE).drafted[0].lines.all()
+
+    assert line.description == (
+        "Llama 3.1 70B input, 1M tokens: on demand "
+        "(7 packages of 10M tokens (61.78M used); 10% off list price 25.00)"
+    )
+    assert (line.unit, line.quantity, line.unit_price, line.list_unit_price, line.amount) == (
+        "package of 10M tokens", Decimal(7), Decimal("22.50"), Decimal("25.00"),
+        Decimal("157.50"),
+    )  # fmt: skip
+    assert line.quantity * line.unit_price == line.amount
+
+
+def test_a_package_charge_rated_before_list_prices_were_stored_keeps_its_words(world):
+    period = rated_period(world)
+    RatedChargeFactory.create(
+        period=period, org=period.org, product=world.llama, kind="on_demand", line=0,
+        description="7 × 10 (61.78 used); 10% off list price 25.00 (amendment)",
+        quantity=Decimal(7), unit_price=Decimal("22.50"), amount=Decimal("157.50"),
+    )  # fmt: skip
+
+    (line,) = periods_close(as_of=AFTER_GRACE).drafted[0].lines.all()
+
+    assert line.description.endswith(
+        "(7 packages of 10M tokens (61.78M used); 10% off list price 25.00 (amendment))"
+    )
+    assert line.list_unit_price is None

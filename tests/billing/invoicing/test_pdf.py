@@ -11,7 +11,7 @@ from billing.invoicing.pdf import render_invoice_pdf
 
 from ...factories import IssuerFactory
 from ...support.invoicing import finalize
-from .conftest import AFTER_GRACE, rated_period, worked_charges
+from .conftest import AFTER_GRACE, DISCOUNTED_LLAMA, rated_period, worked_charges
 
 
 def _text(pdf: bytes) -> str:
@@ -114,3 +114,20 @@ def test_us_to_us_has_no_vat_line(world):
     assert "VAT" not in text
     assert "13,592.75" in text
     assert invoice.taxes.get().reason == "out_of_scope"
+
+
+def test_a_discounted_line_shows_its_list_price_and_the_discount(world):
+    # Llama tier 1: 1,000 × 0.90 = 900.00 at 10% off its list price 1.00.
+    rated_period(world, charges=worked_charges(world), list_prices=DISCOUNTED_LLAMA)
+    draft = periods_close(as_of=AFTER_GRACE).drafted[0]
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+
+    lines = _text(render_invoice_pdf(invoice)).splitlines()
+
+    at = lines.index("List price 1.00, 10% discount (-0.10)")
+    # The cell's rows first, then the line's quantity, unit, net unit price and amount.
+    assert lines[at - 1 : at + 5] == [
+        "On demand", "List price 1.00, 10% discount (-0.10)", "1,000", "1M tokens", "0.90",
+        "900.00",
+    ]  # fmt: skip
+    assert sum("List price" in line for line in lines) == 1  # the other lines are at list
