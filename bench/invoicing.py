@@ -2,13 +2,15 @@
 under 2 minutes).
 
     .venv/bin/python bench/invoicing.py [--orgs 10000] [--charges 5] [--database NAME]
-                                        [--sqlite] [--tiny]
+                                        [--sqlite] [--profile] [--tiny]
 
 Works in a scratch PostgreSQL database of its own (``--database NAME`` to keep one), or a
 fresh SQLite file with ``--sqlite``. Rated periods are written directly, as the rating engine
 leaves them. Prints the time of each step, invoices per second, and peak memory (RSS). The
 baseline, measured in the same run, is the bulk insert of the rated charges while seeding:
 the same number of rows as the invoice lines the run writes, with none of the logic.
+``--profile`` also prints where the close and the finalization spend their time (pyinstrument;
+the run is then slower).
 """
 
 import argparse
@@ -107,6 +109,7 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--charges", type=int, default=5, help="Rated charges per period.")
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="Print pyinstrument's profile.")
     add_common_arguments(parser, kind="invoicing")
     args = parse(parser, tiny={"orgs": 50})
     with database(args.sqlite, args.database) as url:
@@ -133,10 +136,21 @@ def run(args: argparse.Namespace) -> None:
     baseline = seed(args.orgs, args.charges)
     seeded = time.perf_counter()
     rss_before = peak_rss_mib()
+    profiler = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001)
+        profiler.start()
     report = periods_close(as_of=datetime(2026, 11, 3, tzinfo=UTC))
     closed = time.perf_counter()
     finalized = invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
     done = time.perf_counter()
+    if profiler is not None:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False))
+        flat = profiler.output_text(unicode=False, color=False, flat=True, show_all=True)
+        print("\n".join(flat.splitlines()[:60]))  # the heaviest functions by their own time
     assert len(report.drafted_ids) == len(finalized) == args.orgs
     last = Invoice.objects.order_by("-sequence").values_list("number", flat=True).first()
     connection.close()

@@ -2,11 +2,17 @@
 nobody measures: the benchmarks in bench/ are found, not listed, here and in ``.ci/run``."""
 
 import ast
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings
+
+from .support.broker import WORKER_BROKER
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(
@@ -50,3 +56,32 @@ def test_each_benchmark_starts_at_head(bench: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "--tiny" in done.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.celery_worker
+def test_the_rating_benchmark_rates_through_real_celery_workers_and_stops_them():
+    """``bench/rating.py --celery`` at its tiny size (CI's tiny runs are in-process): two real
+    workers rate every period, their pool processes' peak RSS is printed, and the run leaves
+    neither a worker nor a broker key behind."""
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "TESSERA_BENCH_POSTGRES": f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}",
+        "TESSERA_BENCH_BROKER": WORKER_BROKER,
+    }
+    done = subprocess.run(
+        [sys.executable, "bench/rating.py", "--tiny", "--celery", "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rating through Celery: 5 orgs × 5 products × 48 h" in done.stdout
+    assert "2 worker(s)); 35 charges" in done.stdout
+    assert re.search(r"peak RSS, worker 1: pool process \d+ MiB", done.stdout), done.stdout
+    [prefix] = re.findall(r"keys under (\S+)", done.stdout)
+    with redis.Redis.from_url(WORKER_BROKER) as client:
+        assert list(client.scan_iter(match=f"{prefix}*")) == []

@@ -226,3 +226,34 @@ def test_finalizing_many_returns_them_in_order_and_leaves_finalized_ones_as_they
     ]  # fmt: skip
     with pytest.raises(Invoice.DoesNotExist):
         invoices_finalize(invoice_ids=[a.pk, 10**9], as_of=AS_OF)
+
+
+def test_a_chunk_stores_every_finalized_field_exactly_as_finalization_computed_it(
+    world, monkeypatch
+):
+    """Issue 18: a chunk is written by one ``UPDATE … FROM (VALUES …)``, not ``bulk_update``;
+    every frozen field reads back as computed: text with quotes, newlines and non-Latin
+    letters, the issuer's details (JSON), amounts, dates, the finalization time, NULLs."""
+    for slug in ("a", "b", "c"):
+        rated_period(world, slug=slug, charges=worked_charges(world))
+    periods_close(as_of=AFTER_GRACE)
+    name, address = 'L\'Été « Ørsted » "Ωmega" SAS', "Straße 1\n10115 Berlin; DROP --"
+    Org.objects.filter(slug="b").update(name=name, billing_address=address)
+    computed: dict[int, dict[str, object]] = {}
+    write = finalization._update_rows
+
+    def spy(invoices, fields):
+        computed.update({i.pk: {f: getattr(i, f) for f in fields} for i in invoices})
+        write(invoices, fields)
+
+    monkeypatch.setattr(finalization, "_update_rows", spy)
+
+    ids = invoices_finalize(as_of=AS_OF)
+
+    fields = finalization.FINALIZED_FIELDS
+    stored = {i.pk: {f: getattr(i, f) for f in fields} for i in Invoice.objects.filter(pk__in=ids)}
+    assert set(computed) == set(ids)
+    assert stored == computed
+    b = Invoice.objects.get(org__slug="b")
+    assert (b.customer_name, b.customer_address, b.status) == (name, address, "finalized")
+    assert b.issuer_details == computed[b.pk]["issuer_details"]
