@@ -26,6 +26,21 @@ SERVER = os.environ.get("TESSERA_BENCH_POSTGRES", "postgresql://postgres@127.0.0
 BROKER = os.environ.get("TESSERA_BENCH_BROKER", "redis://127.0.0.1:6379/10")
 
 
+def production_settings(**extra: str) -> None:
+    """Run Django as production does, in this process and the workers it starts: DEBUG off
+    (with DEBUG on, every query is also kept in ``connection.queries`` and timed by the debug
+    cursor), a real-looking SECRET_KEY, plain HTTP on loopback, warnings only. ``extra``:
+    more settings from the environment (config/settings/env.py)."""
+    os.environ.update(
+        DEBUG="false",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or "bench-only-" + "x" * 50,
+        TESSERA_SSL_REDIRECT="false",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        **extra,
+    )
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, *, kind: str) -> None:
     parser.add_argument(
         "--tiny", action="store_true", help="a few seconds' worth, to check that it runs (CI)"

@@ -20,7 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_common_arguments, parse, scratch_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_common_arguments,
+    parse,
+    production_settings,
+    scratch_database,
+)
 from bench.ingest import ORGS, make_batches  # noqa: E402
 
 
@@ -36,16 +41,7 @@ def main() -> None:
         scratch_database("ingest_profile", args.database) as url,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        os.environ.update(
-            DATABASE_URL=url,
-            DEBUG="false",
-            SECRET_KEY=os.environ.get("SECRET_KEY") or "bench-only-" + "x" * 50,
-            TESSERA_SSL_REDIRECT="false",
-            TESSERA_ROLLUP_ON_INGEST="false",
-            TESSERA_VAR_DIR=tmp,
-            LOG_LEVEL="WARNING",
-            DJANGO_SETTINGS_MODULE="config.settings",
-        )
+        production_settings(DATABASE_URL=url, TESSERA_ROLLUP_ON_INGEST="false", TESSERA_VAR_DIR=tmp)
         os.environ.pop("CELERY_BROKER_URL", None)
         profile(args.events, args.batch, Path(tmp), args.html)
 

@@ -44,6 +44,7 @@ from bench.common import (  # noqa: E402
     CeleryWorkers,
     add_common_arguments,
     parse,
+    production_settings,
     scratch_database,
     versus,
     wait_for,
@@ -188,6 +189,18 @@ def rate_shard(job: tuple, progress: bool = False) -> tuple[float, int]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, heap
 
 
+def target(*, orgs: int, hours: int, workers: int, elapsed: float) -> str:
+    """SPEC §9's rating targets, as this run measures them: a month of hourly usage for 1,000
+    orgs × 5 products in under 30 s on one worker; 10,000 orgs in under 5 minutes on two."""
+    if hours < 720 or orgs < 1000:
+        return "target (SPEC §9): not measured at this size (a full month, 1,000 orgs or more)"
+    if workers == 1:
+        limit, words = 30 * orgs / 1000, "under 30 s per 1,000 orgs on one worker"
+    else:
+        limit, words = 300 * orgs / 10_000, "under 5 min per 10,000 orgs on two workers"
+    return f"target (SPEC §9): {words} — {'met' if elapsed < limit else 'NOT met'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orgs", type=int, default=1000)
@@ -218,9 +231,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    production_settings(DATABASE_URL=database_url)
     import django
 
     django.setup()
@@ -269,9 +280,7 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     )
     traced = f", Python heap {heap / 2**20:.1f} MiB (tracemalloc)" if args.tracemalloc else ""
     print(f"peak memory per worker: RSS {rss:.0f} MiB{traced}")
-    if args.orgs >= 1000 and args.hours >= 720:
-        met = "met" if elapsed * 1000 / args.orgs < 60 else "NOT met"
-        print(f"target (SPEC §9): under 60 s for 1,000 orgs — {met}")
+    print(target(orgs=args.orgs, hours=args.hours, workers=args.workers, elapsed=elapsed))
 
 
 def rate_with_celery(
@@ -347,9 +356,7 @@ def rate_with_celery(
         pools = ", ".join(f"{rss:.0f}" for rss in pool_rss)
         print(f"peak RSS, worker {i}: pool process {pools} MiB (main process {main_rss:.0f} MiB)")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    if args.orgs >= 1000 and args.hours >= 720:
-        met = "met" if elapsed * 1000 / args.orgs < 60 else "NOT met"
-        print(f"target (SPEC §9): under 60 s for 1,000 orgs — {met}")
+    print(target(orgs=args.orgs, hours=args.hours, workers=args.workers, elapsed=elapsed))
 
 
 if __name__ == "__main__":
