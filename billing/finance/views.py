@@ -51,6 +51,7 @@ from ..invoicing.review import (
 from ..invoicing.selectors import credit_notes_for, invoice_get, invoices_for
 from ..invoicing.status import invoice_mark_uncollectible, invoice_reissue, invoice_void
 from ..models import BillingPeriod, Issuer, RatedCharge
+from ..money import money_text
 from ..rating.periods import midnight
 from ..rating.unbilled import REASONS, default_window, unbilled_summary, unbilled_usage
 
@@ -280,6 +281,8 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
         for line in invoice.lines.all()
     ]
     notes = credit_notes_for(orgs=ALL()).filter(invoice=invoice)
+    outstanding = None if invoice.is_draft else invoice_outstanding(invoice=invoice)
+    cur = invoice.currency
     previous, variance = invoice_variance(invoice=invoice) if invoice.is_draft else (None, [])
     return render(
         request,
@@ -293,7 +296,9 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
             "variance": variance,
             "threshold": variance_threshold(),
             "payments": invoice.payments.order_by("paid_on", "pk"),
-            "outstanding": None if invoice.is_draft else invoice_outstanding(invoice=invoice),
+            "outstanding": outstanding,
+            # What the payment form offers to record: the amount at the currency's minor unit.
+            "outstanding_input": None if outstanding is None else money_text(outstanding, cur),
             "replaced_by": Invoice.objects.filter(replaces=invoice).first(),
             "methods": InvoicePayment.Method.choices,
             "today": timezone.now().date().isoformat(),

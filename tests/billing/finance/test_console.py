@@ -95,6 +95,10 @@ def test_finalize_several_drafts_at_once(finance, drafts):
     assert response.status_code == 302
     assert numbers == ["TFR-2026-000001", "TFR-2026-000002"]
     assert AuditEntry.objects.filter(action="invoice.finalized", actor="fin").count() == 2
+    # The payment form offers what is outstanding at the currency's minor unit (issue 14).
+    invoice = Invoice.objects.get(pk=drafts[0].pk)
+    page = finance.get(f"/finance/invoices/{invoice.pk}/").content.decode()
+    assert f'name="amount" placeholder="{invoice.total:.2f}"' in page
 
 
 def test_close_button_drafts_ready_periods(finance, world):  # noqa: F811
