@@ -1,6 +1,7 @@
 import io
 import json
 import zipfile
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -8,7 +9,7 @@ from django.test import Client
 
 from audit.models import AuditEntry
 from billing.invoicing.drafting import periods_close
-from billing.invoicing.models import CreditNote, Invoice
+from billing.invoicing.models import CreditNote, Invoice, InvoicePayment
 from tenancy.models import Membership
 from tenancy.services import staff_user_create
 
@@ -162,3 +163,16 @@ def test_every_form_needs_its_csrf_token(drafts):
     assert client.post(f"/finance/invoices/{drafts[0].pk}/finalize/").status_code == 403
     drafts[0].refresh_from_db()
     assert drafts[0].status == "draft"
+
+
+def test_payments_needing_attention_show_their_amount_at_the_minor_unit(finance, drafts):
+    invoice = drafts[0]
+    InvoicePayment.objects.create(
+        org=invoice.org, invoice=invoice, amount=Decimal("428.4400"), currency=invoice.currency,
+        paid_on=date(2026, 12, 1), method="stripe", reference="pi_1", recorded_by="stripe",
+        attention="paid after the invoice was voided",
+    )  # fmt: skip
+
+    for url in ("/finance/", "/finance/receivables/"):
+        page = finance.get(url).content.decode()
+        assert '<td class="num">428.44 USD</td>' in page, url
