@@ -310,7 +310,9 @@ def quantity(
         return None, Problem(field, "out_of_range", f"{field} must be finite")
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
-    if abs(number) >= QUANTITY_LIMIT or number.adjusted() > NUMBER_EXPONENT_LIMIT:
+    # The exponent first, and copy_abs (exact, no context): abs() rounds to the context and
+    # raises decimal.Overflow past its Emax, e.g. for 1e2147483648.
+    if number.adjusted() > NUMBER_EXPONENT_LIMIT or number.copy_abs() >= QUANTITY_LIMIT:
         return None, Problem(
             field, "out_of_range", f"{field} is out of range (|value| must be below 10^15)"
         )

@@ -159,12 +159,16 @@ def test_quantities_beyond_the_documented_bounds_are_refused(client_for, collect
         gpu("json-1e15", Decimal("1e15")),
         gpu("13-places", "0.0000000000001"),
         gpu("huge-exponent", "1e999999999999999999999"),
+        # Past decimal's Emax, where abs() raises Overflow (found by hypothesis in CI).
+        gpu("past-emax", "1e2147483648"),
+        gpu("json-past-emax", Decimal("-1e2147483648")),
         gpu("zero-tiny-exponent", "0e-99999"),
         gpu("max", "999999999999999.999999999999"),
         gpu("12-places", "0.000000000001"),
         gpu("zeros-as-written", "1.000000000000"),
     ]
     text = json.dumps(batch, default=str).replace('"1E+15"', "1e15")
+    text = text.replace('"-1E+2147483648"', "-1e2147483648")
 
     body = post_raw(client_for(collector_key), text).json()
 
@@ -174,6 +178,8 @@ def test_quantities_beyond_the_documented_bounds_are_refused(client_for, collect
         "json-1e15": [("data.gpu_seconds", "out_of_range")],
         "13-places": [("data.gpu_seconds", "too_precise")],
         "huge-exponent": [("data.gpu_seconds", "out_of_range")],
+        "past-emax": [("data.gpu_seconds", "out_of_range")],
+        "json-past-emax": [("data.gpu_seconds", "out_of_range")],
         "zero-tiny-exponent": [("data.gpu_seconds", "too_precise")],
     }
     assert stored_ids() == {"max", "12-places", "zeros-as-written"}
