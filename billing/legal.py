@@ -25,6 +25,7 @@ from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import siren as std_siren
 
+from tenancy.countries import country_problem
 from tenancy.vat_ids import VatIdError, vat_id_clean
 
 # The €40 fixed indemnity for recovery costs owed by a business paying late (D441-5 C. com.).
@@ -56,10 +57,14 @@ def national_currency(country: str) -> str:
 def legal_ids_clean(
     *, country: str, vat_id: str = "", siren: str = "", iban: str = "", bic: str = ""
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(compacted values, errors by field) for an issuer's identifiers. A field left empty is
-    not checked; an error names why the value cannot be right."""
+    """(compacted values, errors by field) for an issuer's identifiers. The country must be an
+    ISO 3166-1 code (else the only error is ``country``); a field left empty is not checked,
+    except that a French issuer's SIREN is taken from its VAT id; an error names why the value
+    cannot be right (a SIREN that is not the VAT id's, a bad check digit...)."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
+    if problem := country_problem(country):
+        return values, {"country": problem}
     try:
         values["vat_id"] = vat_id_clean(country=country, vat_id=vat_id)
     except VatIdError as exc:
@@ -78,6 +83,17 @@ def legal_ids_clean(
             errors[name] = f"{raw!r} is not a valid {what}: {str(exc).rstrip('.').lower()}"
     if siren and country.upper() != "FR" and "siren" not in errors:
         errors["siren"] = "a SIREN is a French company number; this issuer is not in FR"
+    french_vat = values.get("vat_id", "") if country.upper() == "FR" else ""
+    if french_vat[4:].isdigit() and not errors:
+        # A French VAT id is FR, a 2-digit key, then the company's SIREN: a missing SIREN is
+        # taken from it (Factur-X rule BR-FR-10 needs one), one that differs is refused.
+        if not values["siren"]:
+            values["siren"] = french_vat[4:]
+        elif values["siren"] != french_vat[4:]:
+            errors["siren"] = (
+                f"{values['siren']} is not the SIREN of the VAT id {french_vat} "
+                f"(which is {french_vat[4:]})"
+            )
     return values, errors
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from core.errors import DomainError, ErrorCode, ErrorKind
+from tenancy.countries import country_problem
 from tenancy.models import Org
 
 from .alerts.services import alerts_after_rating
@@ -152,8 +153,8 @@ def org_billing_details_update(
 
     errors: dict[str, str] = {}
     new_country = org.country if country is None else country.strip().upper()
-    if country is not None and not (len(new_country) == 2 and new_country.isalpha()):
-        errors["country"] = f"{country!r} must be an ISO 3166 two-letter code"
+    if country is not None and (problem := country_problem(new_country)):
+        errors["country"] = problem
     new_vat_id = org.vat_id if vat_id is None else vat_id
     if "country" not in errors:
         try:

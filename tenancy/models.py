@@ -31,13 +31,17 @@ class Org(models.Model):
         return self.slug
 
     def clean(self) -> None:
-        """Model validation (admin forms): the VAT id's format and check digits for the
-        org's country (``tenancy.vat_ids``); stored compacted."""
+        """Model validation (admin forms): the country is an ISO 3166-1 code
+        (``tenancy.countries``); the VAT id's format and check digits for it
+        (``tenancy.vat_ids``), stored compacted."""
         from django.core.exceptions import ValidationError
 
+        from .countries import country_problem
         from .vat_ids import VatIdError, vat_id_clean
 
         self.country = (self.country or "").strip().upper()
+        if problem := country_problem(self.country):
+            raise ValidationError({"country": problem})
         try:
             self.vat_id = vat_id_clean(country=self.country, vat_id=self.vat_id)
         except VatIdError as exc:

@@ -120,7 +120,7 @@ def _dated_terms(entry: Entry, ctx: Context, term: tuple[Any, Any]) -> list[dict
         for item in entry.children(field):
             if field == "discounts":
                 product = item.slug("product", None)
-                percent = item.decimal("percent")
+                percent = item.decimal("percent", column=(7, 4))
                 if percent is not None and percent > 100:
                     item.error("percent", "must be at most 100")
                 values = {"discount_percent": percent, "unit_price": None}
@@ -204,7 +204,7 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
 
     commitments: dict[str, Decimal] = {}
     for item in entry.children("spend_commitments"):
-        amount = item.decimal("amount")
+        amount = item.decimal("amount", column=(20, 4))
         per = item.choice("per", SpendCommitment.Per.values, "period")
         item.finish()
         if per in commitments:
@@ -216,7 +216,7 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
     credits = []
     for item in entry.children("credits"):
         credit_key = item.slug("key")
-        amount = item.decimal("amount", positive=True)
+        amount = item.decimal("amount", positive=True, column=(20, 4))
         credit_currency = item.text("currency", currency)
         if credit_currency != currency:
             item.error("currency", f"{credit_currency} differs from the contract's {currency}")

@@ -5,6 +5,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tenancy.countries import country_problem
+
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 MISSING = object()
 
@@ -69,8 +71,9 @@ class Entry:
 
     def country(self, field: str, default: Any = MISSING) -> Any:
         value = self.text(field, default)
-        if isinstance(value, str) and value and not re.fullmatch(r"[A-Z]{2}", value):
-            self.error(field, f"{value!r} must be an ISO 3166 two-letter code in capitals")
+        problem = country_problem(value) if isinstance(value, str) and value else None
+        if problem:
+            self.error(field, problem)
         return value
 
     def currency(self, field: str) -> Any:
@@ -80,8 +83,18 @@ class Entry:
         return value
 
     def decimal(
-        self, field: str, default: Any = MISSING, *, positive: bool = False, min_zero: bool = True
+        self,
+        field: str,
+        default: Any = MISSING,
+        *,
+        positive: bool = False,
+        min_zero: bool = True,
+        column: tuple[int, int] = (28, 12),
     ) -> Any:
+        """A decimal number that its column stores exactly: ``column`` is the model field's
+        (max_digits, decimal_places). More decimals than the column keeps would be rounded
+        silently (differently by SQLite and PostgreSQL), more digits would not fit: both are
+        refused, naming the field."""
         value = self.get(field, default)
         if value is None or value is default:
             return value
@@ -100,6 +113,18 @@ class Entry:
             self.error(field, "must be greater than 0")
         elif min_zero and number < 0:
             self.error(field, "must not be negative")
+        digits, places = column
+        if number and number.adjusted() >= digits - places:
+            self.error(field, f"{value!r} is too large (at most {digits - places} digits before "
+                              "the decimal point)")  # fmt: skip
+            return None
+        # Decimal places as written, less trailing zeros (exact: no context rounding).
+        shape = number.as_tuple()
+        assert isinstance(shape.exponent, int)  # finite
+        trailing = len(shape.digits) - len("".join(map(str, shape.digits)).rstrip("0"))
+        if number and -(shape.exponent + trailing) > places:
+            self.error(field, f"{value!r} has more than {places} decimal places")
+            return None
         return number
 
     def integer(self, field: str, default: Any = MISSING, *, minimum: int = 0) -> Any:

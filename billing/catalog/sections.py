@@ -34,7 +34,7 @@ def _issuer(entry: Entry, ctx: Context) -> dict[str, Any]:
         "rounding": entry.choice("rounding", Issuer.Rounding.values, "half_up"),
         **{name: entry.text(name, "", max_length=size) for name, size in _LEGAL_TEXT.items()},
         "contact_email": _email(entry, "contact_email"),
-        "share_capital": entry.decimal("share_capital", None),
+        "share_capital": entry.decimal("share_capital", None, column=(20, 2)),
         "siren": entry.text("siren", "", max_length=20),
         "iban": entry.text("iban", "", max_length=50),
         "bic": entry.text("bic", "", max_length=20),
@@ -43,7 +43,8 @@ def _issuer(entry: Entry, ctx: Context) -> dict[str, Any]:
         ids = {name: values[name] or "" for name in ("vat_id", "siren", "iban", "bic")}
         clean, errors = legal_ids_clean(country=country, **ids)
         for name, message in errors.items():
-            entry.error(name, message)
+            if name != "country":  # entry.country has said it
+                entry.error(name, message)
         values.update(clean)
         for name in missing_details(country, values):
             ctx.warnings.append(
@@ -110,7 +111,7 @@ def _product(entry: Entry, ctx: Context) -> dict[str, Any]:
         "meter": meter_key,
         "filter": {k: str(v) for k, v in filters.items()},
         "unit": entry.text("unit", max_length=50),
-        "unit_size": entry.decimal("unit_size", 1, positive=True),
+        "unit_size": entry.decimal("unit_size", 1, positive=True, column=(24, 6)),
         # hourly | period (SPEC §3): how a period's quantity of a max, latest or unique
         # count meter is taken; sum and count meters give the same either way.
         "quantity": entry.choice("quantity", Product.Quantity.values, Product.Quantity.HOURLY),

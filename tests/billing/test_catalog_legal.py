@@ -5,10 +5,12 @@ import io
 
 import pytest
 import yaml
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from billing.catalog import CatalogError, load_catalog
 from billing.models import Issuer
+from billing.services import BillingDetailsError, org_billing_details_update
 from tenancy.models import Org
 
 ISSUERS = """
@@ -95,3 +97,72 @@ def test_the_admin_form_refuses_an_invalid_vat_id():
     org.vat_id = "de 811 907 980"
     org.full_clean()
     assert org.vat_id == "DE811907980"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("country", "message"),
+    [
+        ("ZZ", "ZZ is not an ISO 3166-1 country code"),
+        ("EL", "EL is Greece's VAT prefix; the country is GR"),
+        ("UK", "UK is not an ISO 3166 code; the United Kingdom is GB"),
+        ("XI", "XI is Northern Ireland's VAT prefix for goods; the country is GB"),
+    ],
+)
+def test_a_country_that_is_not_iso_3166_is_refused_everywhere_it_is_entered(country, message):
+    """An unknown country would read as "outside the EU" and drop the VAT (SPEC §6 step 8)."""
+    catalog = yaml.safe_load(ISSUERS)
+    catalog["orgs"] = [{"slug": "atk", "name": "Atk", "country": country, "currency": "EUR"}]
+    catalog["issuers"][1]["country"] = country
+
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(catalog)
+
+    assert f"orgs[0] (atk).country: {message}" in refused.value.errors
+    assert f"issuers[1] (tessera-de).country: {message}" in refused.value.errors
+    assert not Org.objects.exists()
+    # The billing-details API and the admin's model validation say the same.
+    org = Org.objects.create(slug="acme", name="Acme", country="FR", currency="EUR")
+    with pytest.raises(BillingDetailsError) as api:
+        org_billing_details_update(org=org, country=country)
+    assert api.value.fields == {"country": [message]}
+    org.country = country
+    with pytest.raises(ValidationError) as admin:
+        org.full_clean()
+    assert admin.value.message_dict["country"] == [message]
+
+
+@pytest.mark.django_db
+def test_a_french_issuer_takes_its_siren_from_its_vat_id_and_a_different_one_is_refused():
+    catalog = yaml.safe_load(ISSUERS)
+    del catalog["issuers"][0]["siren"]
+    load_catalog(catalog)
+    assert Issuer.objects.get(key="tessera-fr").siren == "552081317"
+
+    catalog["issuers"][0]["siren"] = "732829320"  # a valid SIREN, but another company's
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(catalog)
+    assert refused.value.errors == [
+        "issuers[0] (tessera-fr).siren: 732829320 is not the SIREN of the VAT id FR03552081317 "
+        "(which is 552081317)"
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("share_capital", "message"),
+    [
+        ("1000.005", "'1000.005' has more than 2 decimal places"),
+        ("123456789012345678901234", "'123456789012345678901234' is too large (at most 18 "
+         "digits before the decimal point)"),
+    ],
+)  # fmt: skip
+def test_a_share_capital_the_column_cannot_hold_exactly_is_refused(share_capital, message):
+    catalog = yaml.safe_load(ISSUERS)
+    catalog["issuers"][0]["share_capital"] = share_capital
+
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(catalog)
+
+    assert refused.value.errors == [f"issuers[0] (tessera-fr).share_capital: {message}"]
+    assert not Issuer.objects.exists()
