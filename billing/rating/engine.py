@@ -32,7 +32,7 @@ from ..money import quantize_price, quantize_quantity, round_amount
 from .periods import cycle, midnight
 from .pricing import EffectivePrice, effective_price, price_pieces, price_quantity
 from .terms import Term, TermSpan, days_text, term_on, term_spans, text
-from .usage import hourly_usage, period_usage
+from .usage import hourly_usage, period_usages
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -267,6 +267,7 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
     total_hours = Decimal((period.end - period.start) // HOUR)
     scale = total_hours / elapsed if elapsed else ZERO
     forecast = ZERO
+    totals = _on_demand_totals(ctx, horizon)
     for product in ctx.products:
         reservations = ctx.reservations.get(product.pk, [])
         usage: dict[datetime, Decimal] | None
@@ -290,7 +291,7 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
             forecast += stack.projected(scale)
             reserved_use = sum((n.used for n in stack.netting), ZERO)
         spans = ctx.spans(product)
-        parts = _on_demand_parts(ctx, product, spans, horizon, usage, reserved_days)
+        parts = _on_demand_parts(product, spans, horizon, usage, reserved_days, totals)
         total = sum((q for *_, q in parts), ZERO)
         rating.usage[product.key] = str(quantize_quantity(total + reserved_use))
         changed = len({span.term.key for span in spans}) > 1
@@ -457,36 +458,64 @@ class _Stack:
 OnDemandPart = tuple[TermSpan, list[tuple[date, date]], Decimal]
 
 
+UsageTotals = dict[tuple[int, datetime, datetime], Decimal]
+
+
+def _on_demand_ranges(span: TermSpan, reserved_days: set[date]) -> list[tuple[date, date]]:
+    """The day ranges of ``span`` that no reservation holds, in order."""
+    ranges: list[tuple[date, date]] = []
+    day = span.start
+    while day < span.end:
+        if day not in reserved_days:
+            if ranges and ranges[-1][1] == day:
+                ranges[-1] = (ranges[-1][0], day + DAY)
+            else:
+                ranges.append((day, day + DAY))
+        day += DAY
+    return ranges
+
+
+def _hours(ranges: list[tuple[date, date]], horizon: datetime) -> list[tuple[datetime, datetime]]:
+    """The non-empty ``[low, high)`` hours of day ``ranges`` before ``horizon``."""
+    clipped = [(midnight(start), min(midnight(end), horizon)) for start, end in ranges]
+    return [(low, high) for low, high in clipped if low < high]
+
+
+def _on_demand_totals(ctx: _Context, horizon: datetime) -> UsageTotals:
+    """The usage of every range that a product without reservations bills on demand, by
+    (product, start, end), read at once (``period_usages``: one query for the meters whose
+    hours add) rather than one query per product and term."""
+    if horizon <= ctx.period.start:
+        return {}
+    wanted = [
+        (product, low, high)
+        for product in ctx.products
+        if not ctx.reservations.get(product.pk)
+        for span in ctx.spans(product)
+        for low, high in _hours(_on_demand_ranges(span, set()), horizon)
+    ]
+    values = period_usages(org_id=ctx.period.org_id, wanted=wanted)
+    return {(p.pk, low, high): v for (p, low, high), v in zip(wanted, values, strict=True)}
+
+
 def _on_demand_parts(
-    ctx: _Context,
     product: Product,
     spans: list[TermSpan],
     horizon: datetime,
     usage: dict[datetime, Decimal] | None,
     reserved_days: set[date],
+    totals: UsageTotals,
 ) -> list[OnDemandPart]:
     """The period's hours before ``horizon`` that no reservation holds, cut by the dated
-    term in force: (span, its on-demand day ranges, usage in billing units), in order."""
+    term in force: (span, its on-demand day ranges, usage in billing units), in order. A
+    product's hourly ``usage`` when it was read (reserved products), else its ``totals``."""
     parts: list[OnDemandPart] = []
     for span in spans:
-        ranges: list[tuple[date, date]] = []
-        day = span.start
-        while day < span.end:
-            if day not in reserved_days:
-                if ranges and ranges[-1][1] == day:
-                    ranges[-1] = (ranges[-1][0], day + DAY)
-                else:
-                    ranges.append((day, day + DAY))
-            day += DAY
+        ranges = _on_demand_ranges(span, reserved_days)
         quantity = ZERO
-        for start, end in ranges:
-            low, high = midnight(start), min(midnight(end), horizon)
-            if low >= high:
-                continue
+        for low, high in _hours(ranges, horizon):
             if usage is None:
-                quantity += period_usage(
-                    org_id=ctx.period.org_id, product=product, start=low, end=high
-                )
+                quantity += totals[(product.pk, low, high)]
             else:
                 quantity += sum((v for h, v in usage.items() if low <= h < high), ZERO)
         if ranges:
