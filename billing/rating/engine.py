@@ -190,7 +190,13 @@ class _Context:
         card = rate_card_for(self.contract, period.start)
         if card.currency != self.currency:
             raise RatingError(f"rate card {card} is in {card.currency}, not {self.currency}")
-        self.prices = {p.product_id: p for p in Price.objects.filter(rate_card=card)}
+        # The priced products come with their prices (and meters), in the products' order.
+        prices = list(
+            Price.objects.filter(rate_card=card)
+            .select_related("product__meter")
+            .order_by("product__key")
+        )
+        self.prices = {p.product_id: p for p in prices}
         # Dated terms that hold on some day of the period (SPEC §3 "Amendments").
         self.terms = list(
             ContractPrice.objects.filter(
@@ -212,7 +218,11 @@ class _Context:
         ):
             self.reservations[reservation.product_id].append(reservation)
         ids = set(self.prices) | set(self.reservations) | {t.product_id for t in self.terms}
-        self.products = Product.objects.select_related("meter").filter(pk__in=ids).order_by("key")
+        self.products: list[Product] = [p.product for p in prices]
+        if ids - set(self.prices) - {None}:  # a product reserved or termed, not on the card
+            self.products = list(
+                Product.objects.select_related("meter").filter(pk__in=ids).order_by("key")
+            )
         self.commitments = {
             c.per: c.amount
             for c in SpendCommitment.objects.filter(org_id=period.org_id, contract=self.contract)
@@ -340,6 +350,7 @@ class _Stack:
             if held:
                 self.days.add(day)
                 levels = [(r, level_on(r, day)) for r in held]
+                texts = {r.pk: compact(q) for r, q in levels}  # R_i(h) holds all day
                 for r, q in levels:
                     full[r.pk] += q * 24
                 setter = max(held, key=lambda r: (r.start, r.pk))
@@ -359,7 +370,7 @@ class _Stack:
                         covered[r.pk] += share
                         if r is setter:
                             share += left
-                        hours[r.pk].append([offset, compact(q), compact(quantize_quantity(share))])
+                        hours[r.pk].append([offset, texts[r.pk], compact(quantize_quantity(share))])
                     if left:
                         burst[setter.pk] += left
                         group = groups.setdefault(group_key, [setter, term, ZERO, []])
