@@ -349,28 +349,31 @@ class _Stack:
             held = [r for r in order if r.start <= day < r.end]
             if held:
                 self.days.add(day)
-                levels = [(r, level_on(r, day)) for r in held]
-                texts = {r.pk: compact(q) for r, q in levels}  # R_i(h) holds all day
-                for r, q in levels:
-                    full[r.pk] += q * 24
+                # (reservation, its pk, R_i on the day, as the netting writes it): all day long.
+                levels = []
+                for r in held:
+                    q = level_on(r, day)
+                    levels.append((r, r.pk, q, compact(q)))
+                for _, pk, q, _ in levels:
+                    full[pk] += q * 24
                 setter = max(held, key=lambda r: (r.start, r.pk))
                 term = None if setter.burst_unit_price is not None else ctx.term_on(product, day)
                 group_key = (setter.pk, term.key if term else None)
                 hour = midnight(day)
-                for _ in range(24):
+                first_offset = (hour - period.start) // HOUR
+                for offset in range(first_offset, first_offset + 24):
                     if hour >= horizon:
                         break
                     u = usage.get(hour, ZERO)
                     left = u
-                    offset = (hour - period.start) // HOUR
-                    for r, q in levels:
+                    for r, pk, q, q_text in levels:
                         share = min(q, left)
                         left -= share
-                        reserved[r.pk] += q
-                        covered[r.pk] += share
+                        reserved[pk] += q
+                        covered[pk] += share
                         if r is setter:
                             share += left
-                        hours[r.pk].append([offset, texts[r.pk], compact(quantize_quantity(share))])
+                        hours[pk].append([offset, q_text, compact(quantize_quantity(share))])
                     if left:
                         burst[setter.pk] += left
                         group = groups.setdefault(group_key, [setter, term, ZERO, []])
