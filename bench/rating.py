@@ -1,7 +1,8 @@
 """Rating benchmark (SPEC §9): a month of hourly usage for 1,000 orgs × 5 products, rated.
 
     .venv/bin/python bench/rating.py [--orgs 1000] [--hours 720] [--workers 1]
-                                     [--celery] [--database NAME] [--sqlite] [--tiny]
+                                     [--celery] [--database NAME] [--sqlite] [--profile]
+                                     [--tiny]
 
 Works in a scratch PostgreSQL database of its own (``--database NAME`` to keep one), or a
 fresh SQLite file with ``--sqlite``: a catalog of 5 products (per unit, volume, graduated,
@@ -20,9 +21,15 @@ on the scratch database and the Redis database ``TESSERA_BENCH_BROKER`` (default
 task ``rate_due`` fans out to, one per period), polls the database until every period is
 rated, and prints the wall time (from opening the periods to the last one rated) and the
 peak RSS of each worker's pool process (``VmHWM``). The workers get a warm shutdown at the end.
+
+Every run prints a checksum of the rated charges (count and sum of amounts per kind), to
+compare two versions of the engine on the same seed: they must agree to the cent.
+``--profile`` (in-process, one worker) also prints where the rating spends its time
+(pyinstrument).
 """
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -177,16 +184,61 @@ def rate_shard(job: tuple, progress: bool = False) -> tuple[float, int]:
     from billing.services import org_rate
     from tenancy.models import Org
 
-    org_ids, as_of, trace = job
+    org_ids, as_of, trace, profile = job
     if trace:
         tracemalloc.start()
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001)
+        profiler.start()
     t0 = time.perf_counter()
     for index, org in enumerate(Org.objects.filter(pk__in=org_ids).order_by("pk"), start=1):
         org_rate(org=org, as_of=as_of)
         if progress and index % 100 == 0:
             print(f"  rated {index}/{len(org_ids)} orgs, {time.perf_counter() - t0:.1f} s")
+    if profiler is not None:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False))
+        flat = profiler.output_text(unicode=False, color=False, flat=True, show_all=True)
+        print("\n".join(flat.splitlines()[:60]))  # the heaviest functions by their own time
     heap = tracemalloc.get_traced_memory()[1] if trace else 0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, heap
+
+
+def checksum(org_ids: list[int]) -> str:
+    """The rated charges of these orgs as one line: count and sum of amounts per kind, and the
+    periods' subtotals and forecasts. Two versions of the engine rate alike when it agrees."""
+    from django.db.models import Count, Sum
+
+    from billing.models import BillingPeriod, RatedCharge, ReservationUsage
+
+    kinds = (
+        RatedCharge.objects.filter(org_id__in=org_ids)
+        .values("kind")
+        .annotate(n=Count("pk"), total=Sum("amount"))
+        .order_by("kind")
+    )
+    periods = BillingPeriod.objects.filter(org_id__in=org_ids).aggregate(
+        subtotal=Sum("subtotal"), forecast=Sum("forecast")
+    )
+    parts = [f"{row['kind']} {row['n']} {row['total']}" for row in kinds]
+    parts.append(f"subtotals {periods['subtotal']}, forecasts {periods['forecast']}")
+    # And every field of every row, descriptions and hourly netting included.
+    digest = hashlib.sha256()
+    rows = RatedCharge.objects.filter(org_id__in=org_ids).order_by(
+        "org_id", "period__start", "product__key", "kind", "line"
+    )
+    fields = ("org_id", "product__key", "kind", "line", "quantity", "unit_price",
+              "list_unit_price", "amount", "description")  # fmt: skip
+    for row in rows.values_list(*fields):
+        digest.update(repr(row).encode())
+    usage = ReservationUsage.objects.filter(org_id__in=org_ids).order_by("org_id", "reservation_id")
+    for row in usage.values_list("org_id", "reserved", "used", "covered", "burst", "hours"):
+        digest.update(repr(row).encode())
+    parts.append(f"rows sha256 {digest.hexdigest()[:16]}")
+    return "checksum: " + "; ".join(parts)
 
 
 def target(*, orgs: int, hours: int, workers: int, elapsed: float) -> str:
@@ -211,6 +263,9 @@ def main() -> None:
     )
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument(
+        "--profile", action="store_true", help="In-process, one worker: pyinstrument's profile."
+    )
+    parser.add_argument(
         "--celery", action="store_true",
         help="Rate through --workers real Celery worker processes (enqueue, then wait).",
     )  # fmt: skip
@@ -220,8 +275,10 @@ def main() -> None:
     )  # fmt: skip
     add_common_arguments(parser, kind="rating")
     args = parse(parser, tiny={"orgs": 5, "hours": 48})
-    if args.celery and (args.sqlite or args.tracemalloc):
-        parser.error("--celery runs on PostgreSQL, without --tracemalloc")
+    if args.celery and (args.sqlite or args.tracemalloc or args.profile):
+        parser.error("--celery runs on PostgreSQL, without --tracemalloc or --profile")
+    if args.profile and args.workers > 1:
+        parser.error("--profile profiles one in-process worker")
     if args.sqlite:
         with tempfile.TemporaryDirectory(prefix="tessera-bench-") as var:
             run(args, f"sqlite:///{var}/bench.sqlite3")
@@ -261,15 +318,18 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     if args.workers > 1:
         # Like Celery workers sharded by org: each process rates its share, own connection.
         connection.close()
-        shards = [(ids[i :: args.workers], as_of, args.tracemalloc) for i in range(args.workers)]
+        shards = [
+            (ids[i :: args.workers], as_of, args.tracemalloc, False) for i in range(args.workers)
+        ]
         with multiprocessing.get_context("fork").Pool(args.workers) as pool:
             results = pool.map(rate_shard, shards)
     else:
-        results = [rate_shard((ids, as_of, args.tracemalloc), progress=True)]
+        results = [rate_shard((ids, as_of, args.tracemalloc, args.profile), progress=True)]
     elapsed = time.perf_counter() - t0
     rss = max(r[0] for r in results)
     heap = max(r[1] for r in results)
     charges = RatedCharge.objects.filter(org__in=orgs).count()
+    summary = checksum(ids)
     connection.close()
     print(f"baseline, reading the {rows:,} rollups org by org: {baseline:.2f} s")
     print(
@@ -280,6 +340,7 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     )
     traced = f", Python heap {heap / 2**20:.1f} MiB (tracemalloc)" if args.tracemalloc else ""
     print(f"peak memory per worker: RSS {rss:.0f} MiB{traced}")
+    print(summary)
     print(target(orgs=args.orgs, hours=args.hours, workers=args.workers, elapsed=elapsed))
 
 
@@ -343,6 +404,7 @@ def rate_with_celery(
         peaks = workers.peak_rss()
         sender.close()
     charges = RatedCharge.objects.filter(org_id__in=ids).count()
+    summary = checksum(ids)
     load = os.getloadavg()
     connection.close()
     print(f"baseline, reading the {rows:,} rollups org by org: {baseline:.2f} s")
@@ -356,6 +418,7 @@ def rate_with_celery(
         pools = ", ".join(f"{rss:.0f}" for rss in pool_rss)
         print(f"peak RSS, worker {i}: pool process {pools} MiB (main process {main_rss:.0f} MiB)")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(summary)
     print(target(orgs=args.orgs, hours=args.hours, workers=args.workers, elapsed=elapsed))
 
 

@@ -81,6 +81,11 @@ def test_the_rating_benchmark_rates_through_real_celery_workers_and_stops_them()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rating through Celery: 5 orgs × 5 products × 48 h" in done.stdout
     assert "2 worker(s)); 35 charges" in done.stdout
+    # The checksum that compares engines on one seed, as the in-process run prints it.
+    assert (
+        "checksum: burst 5 696.8000; covered 5 0.0000; on_demand 20 561.6200; reservation 5 "
+        "1920.0000; subtotals 3178.4200, forecasts 53603.4800; rows sha256 "
+    ) in done.stdout, done.stdout
     assert re.search(r"peak RSS, worker 1: pool process \d+ MiB", done.stdout), done.stdout
     [prefix] = re.findall(r"keys under (\S+)", done.stdout)
     with redis.Redis.from_url(WORKER_BROKER) as client:

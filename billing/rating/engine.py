@@ -32,7 +32,7 @@ from ..money import quantize_price, quantize_quantity, round_amount
 from .periods import cycle, midnight
 from .pricing import EffectivePrice, effective_price, price_pieces, price_quantity
 from .terms import Term, TermSpan, days_text, term_on, term_spans, text
-from .usage import hourly_usage, period_usage
+from .usage import hourly_usage, period_usages
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -190,7 +190,13 @@ class _Context:
         card = rate_card_for(self.contract, period.start)
         if card.currency != self.currency:
             raise RatingError(f"rate card {card} is in {card.currency}, not {self.currency}")
-        self.prices = {p.product_id: p for p in Price.objects.filter(rate_card=card)}
+        # The priced products come with their prices (and meters), in the products' order.
+        prices = list(
+            Price.objects.filter(rate_card=card)
+            .select_related("product__meter")
+            .order_by("product__key")
+        )
+        self.prices = {p.product_id: p for p in prices}
         # Dated terms that hold on some day of the period (SPEC §3 "Amendments").
         self.terms = list(
             ContractPrice.objects.filter(
@@ -212,7 +218,11 @@ class _Context:
         ):
             self.reservations[reservation.product_id].append(reservation)
         ids = set(self.prices) | set(self.reservations) | {t.product_id for t in self.terms}
-        self.products = Product.objects.select_related("meter").filter(pk__in=ids).order_by("key")
+        self.products: list[Product] = [p.product for p in prices]
+        if ids - set(self.prices) - {None}:  # a product reserved or termed, not on the card
+            self.products = list(
+                Product.objects.select_related("meter").filter(pk__in=ids).order_by("key")
+            )
         self.commitments = {
             c.per: c.amount
             for c in SpendCommitment.objects.filter(org_id=period.org_id, contract=self.contract)
@@ -267,6 +277,7 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
     total_hours = Decimal((period.end - period.start) // HOUR)
     scale = total_hours / elapsed if elapsed else ZERO
     forecast = ZERO
+    totals = _on_demand_totals(ctx, horizon)
     for product in ctx.products:
         reservations = ctx.reservations.get(product.pk, [])
         usage: dict[datetime, Decimal] | None
@@ -290,7 +301,7 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
             forecast += stack.projected(scale)
             reserved_use = sum((n.used for n in stack.netting), ZERO)
         spans = ctx.spans(product)
-        parts = _on_demand_parts(ctx, product, spans, horizon, usage, reserved_days)
+        parts = _on_demand_parts(product, spans, horizon, usage, reserved_days, totals)
         total = sum((q for *_, q in parts), ZERO)
         rating.usage[product.key] = str(quantize_quantity(total + reserved_use))
         changed = len({span.term.key for span in spans}) > 1
@@ -338,27 +349,31 @@ class _Stack:
             held = [r for r in order if r.start <= day < r.end]
             if held:
                 self.days.add(day)
-                levels = [(r, level_on(r, day)) for r in held]
-                for r, q in levels:
-                    full[r.pk] += q * 24
+                # (reservation, its pk, R_i on the day, as the netting writes it): all day long.
+                levels = []
+                for r in held:
+                    q = level_on(r, day)
+                    levels.append((r, r.pk, q, compact(q)))
+                for _, pk, q, _ in levels:
+                    full[pk] += q * 24
                 setter = max(held, key=lambda r: (r.start, r.pk))
                 term = None if setter.burst_unit_price is not None else ctx.term_on(product, day)
                 group_key = (setter.pk, term.key if term else None)
                 hour = midnight(day)
-                for _ in range(24):
+                first_offset = (hour - period.start) // HOUR
+                for offset in range(first_offset, first_offset + 24):
                     if hour >= horizon:
                         break
                     u = usage.get(hour, ZERO)
                     left = u
-                    offset = (hour - period.start) // HOUR
-                    for r, q in levels:
+                    for r, pk, q, q_text in levels:
                         share = min(q, left)
                         left -= share
-                        reserved[r.pk] += q
-                        covered[r.pk] += share
+                        reserved[pk] += q
+                        covered[pk] += share
                         if r is setter:
                             share += left
-                        hours[r.pk].append([offset, compact(q), compact(quantize_quantity(share))])
+                        hours[pk].append([offset, q_text, compact(quantize_quantity(share))])
                     if left:
                         burst[setter.pk] += left
                         group = groups.setdefault(group_key, [setter, term, ZERO, []])
@@ -457,36 +472,64 @@ class _Stack:
 OnDemandPart = tuple[TermSpan, list[tuple[date, date]], Decimal]
 
 
+UsageTotals = dict[tuple[int, datetime, datetime], Decimal]
+
+
+def _on_demand_ranges(span: TermSpan, reserved_days: set[date]) -> list[tuple[date, date]]:
+    """The day ranges of ``span`` that no reservation holds, in order."""
+    ranges: list[tuple[date, date]] = []
+    day = span.start
+    while day < span.end:
+        if day not in reserved_days:
+            if ranges and ranges[-1][1] == day:
+                ranges[-1] = (ranges[-1][0], day + DAY)
+            else:
+                ranges.append((day, day + DAY))
+        day += DAY
+    return ranges
+
+
+def _hours(ranges: list[tuple[date, date]], horizon: datetime) -> list[tuple[datetime, datetime]]:
+    """The non-empty ``[low, high)`` hours of day ``ranges`` before ``horizon``."""
+    clipped = [(midnight(start), min(midnight(end), horizon)) for start, end in ranges]
+    return [(low, high) for low, high in clipped if low < high]
+
+
+def _on_demand_totals(ctx: _Context, horizon: datetime) -> UsageTotals:
+    """The usage of every range that a product without reservations bills on demand, by
+    (product, start, end), read at once (``period_usages``: one query for the meters whose
+    hours add) rather than one query per product and term."""
+    if horizon <= ctx.period.start:
+        return {}
+    wanted = [
+        (product, low, high)
+        for product in ctx.products
+        if not ctx.reservations.get(product.pk)
+        for span in ctx.spans(product)
+        for low, high in _hours(_on_demand_ranges(span, set()), horizon)
+    ]
+    values = period_usages(org_id=ctx.period.org_id, wanted=wanted)
+    return {(p.pk, low, high): v for (p, low, high), v in zip(wanted, values, strict=True)}
+
+
 def _on_demand_parts(
-    ctx: _Context,
     product: Product,
     spans: list[TermSpan],
     horizon: datetime,
     usage: dict[datetime, Decimal] | None,
     reserved_days: set[date],
+    totals: UsageTotals,
 ) -> list[OnDemandPart]:
     """The period's hours before ``horizon`` that no reservation holds, cut by the dated
-    term in force: (span, its on-demand day ranges, usage in billing units), in order."""
+    term in force: (span, its on-demand day ranges, usage in billing units), in order. A
+    product's hourly ``usage`` when it was read (reserved products), else its ``totals``."""
     parts: list[OnDemandPart] = []
     for span in spans:
-        ranges: list[tuple[date, date]] = []
-        day = span.start
-        while day < span.end:
-            if day not in reserved_days:
-                if ranges and ranges[-1][1] == day:
-                    ranges[-1] = (ranges[-1][0], day + DAY)
-                else:
-                    ranges.append((day, day + DAY))
-            day += DAY
+        ranges = _on_demand_ranges(span, reserved_days)
         quantity = ZERO
-        for start, end in ranges:
-            low, high = midnight(start), min(midnight(end), horizon)
-            if low >= high:
-                continue
+        for low, high in _hours(ranges, horizon):
             if usage is None:
-                quantity += period_usage(
-                    org_id=ctx.period.org_id, product=product, start=low, end=high
-                )
+                quantity += totals[(product.pk, low, high)]
             else:
                 quantity += sum((v for h, v in usage.items() if low <= h < high), ZERO)
         if ranges:

@@ -386,3 +386,22 @@ def test_a_custom_price_or_the_list_price_states_no_list_price(catalog):
         ("a100", "on_demand", 0, D(10), None, D("1.10"), D("11.00")),
         ("h100", "on_demand", 0, D(10), None, D("2.50"), D("25.00")),
     ]
+
+
+def test_the_on_demand_usage_of_all_products_is_read_in_one_query(catalog):
+    """Issue 18 (SPEC §9): the usage of an org's products without reservations is summed in
+    one query over the rollups however many products it uses, each product's own usage."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    catalog(contract())
+    ingest([gpu(0, "3600"), gpu(1, "7200", model="A100"), gpu(2, "1800"), _tokens("2000000")])
+    with CaptureQueriesContext(connection) as queries:
+        period = rate()
+    assert [c[:4] for c in charges(period)] == [
+        ("a100", "on_demand", 0, D(2)),
+        ("h100", "on_demand", 0, D("1.5")),
+        ("llama-in", "on_demand", 0, D(2)),
+    ]
+    rollups = [q["sql"] for q in queries.captured_queries if "metering_hourlyrollup" in q["sql"]]
+    assert len(rollups) == 1
