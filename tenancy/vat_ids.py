@@ -53,6 +53,8 @@ def vat_id_clean(*, country: str, vat_id: str) -> str:
         if not number[:2].isalpha():
             number = prefix + number
         if number[:2] != prefix:
+            if number[:2] == country:  # GR094259216: Greece's ids start with EL, not GR
+                raise VatIdError(f"{raw!r}: a {country} VAT id starts with {prefix}, not {country}")
             raise VatIdError(
                 f"{raw!r} is a VAT id of {number[:2]}, not of {country} (it must start with "
                 f"{prefix})"

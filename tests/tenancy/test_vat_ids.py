@@ -30,6 +30,7 @@ def test_valid_ids_are_compacted(country, raw, clean):
         ("FR", "FR40123456789", "checksum"),
         ("DE", "FR03552081317", "a VAT id of FR, not of DE"),
         ("US", "123456789", "US has no VAT id scheme"),
+        ("GR", "GR094259216", "a GR VAT id starts with EL, not GR"),
     ],
 )
 def test_invalid_ids_say_why(country, raw, why):
