@@ -64,9 +64,12 @@ def vat_id_clean(*, country: str, vat_id: str) -> str:
     if module is None:
         raise VatIdError(f"{country or 'this country'} has no VAT id scheme; leave it empty")
     number = _checked(module, module.compact(raw), raw, country)
-    # Printed as the country writes it: GB980780684, not the bare digits stdnum keeps.
-    if raw.upper().startswith(country) and not number.startswith(country):
-        number = country + number
+    # Printed as the country writes it: GB980780684, not the bare digits stdnum keeps; a UK id
+    # under Northern Ireland's XI prefix keeps it (XI980780684).
+    written = raw.upper().lstrip()[:2]
+    prefixes = {country, "XI"} if country == "GB" else {country}
+    if written in prefixes and not number.startswith(written):
+        number = written + number
     return number
 
 

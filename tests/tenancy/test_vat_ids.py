@@ -15,6 +15,7 @@ from tenancy.vat_ids import VatIdError, vat_id_clean, vat_id_is_valid
         ("BE", "BE0403019261", "BE0403019261"),
         ("GR", "EL094259216", "EL094259216"),  # Greece's prefix is EL
         ("GB", "GB980780684", "GB980780684"),
+        ("GB", "XI 980 7806 84", "XI980780684"),  # Northern Ireland's prefix is kept
         ("FR", "", ""),
     ],
 )
