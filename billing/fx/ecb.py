@@ -21,9 +21,12 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MISSING = {"", "N/A", "NA", "-"}
 # What ``FxRate.rate`` (max_digits=20, decimal_places=8) holds exactly: a rate with more decimal
 # places would be rounded on save (so loading the file again would "update" it every time), a
-# larger one is refused by PostgreSQL and unreadable afterwards on SQLite.
+# larger one is refused by PostgreSQL and unreadable afterwards on SQLite. The embedded SQLite
+# database keeps 15 significant digits (a REAL; Django reads it back at 15), so a 16th would be
+# lost there. ECB rates have at most 6 significant digits.
 RATE_DECIMAL_PLACES = 8
 RATE_INTEGER_DIGITS = 12
+RATE_SIGNIFICANT_DIGITS = 15
 _RATE_QUANTUM = Decimal(1).scaleb(-RATE_DECIMAL_PLACES)
 _RATE_CEILING = Decimal(10) ** RATE_INTEGER_DIGITS
 
@@ -131,14 +134,20 @@ def read_ecb_csv(text: str) -> list[EcbRate]:
             if rate >= _RATE_CEILING:
                 errors.append(
                     f"line {number}, {currency}: {cell!r} does not fit "
-                    f"{RATE_INTEGER_DIGITS} integer digits (at most "
-                    f"{_RATE_CEILING - _RATE_QUANTUM})"
+                    f"{RATE_INTEGER_DIGITS} integer digits (it must be less than "
+                    f"{_RATE_CEILING:f})"
                 )
                 continue
             if rate != rate.quantize(_RATE_QUANTUM):
                 errors.append(
                     f"line {number}, {currency}: {cell!r} has more than "
                     f"{RATE_DECIMAL_PLACES} decimal places"
+                )
+                continue
+            if len(rate.normalize().as_tuple().digits) > RATE_SIGNIFICANT_DIGITS:
+                errors.append(
+                    f"line {number}, {currency}: {cell!r} has more than "
+                    f"{RATE_SIGNIFICANT_DIGITS} significant digits"
                 )
                 continue
             rates.append(EcbRate(day, currency, rate))

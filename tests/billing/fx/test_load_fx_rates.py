@@ -139,7 +139,8 @@ def _refused(path: Path) -> str:
     [
         (
             "1e30",
-            "line 3, USD: '1e30' does not fit 12 integer digits (at most 999999999999.99999999)",
+            "line 3, USD: '1e30' does not fit 12 integer digits "
+            "(it must be less than 1000000000000)",
         ),
         ("1e400", "line 3, USD: '1e400' does not fit 12 integer digits"),
         ("1000000000000", "line 3, USD: '1000000000000' does not fit 12 integer digits"),
@@ -148,6 +149,15 @@ def _refused(path: Path) -> str:
             "line 3, USD: '1.123456789012345678' has more than 8 decimal places",
         ),
         ("1e-9", "line 3, USD: '1e-9' has more than 8 decimal places"),
+        # SQLite keeps 15 significant digits: this one would read back as 33554431.1234568.
+        (
+            "33554431.12345678",
+            "line 3, USD: '33554431.12345678' has more than 15 significant digits",
+        ),
+        (
+            "999999999999.99999999",
+            "line 3, USD: '999999999999.99999999' has more than 15 significant digits",
+        ),
     ],
 )
 def test_a_rate_the_database_cannot_hold_exactly_is_refused(tmp_path, cell, says):
@@ -164,18 +174,21 @@ def test_a_rate_the_database_cannot_hold_exactly_is_refused(tmp_path, cell, says
 
 @pytest.mark.django_db
 def test_the_largest_and_finest_rates_it_holds_load_and_reload_unchanged(tmp_path):
-    # 12 integer digits and 8 decimal places, each at its limit; values SQLite's REAL (about
-    # 15 significant digits) also keeps exactly, so this holds on both databases.
-    text = "Date,USD,JPY,HUF,\n2026-11-02,999999999999,0.00000001,12345.12345678,\n"
+    # 12 integer digits, 8 decimal places and 15 significant digits, each at its limit.
+    text = (
+        "Date,USD,JPY,HUF,PLN,\n"
+        "2026-11-02,999999999999,0.00000001,12345.12345678,999999999999.999,\n"
+    )
 
     first = _load(tmp_path, text)
     second = _load(tmp_path, text)
 
-    assert "3 created" in first
-    assert "0 created, 0 updated, 3 unchanged" in second
+    assert "4 created" in first
+    assert "0 created, 0 updated, 4 unchanged" in second
     assert FxRate.objects.get(currency="USD").rate == Decimal("999999999999")
     assert FxRate.objects.get(currency="JPY").rate == Decimal("0.00000001")
     assert FxRate.objects.get(currency="HUF").rate == Decimal("12345.12345678")
+    assert FxRate.objects.get(currency="PLN").rate == Decimal("999999999999.999")
 
 
 def _corrupt_zip(tmp_path: Path) -> Path:
