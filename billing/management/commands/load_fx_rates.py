@@ -20,6 +20,12 @@ class Command(BaseCommand):
             report = fx_rates_load_file(path=options["file"])
         except FileNotFoundError:
             raise CommandError(f"No such file: {options['file']}") from None
+        except IsADirectoryError:
+            raise CommandError(
+                f"{options['file']} is a directory; give the ECB CSV (or zip) file in it."
+            ) from None
+        except OSError as exc:
+            raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
         except EcbFileError as exc:
             for error in exc.errors[:50]:
                 self.stderr.write(f"  {error}")

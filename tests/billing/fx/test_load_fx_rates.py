@@ -122,3 +122,157 @@ def test_the_example_file_is_an_ecb_history_file():
     rates = read_ecb_bytes(path.read_bytes())
 
     assert {r.currency for r in rates} >= {"USD", "JPY", "GBP", "CHF", "DKK"}
+
+
+def _refused(path: Path) -> str:
+    """Run the command on ``path`` as a user would; the stderr lines and the final message."""
+    err = io.StringIO()
+    with pytest.raises(CommandError) as refusal:
+        call_command("load_fx_rates", str(path), stdout=io.StringIO(), stderr=err)
+    return f"{err.getvalue()}\n{refusal.value}"
+
+
+# A good line first: the whole file is refused, so nothing at all is written.
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("cell", "says"),
+    [
+        (
+            "1e30",
+            "line 3, USD: '1e30' does not fit 12 integer digits "
+            "(it must be less than 1000000000000)",
+        ),
+        ("1e400", "line 3, USD: '1e400' does not fit 12 integer digits"),
+        ("1000000000000", "line 3, USD: '1000000000000' does not fit 12 integer digits"),
+        (
+            "1.123456789012345678",
+            "line 3, USD: '1.123456789012345678' has more than 8 decimal places",
+        ),
+        ("1e-9", "line 3, USD: '1e-9' has more than 8 decimal places"),
+        # SQLite keeps 15 significant digits: this one would read back as 33554431.1234568.
+        (
+            "33554431.12345678",
+            "line 3, USD: '33554431.12345678' has more than 15 significant digits",
+        ),
+        (
+            "999999999999.99999999",
+            "line 3, USD: '999999999999.99999999' has more than 15 significant digits",
+        ),
+    ],
+)
+def test_a_rate_the_database_cannot_hold_exactly_is_refused(tmp_path, cell, says):
+    path = tmp_path / "big.csv"
+    path.write_text(f"Date,USD,\n2026-11-03,1.0850,\n2026-11-02,{cell},\n")
+
+    message = _refused(path)
+
+    assert says in message
+    assert "1 error(s) in" in message
+    assert "nothing was written" in message
+    assert FxRate.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_largest_and_finest_rates_it_holds_load_and_reload_unchanged(tmp_path):
+    # 12 integer digits, 8 decimal places and 15 significant digits, each at its limit.
+    text = (
+        "Date,USD,JPY,HUF,PLN,\n"
+        "2026-11-02,999999999999,0.00000001,12345.12345678,999999999999.999,\n"
+    )
+
+    first = _load(tmp_path, text)
+    second = _load(tmp_path, text)
+
+    assert "4 created" in first
+    assert "0 created, 0 updated, 4 unchanged" in second
+    assert FxRate.objects.get(currency="USD").rate == Decimal("999999999999")
+    assert FxRate.objects.get(currency="JPY").rate == Decimal("0.00000001")
+    assert FxRate.objects.get(currency="HUF").rate == Decimal("12345.12345678")
+    assert FxRate.objects.get(currency="PLN").rate == Decimal("999999999999.999")
+
+
+def _corrupt_zip(tmp_path: Path) -> Path:
+    path = tmp_path / "eurofxref-hist.zip"
+    path.write_bytes(b"PK\x03\x04garbage")
+    return path
+
+
+def _gzip(tmp_path: Path) -> Path:
+    import gzip
+
+    path = tmp_path / "eurofxref-hist.csv.gz"
+    path.write_bytes(gzip.compress(HISTORY.encode()))
+    return path
+
+
+def _latin1(tmp_path: Path) -> Path:
+    path = tmp_path / "eurofxref-hist.csv"
+    path.write_bytes("Date,USD,\n2026-11-02,1.08,\n# Kurs für\n".encode("latin-1"))
+    return path
+
+
+def _binary(tmp_path: Path) -> Path:
+    path = tmp_path / "rates.bin"
+    path.write_bytes(bytes(range(256)))
+    return path
+
+
+def _zipped_binary(tmp_path: Path) -> Path:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("eurofxref-hist.csv", bytes(range(256)))
+    path = tmp_path / "eurofxref-hist.zip"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda tmp: tmp, "is a directory"),
+        (_corrupt_zip, "not a readable zip file"),
+        (_gzip, "a gzip file; unpack it first"),
+        (_latin1, "byte 35: not UTF-8 text"),
+        (_binary, "byte 128: not UTF-8 text"),
+        (_zipped_binary, "byte 128: not UTF-8 text"),
+    ],
+    ids=["directory", "corrupt-zip", "gzip", "latin-1", "binary", "binary-in-zip"],
+)
+def test_a_file_that_is_not_an_ecb_csv_is_a_clean_error_naming_it(tmp_path, make, says):
+    path = make(tmp_path)
+
+    message = _refused(path)
+
+    assert says in message
+    assert str(path) in message
+    assert "Traceback" not in message
+    assert FxRate.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("header", "line", "says"),
+    [
+        (
+            "Date,USD,USD,",
+            "2026-11-02,1.1,1.2,",
+            "line 1, column 3: USD appears twice in the header",
+        ),
+        (
+            "Date,USD,EUR,",
+            "2026-11-02,1.1,1,",
+            "line 1, column 3: EUR is the base currency (rates are units per 1 EUR) "
+            "and cannot be a column",
+        ),
+    ],
+)
+def test_a_header_that_cannot_be_read_one_way_is_refused(tmp_path, header, line, says):
+    path = tmp_path / "eurofxref-hist.csv"
+    path.write_text(f"{header}\n{line}\n")
+
+    message = _refused(path)
+
+    assert says in message
+    assert "nothing was written" in message
+    assert FxRate.objects.count() == 0
