@@ -24,7 +24,7 @@ from web.access import role_required
 from ..invoicing import export
 from ..invoicing.credit_notes import CreditRequest, credit_note_issue
 from ..invoicing.drafting import periods_close, periods_to_close, stale_reason
-from ..invoicing.einvoice import document_file
+from ..invoicing.einvoice import NoEInvoice, document_file
 from ..invoicing.errors import InvoicingError
 from ..invoicing.finalization import invoices_finalize, invoices_finalize_counted
 from ..invoicing.models import CreditNote, Invoice, InvoicePayment, StripeInvoiceSync
@@ -319,7 +319,8 @@ def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @finance_only
 def document_download(request: HttpRequest, kind: str, document_id: int, fmt: str) -> HttpResponse:
     """An invoice's e-invoice (``facturx``, ``xrechnung``) or a credit note's ``pdf``,
-    ``facturx`` or ``xrechnung``."""
+    ``facturx`` or ``xrechnung``. A draft's e-invoice: back to its page with why; a void
+    invoice's: 409 with why (no longer payable; its PDF is marked VOID)."""
     document: Invoice | CreditNote
     if kind == "credit-notes":
         found = credit_notes_for(orgs=ALL()).filter(pk=document_id).first()
@@ -330,7 +331,9 @@ def document_download(request: HttpRequest, kind: str, document_id: int, fmt: st
         document = _invoice(document_id)
     try:
         name, content, media_type = document_file(document, fmt)
-    except ValueError as exc:
+    except NoEInvoice as exc:
+        if exc.code == "invoice_void":
+            return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
         messages.error(request, str(exc))
         return HttpResponseRedirect(f"/finance/invoices/{document_id}/")
     response = HttpResponse(content, content_type=media_type)
@@ -462,7 +465,9 @@ def export_download(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Choose a period (YYYY-MM) to export.")
     issuer = request.GET.get("issuer") or None
     fmt = request.GET.get("format", "json")
-    invoices = invoices_for(orgs=ALL(), period=month, issuer=issuer, include_drafts=False)
+    invoices = invoices_for(
+        orgs=ALL(), period=month, issuer=issuer, include_drafts=False, include_void=False
+    )
     stem = f"invoices-{month[0]:04d}-{month[1]:02d}" + (f"-{issuer}" if issuer else "")
     if fmt in ("zip", "facturx", "xrechnung"):
         kind = "pdf" if fmt == "zip" else fmt

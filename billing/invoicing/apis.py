@@ -36,7 +36,7 @@ from tenancy.models import Org, StaffRole
 
 from ..stripe.webhooks import webhook_receive
 from .credit_notes import CreditRequest, credit_note_issue
-from .einvoice import FORMATS, document_file
+from .einvoice import FORMATS, NoEInvoice, document_file
 from .errors import InvoicingError
 from .export import credit_note_dict, documents, invoice_dict, write_csv, write_json
 from .finalization import invoices_finalize
@@ -212,8 +212,8 @@ class InvoicePdfApi(APIView):
 def _file_response(document: Any, fmt: str) -> HttpResponse:
     try:
         name, content, media_type = document_file(document, fmt)
-    except ValueError as exc:
-        raise InvoicingError("invoice_draft", str(exc)) from None
+    except NoEInvoice as exc:
+        raise InvoicingError(exc.code, str(exc)) from None
     response = HttpResponse(content, content_type=media_type)
     disposition = "inline" if fmt == "pdf" else "attachment"
     response["Content-Disposition"] = f'{disposition}; filename="{name}"'
@@ -229,7 +229,8 @@ E_INVOICE_RESPONSES: dict[Any, Any] = {
 
 class InvoiceEInvoiceApi(APIView):
     """The invoice as a European e-invoice (EN 16931): ``facturx`` (PDF/A-3 with
-    ``factur-x.xml``) or ``xrechnung`` (CII XML). A draft has none yet (409)."""
+    ``factur-x.xml``) or ``xrechnung`` (CII XML). A draft has none yet (409
+    ``invoice_draft``), nor has a void invoice, no longer payable (409 ``invoice_void``)."""
 
     @extend_schema(operation_id="invoices_einvoice", responses=E_INVOICE_RESPONSES)
     def get(self, request: Request, invoice_id: int, fmt: str) -> HttpResponse:
@@ -407,6 +408,7 @@ class InvoiceExportApi(APIView):
             else invoices_for(
                 orgs=orgs, period=period, issuer=params.get("issuer"), status=statuses,
                 include_drafts=bool(statuses and "draft" in statuses),
+                include_void=bool(statuses and "void" in statuses),
             )
         )  # fmt: skip
         out = io.StringIO()

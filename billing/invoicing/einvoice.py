@@ -313,11 +313,42 @@ def credit_note_document(note: CreditNote) -> EDocument:
     )
 
 
+class NoEInvoice(ValueError):
+    """Why an invoice has no e-invoice: ``code`` is ``invoice_draft`` (no number yet) or
+    ``invoice_void`` (no longer payable: an EN 16931 invoice, type 380, would read as a bill
+    to pay; the void is recorded on its PDF, marked VOID, as Stripe and Orb do)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def einvoice_refusal(invoice: Invoice) -> NoEInvoice | None:
+    """Why ``invoice`` has no e-invoice (a draft, a void invoice), None when it has one."""
+    if invoice.is_draft:
+        return NoEInvoice(
+            "invoice_draft",
+            "A draft has no number yet: finalize it before issuing its e-invoice.",
+        )
+    if invoice.status == Invoice.Status.VOID:
+        moment = invoice.status_changed_at
+        when = f" on {moment.date().isoformat()}" if moment else ""
+        return NoEInvoice(
+            "invoice_void",
+            f"Invoice {invoice.number} was void{when}: it is no longer payable, so it has no "
+            "e-invoice; its PDF is marked VOID.",
+        )
+    return None
+
+
 def document_of(obj: Invoice | CreditNote) -> EDocument:
+    """The EN 16931 content of ``obj``. Raises ``NoEInvoice`` (a ValueError) for a draft or
+    a void invoice."""
     if isinstance(obj, CreditNote):
         return credit_note_document(obj)
-    if obj.is_draft:
-        raise ValueError("A draft has no number yet: finalize it before issuing its e-invoice.")
+    refusal = einvoice_refusal(obj)
+    if refusal is not None:
+        raise refusal
     return invoice_document(obj)
 
 
@@ -607,7 +638,8 @@ FORMATS = {
 def document_file(document: Invoice | CreditNote, fmt: str) -> tuple[str, bytes, str]:
     """(file name, bytes, media type) of ``document`` as ``fmt``: ``pdf`` (the printable
     PDF), ``facturx`` (``<number>.pdf``, PDF/A-3 with ``factur-x.xml``) or ``xrechnung``
-    (``<number>.xml``, CII). Raises ValueError for a draft's e-invoice (no number yet)."""
+    (``<number>.xml``, CII). Raises ``NoEInvoice`` (a ValueError) for the e-invoice of a
+    draft (no number yet) or of a void invoice (no longer payable)."""
     from .pdf import render_document_pdf
 
     suffix, media_type = FORMATS[fmt]

@@ -11,6 +11,7 @@ class InvoicingError(DomainError):
     codes = {
         "reason_required": ErrorCode(INVALID, "Voids, write-offs and credit notes need a reason."),
         "invoice_draft": ErrorCode(CONFLICT, "The invoice is still a draft."),
+        "invoice_void": ErrorCode(CONFLICT, "The invoice is void: it is no longer payable."),
         "invoice_status": ErrorCode(CONFLICT, "The invoice's status does not allow this."),
         "already_credited": ErrorCode(
             CONFLICT, "The invoice is partly credited: credit its remaining lines."

@@ -2,8 +2,11 @@
 
 Rendered on demand from the stored document: a finalized invoice never changes (its legal
 details and VAT conversion are frozen on it), so neither does its PDF. A draft is marked DRAFT
-on every page and has no number. Fonts are TrueType and embedded (Bitstream Vera, shipped with
-reportlab), so the same PDF becomes a PDF/A-3 Factur-X (``einvoice.facturx_pdf``).
+on every page and has no number. A void invoice is marked VOID on every page, states when it
+was voided, and has no payment section or "Total due": it is no longer payable (as Stripe's
+and Orb's void invoices), and has no e-invoice (``einvoice.einvoice_refusal``). Fonts are
+TrueType and embedded (Bitstream Vera, shipped with reportlab), so the same PDF becomes a
+PDF/A-3 Factur-X (``einvoice.facturx_pdf``).
 
 What every document carries, per the issuer's country (``billing.legal``):
 - every page's footer: the issuer's company-law identity (France: legal form and share
@@ -186,6 +189,7 @@ class Sheet:
     notes: list[str] = field(default_factory=list)
     payment: list[str] = field(default_factory=list)
     credit_parts: list[tuple[str, Decimal]] = field(default_factory=list)  # (label, amount)
+    void: bool = False  # marked VOID on every page
 
 
 def _capital(details: dict[str, str], country: str) -> str:
@@ -266,6 +270,21 @@ def invoice_sheet(invoice: Invoice) -> Sheet:
     reason_mentions = [t.mention for t in taxes if t.mention and t.reason in MENTIONED]
     b2b = any(t.reason != TaxReason.OSS for t in taxes)
     number = invoice.number or "DRAFT (numbered when finalized)"
+    void = invoice.status == Invoice.Status.VOID
+    voided = invoice.status_changed_at.date().isoformat() if invoice.status_changed_at else ""
+    payment = _payment_lines(
+        details,
+        due=invoice.due_date.isoformat() if invoice.due_date else "",
+        terms=f"net {invoice.payment_terms_days} days",
+        reference=invoice.number or "the invoice number",
+        link=link,
+    )
+    if void:
+        when = f" on {voided}" if voided else ""
+        payment = [f"This invoice was void{when}: it is no longer payable; nothing is owed on it."]
+        replaced = getattr(invoice, "replaced_by", None)  # its reissue, once drafted
+        if replaced is not None and replaced.number:
+            payment.append(f"It is replaced by invoice {replaced.number}.")
     return Sheet(
         kind="INVOICE",
         title=f"Invoice {invoice.number}" if invoice.number else f"Draft invoice #{invoice.pk}",
@@ -293,25 +312,21 @@ def invoice_sheet(invoice: Invoice) -> Sheet:
                 if invoice.kind == Invoice.Kind.FINAL_ADJUSTMENT
                 else []
             ),
+            *([("Status", f"VOID {voided}".strip())] if void else []),
         ],  # fmt: skip
         rows=rows,
         subtotal=invoice.subtotal,
         credits=invoice.credits,
         taxes=taxes,
         total=invoice.total,
-        total_label=f"Total due ({currency})",
+        total_label=f"Total (void, {currency})" if void else f"Total due ({currency})",
         national=national,
         notes=_notes(reason_mentions, invoice.issuer_country, b2b, details),
-        payment=_payment_lines(
-            details,
-            due=invoice.due_date.isoformat() if invoice.due_date else "",
-            terms=f"net {invoice.payment_terms_days} days",
-            reference=invoice.number or "the invoice number",
-            link=link,
-        ),
+        payment=payment,
         credit_parts=[
             (p.label, p.amount) for p in invoice_credit_parts(org=invoice.org, invoice=invoice)
         ],
+        void=void,
     )
 
 
@@ -434,12 +449,12 @@ def render_sheet(sheet: Sheet) -> bytes:
             canvas.drawString(18 * mm, y, line)
             y -= 3 * mm
         canvas.drawRightString(A4[0] - 18 * mm, 8 * mm, f"{sheet.title} · page {document.page}")
-        if sheet.draft:
+        if sheet.draft or sheet.void:
             canvas.setFont(BOLD, 90)
             canvas.setFillColor(colors.Color(0.85, 0.1, 0.1, alpha=0.12))
             canvas.translate(A4[0] / 2, A4[1] / 2)
             canvas.rotate(35)
-            canvas.drawCentredString(0, 0, "DRAFT")
+            canvas.drawCentredString(0, 0, "VOID" if sheet.void else "DRAFT")
         canvas.restoreState()
 
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)

@@ -19,10 +19,12 @@ def invoices_for(
     issuer: str | None = None,
     status: list[str] | None = None,
     include_drafts: bool = True,
+    include_void: bool = True,
 ) -> QuerySet[Invoice]:
     """Invoices of ``orgs`` (what the caller may see), filtered by the month their period
     starts in, the issuer's key and statuses; lines, taxes and the period of each adjustment
-    prefetched (for the export and the PDF)."""
+    prefetched (for the export and the PDF). Exports pass ``include_void=False`` unless void
+    is asked for: a void invoice is no longer payable (as Stripe's and Orb's exports)."""
     query = Invoice.objects.filter(org__in=orgs)
     if period is not None:
         query = query.filter(period_start__year=period[0], period_start__month=period[1])
@@ -32,6 +34,8 @@ def invoices_for(
         query = query.filter(status__in=status)
     if not include_drafts:
         query = query.exclude(status=Invoice.Status.DRAFT)
+    if not include_void:
+        query = query.exclude(status=Invoice.Status.VOID)
     return (
         query.select_related("org", "issuer")
         .prefetch_related(
@@ -79,7 +83,7 @@ class OrgDocument:
     total: Decimal
     currency: str
     pdf_url: str
-    facturx_url: str
+    facturx_url: str  # "" when it has none (a void invoice)
     xrechnung_url: str
     due_date: date | None = None
 
@@ -96,11 +100,13 @@ def org_documents(*, org: Org) -> list[OrgDocument]:
             total=i.total,
             currency=i.currency,
             pdf_url=f"/api/v1/invoices/{i.pk}/pdf",
-            facturx_url=f"/api/v1/invoices/{i.pk}/facturx",
-            xrechnung_url=f"/api/v1/invoices/{i.pk}/xrechnung",
+            # A void invoice is no longer payable: no e-invoice, only its PDF marked VOID.
+            facturx_url="" if void else f"/api/v1/invoices/{i.pk}/facturx",
+            xrechnung_url="" if void else f"/api/v1/invoices/{i.pk}/xrechnung",
             due_date=i.due_date,
         )
         for i in invoices.order_by("-period_start", "-pk")
+        for void in [i.status == Invoice.Status.VOID]
     ]
     notes = (
         CreditNote.objects.filter(org=org).select_related("invoice").order_by("-issue_date", "-pk")

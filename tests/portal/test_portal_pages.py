@@ -8,6 +8,7 @@ from billing.alerts.models import Alert, AlertFiring
 from billing.invoicing.drafting import invoice_draft
 from billing.invoicing.finalization import invoices_finalize
 from billing.invoicing.models import Invoice
+from billing.invoicing.status import invoice_void
 from billing.models import BillingPeriod
 from billing.services import org_rate
 from tenancy.models import Membership
@@ -122,3 +123,24 @@ def finalized(invoice_id, as_of):
     ecb_rates()  # acme's USD invoice from the French issuer states its VAT in EUR
     invoices_finalize(invoice_ids=[invoice_id], as_of=as_of)
     return Invoice.objects.get(pk=invoice_id)
+
+
+def test_a_void_invoice_offers_its_pdf_but_no_e_invoice(acme):  # noqa: F811
+    org_rate(org=acme, as_of=datetime(2026, 12, 1, tzinfo=UTC))
+    period = BillingPeriod.objects.get(org=acme, start=datetime(2026, 11, 1, tzinfo=UTC))
+    invoice, _ = invoice_draft(period_id=period.pk, as_of=datetime(2026, 12, 4, tzinfo=UTC))
+    assert invoice is not None
+    finalized(invoice.pk, datetime(2026, 12, 4, tzinfo=UTC))
+    client = member(acme, Membership.Role.VIEWER)
+    before = client.get("/portal/").content.decode()
+    invoice_void(invoice_id=invoice.pk, reason="billed twice")
+
+    page = client.get("/portal/").content.decode()
+    refused = client.get(f"/api/v1/invoices/{invoice.pk}/facturx")
+
+    assert f"/api/v1/invoices/{invoice.pk}/facturx" in before
+    assert f"/api/v1/invoices/{invoice.pk}/pdf" in page
+    assert f"/api/v1/invoices/{invoice.pk}/facturx" not in page
+    assert f"/api/v1/invoices/{invoice.pk}/xrechnung" not in page
+    assert refused.status_code == 409
+    assert "it is no longer payable" in refused.json()["message"]

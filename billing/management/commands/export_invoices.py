@@ -8,6 +8,7 @@ from django.utils import timezone
 from billing.invoicing.export import documents, write_csv, write_einvoices, write_json
 from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.selectors import credit_notes_for, invoices_for
+from billing.models import Issuer
 from core.timeparse import month_of
 from metering.models import QuarantinedWork
 from metering.quarantine import describe, logger, work_quarantine
@@ -30,7 +31,8 @@ class Command(BaseCommand):
         "Export the invoices (or credit notes) of a month as JSON or CSV, or as EN 16931 "
         "e-invoices: --format facturx writes <number>.pdf (PDF/A-3 with factur-x.xml) and "
         "--format xrechnung <number>.xml (CII) into the --output directory (SPEC §5). Invoices "
-        "are those whose period starts in --period; drafts only with --status draft. A "
+        "are those whose period starts in --period; drafts only with --status draft, void "
+        "ones only with --status void (as json or csv: neither has an e-invoice). A "
         "document that cannot be exported is left out, quarantined and reported; the others "
         "are written and the command exits non-zero."
     )
@@ -50,7 +52,7 @@ class Command(BaseCommand):
             "--status",
             action="append",
             choices=Invoice.Status.values,
-            help="Only these statuses (repeatable); default every finalized one.",
+            help="Only these statuses (repeatable); default every finalized one but void.",
         )
         parser.add_argument(
             "--credit-notes", action="store_true", help="Export credit notes issued that month."
@@ -64,6 +66,19 @@ class Command(BaseCommand):
         orgs = Org.objects.all()  # finance's command: every org, explicitly
         issuer = options["issuer"] if isinstance(options["issuer"], str) else None
         statuses = options["status"] if isinstance(options["status"], list) else None
+        fmt = str(options["format"])
+        einvoice = fmt in ("facturx", "xrechnung")
+        if issuer is not None and not Issuer.objects.filter(key=issuer).exists():
+            known = ", ".join(Issuer.objects.order_by("key").values_list("key", flat=True))
+            raise CommandError(f"--issuer: no issuer {issuer!r} (known: {known or 'none'})")
+        unissuable = sorted(set(statuses or ()) & {"draft", "void"})
+        if einvoice and unissuable and not options["credit_notes"]:
+            # A usage error, refused before anything is written or quarantined.
+            raise CommandError(
+                f"--format {fmt} --status {' '.join(unissuable)}: a draft has no number yet "
+                "and a void invoice is no longer payable, so neither has an e-invoice; export "
+                "them as json or csv"
+            )
         query: QuerySet[Invoice] | QuerySet[CreditNote]
         if options["credit_notes"]:
             query = credit_notes_for(orgs=orgs, period=period, issuer=issuer)
@@ -71,11 +86,18 @@ class Command(BaseCommand):
             query = invoices_for(
                 orgs=orgs, period=period, issuer=issuer, status=statuses,
                 include_drafts=bool(statuses and "draft" in statuses),
+                include_void=bool(statuses and "void" in statuses),
             )  # fmt: skip
         output = options["output"]
-        einvoice = options["format"] in ("facturx", "xrechnung")
         if einvoice and not output:
-            raise CommandError(f"--format {options['format']} needs --output DIRECTORY")
+            raise CommandError(f"--format {fmt} needs --output DIRECTORY")
+        if einvoice:
+            try:
+                Path(str(output)).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CommandError(
+                    f"--output {output}: cannot use it as a directory ({exc.strerror})"
+                ) from None
         failed: list[str] = []
         failed_units: set[str] = set()
         prefix = "credit_note" if options["credit_notes"] else "invoice"
@@ -98,11 +120,12 @@ class Command(BaseCommand):
             )
             self._finish(query, prefix, failed, failed_units, len(written), output)
             return
-        out: IO[str] = (
-            open(str(output), "w", encoding="utf-8", newline="")
-            if output
-            else cast(IO[str], _Raw(self.stdout))
-        )
+        out: IO[str] = cast(IO[str], _Raw(self.stdout))
+        if output:
+            try:
+                out = open(str(output), "w", encoding="utf-8", newline="")  # noqa: SIM115
+            except OSError as exc:
+                raise CommandError(f"--output {output}: cannot write it ({exc.strerror})") from None
         try:
             rows = documents(query, on_error=set_aside)
             if options["format"] == "json":

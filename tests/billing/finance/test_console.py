@@ -176,3 +176,27 @@ def test_payments_needing_attention_show_their_amount_at_the_minor_unit(finance,
     for url in ("/finance/", "/finance/receivables/"):
         page = finance.get(url).content.decode()
         assert '<td class="num">428.44 USD</td>' in page, url
+
+
+def test_a_void_invoice_has_no_e_invoice_and_is_left_out_of_the_export(finance, drafts):
+    for invoice in drafts:
+        finalize(invoice.pk)
+    void, payable = (Invoice.objects.get(pk=i.pk) for i in drafts)
+    finance.post(f"/finance/invoices/{void.pk}/void/", {"reason": "issued twice by mistake"})
+    void.refresh_from_db()
+
+    page = finance.get(f"/finance/invoices/{void.pk}/").content.decode()
+    refused = finance.get(f"/finance/invoices/{void.pk}/facturx")
+    pdf = finance.get(f"/finance/invoices/{void.pk}/pdf")
+    as_json = json.loads(finance.get("/finance/export/?period=2026-10&format=json").content)
+    as_zip = finance.get("/finance/export/?period=2026-10&format=facturx")
+
+    assert void.status == "void"
+    assert void.status_changed_at is not None
+    assert f"/finance/invoices/{void.pk}/pdf" in page
+    assert f"/finance/invoices/{void.pk}/facturx" not in page
+    assert refused.status_code == 409
+    assert f"void on {void.status_changed_at.date().isoformat()}" in refused.content.decode()
+    assert (pdf.status_code, pdf.content[:5]) == (200, b"%PDF-")
+    assert [r["number"] for r in as_json] == [payable.number]
+    assert zipfile.ZipFile(io.BytesIO(as_zip.content)).namelist() == [f"{payable.number}.pdf"]

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
+from pypdf import PdfReader
 from rest_framework.test import APIClient
 
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.models import Invoice
+from billing.invoicing.status import invoice_void
 from tenancy.models import Membership, Org
 from tenancy.services import api_key_create
 
@@ -118,3 +120,32 @@ def test_finance_export_from_the_api_matches_the_command(invoices):
     rows = list(csv.DictReader(io.StringIO(as_csv.content.decode())))
     assert {r["number"] for r in rows} == {"TFR-2026-000001"}
     assert len(rows) == 5
+
+
+def test_a_void_invoice_has_no_e_invoice_only_its_pdf_marked_void(invoices):
+    acme = invoices["acme"]
+    invoice_void(invoice_id=acme.pk, reason="billed twice")
+    voided_at = Invoice.objects.get(pk=acme.pk).status_changed_at
+    assert voided_at is not None
+    voided_on = voided_at.date().isoformat()
+    customer, finance = _member("acme"), _staff("finance")
+
+    for client in (customer, finance):
+        for fmt in ("facturx", "xrechnung"):
+            refused = client.get(f"/api/v1/invoices/{acme.pk}/{fmt}")
+            assert (refused.status_code, refused.json()["code"]) == (409, "invoice_void"), fmt
+            assert f"void on {voided_on}: it is no longer payable" in refused.json()["message"]
+        pdf = client.get(f"/api/v1/invoices/{acme.pk}/pdf")
+        assert (pdf.status_code, pdf.content[:5]) == (200, b"%PDF-")
+        assert "VOID" in "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+
+
+def test_the_api_export_leaves_void_invoices_out_unless_asked_for(invoices):
+    invoice_void(invoice_id=invoices["acme"].pk, reason="billed twice")
+    finance = _staff("finance")
+
+    default = finance.get("/api/v1/invoices/export", {"period": "2026-10"}).json()
+    asked = finance.get("/api/v1/invoices/export", {"period": "2026-10", "status": "void"}).json()
+
+    assert default == []  # globex's is a draft, acme's void
+    assert [(i["number"], i["status"]) for i in asked] == [("TFR-2026-000001", "void")]

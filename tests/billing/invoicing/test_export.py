@@ -5,11 +5,17 @@ import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from billing.invoicing.drafting import periods_close
 from billing.invoicing.finalization import invoices_finalize
+from billing.invoicing.models import Invoice
+from billing.invoicing.status import invoice_void
+from metering.models import QuarantinedWork
 
 from .conftest import AFTER_GRACE, DISCOUNTED_LLAMA, rated_period, worked_charges
 
@@ -114,3 +120,75 @@ def test_drafts_and_other_months_are_not_exported_by_default(world):
     assert json.loads(out.getvalue()) == []
     call_command("export_invoices", "--period", "2026-10", "--status", "draft", stdout=out)
     assert json.loads(out.getvalue().split("]\n", 1)[1])[0]["number"] is None
+
+
+def _finalized_and_void(world):
+    """Two orgs' invoices finalized, the first one then voided."""
+    rated_period(world, charges=worked_charges(world))
+    rated_period(world, slug="globex", charges=worked_charges(world))
+    periods_close(as_of=AFTER_GRACE)
+    invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    first, second = Invoice.objects.order_by("number")
+    invoice_void(invoice_id=first.pk, reason="billed twice")
+    return first, second
+
+
+@pytest.mark.parametrize("fmt", ["json", "facturx"])
+def test_an_output_that_cannot_be_written_is_a_usage_error_naming_it(world, tmp_path, fmt):
+    taken = tmp_path / "taken.json"
+    taken.write_text("keep me")
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    # facturx needs a directory (a file is in the way); json a file (a directory is in the way).
+    in_the_way = taken if fmt == "facturx" else directory
+
+    for path in (in_the_way, Path("/proc/nope/out")):
+        with pytest.raises(CommandError) as refused:
+            call_command("export_invoices", period="2026-10", format=fmt, output=str(path))
+        assert f"--output {path}" in str(refused.value)
+    assert taken.read_text() == "keep me"
+
+
+def test_an_unknown_issuer_is_refused_listing_the_known_ones(world):
+    with pytest.raises(CommandError) as refused:
+        call_command("export_invoices", period="2026-10", issuer="nope", stdout=io.StringIO())
+
+    assert "no issuer 'nope'" in str(refused.value)
+    assert "tessera-fr" in str(refused.value)
+
+
+@pytest.mark.parametrize("fmt", ["facturx", "xrechnung"])
+@pytest.mark.parametrize("status", ["draft", "void"])
+def test_e_invoices_of_drafts_or_void_invoices_are_refused_up_front(world, tmp_path, fmt, status):
+    rated_period(world, charges=worked_charges(world))
+    periods_close(as_of=AFTER_GRACE)
+    if status == "void":
+        invoices_finalize(as_of=datetime(2026, 11, 4, tzinfo=UTC))
+        invoice_void(invoice_id=Invoice.objects.order_by("number")[0].pk, reason="billed twice")
+
+    with pytest.raises(CommandError) as refused:
+        call_command("export_invoices", period="2026-10", format=fmt, status=[status],
+                     output=str(tmp_path / "out"))  # fmt: skip
+
+    assert f"--format {fmt} --status {status}" in str(refused.value)
+    assert "json or csv" in str(refused.value)
+    assert not QuarantinedWork.objects.exists()  # a usage error, not finance's quarantine
+    assert not (tmp_path / "out").exists()
+
+
+def test_void_invoices_are_left_out_by_default_and_listed_when_asked_for(world, tmp_path):
+    void, payable = _finalized_and_void(world)
+    out = io.StringIO()
+
+    call_command("export_invoices", period="2026-10", stdout=out)
+    listed = json.loads(out.getvalue())
+    out = io.StringIO()
+    call_command("export_invoices", period="2026-10", status=["void"], stdout=out)
+    asked = json.loads(out.getvalue())
+    call_command("export_invoices", period="2026-10", format="facturx",
+                 output=str(tmp_path / "fx"), stderr=io.StringIO())  # fmt: skip
+
+    assert [i["number"] for i in listed] == [payable.number]
+    assert [(i["number"], i["status"]) for i in asked] == [(void.number, "void")]
+    assert [p.name for p in (tmp_path / "fx").iterdir()] == [f"{payable.number}.pdf"]
+    assert not QuarantinedWork.objects.exists()

@@ -7,7 +7,9 @@ from decimal import Decimal
 from pypdf import PdfReader
 
 from billing.invoicing.drafting import periods_close
+from billing.invoicing.models import Invoice, StripeInvoiceSync
 from billing.invoicing.pdf import render_invoice_pdf
+from billing.invoicing.status import invoice_void
 
 from ...factories import IssuerFactory
 from ...support.invoicing import finalize
@@ -131,3 +133,29 @@ def test_a_discounted_line_shows_its_list_price_and_the_discount(world):
         "900.00",
     ]  # fmt: skip
     assert sum("List price" in line for line in lines) == 1  # the other lines are at list
+
+
+def test_a_void_pdf_says_void_and_asks_for_no_payment(world):
+    rated_period(world, charges=worked_charges(world))
+    draft = periods_close(as_of=AFTER_GRACE).drafted[0]
+    invoice = finalize(draft.pk, as_of=datetime(2026, 11, 4, tzinfo=UTC))
+    link = "https://invoice.stripe.com/i/acct_1"
+    StripeInvoiceSync.objects.create(
+        org=invoice.org, invoice=invoice, state="done", hosted_invoice_url=link
+    )
+    payable = " ".join(_text(render_invoice_pdf(invoice)).split())
+
+    voided = invoice_void(invoice_id=invoice.pk, reason="billed twice")
+    assert voided.status_changed_at is not None
+    void = " ".join(_text(render_invoice_pdf(Invoice.objects.get(pk=invoice.pk))).split())
+
+    assert f"Pay online: {link}" in payable
+    assert "Total due (USD)" in payable
+    assert "VOID" not in payable
+    assert "VOID" in void
+    assert f"Status VOID {voided.status_changed_at.date().isoformat()}" in void
+    assert "Total (void, USD)" in void
+    assert "This invoice was void on" in void
+    assert "it is no longer payable" in void
+    for wording in ("Total due", "Pay online", "invoice.stripe.com", "IBAN", "Payment terms"):
+        assert wording not in void, wording
