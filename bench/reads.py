@@ -109,22 +109,26 @@ def _write(
                 (org_id, namespace, source, event_id, type, time, data, content_hash,
                  received_at)
             SELECT (%(orgs)s::bigint[])[1 + i %% %(k)s], 'platform', 'bench/' || (i %% 64),
-                   %(prefix)s || i,
-                   CASE WHEN i %% 5 = 0 THEN 'llm.tokens' ELSE 'gpu.usage' END,
-                   %(start)s::timestamptz
-                       + make_interval(secs => (i - %(first)s) * 86400.0 / %(n)s),
-                   CASE WHEN i %% 5 = 0
-                        THEN jsonb_build_object('model', 'llama-3.1-70b',
-                                                'input_tokens', 1000 + i %% 997)
-                        ELSE jsonb_build_object('gpu_seconds', '60',
-                                                'gpu_model', CASE WHEN i %% 3 = 0 THEN 'H200'
-                                                                  ELSE 'H100' END,
-                                                'region', 'eu-north', 'node', 'n' || (i %% 64))
-                   END,
-                   md5(i::text) || md5(i::text), now()
-            FROM generate_series(%(first)s::bigint, %(first)s::bigint + %(n)s - 1) AS i
+                   %(prefix)s || i, v.types[1 + i %% 960],
+                   %(start)s::timestamptz + (i - %(first)s) * %(step)s * interval '1 microsecond',
+                   v.docs[1 + i %% 960], lpad(to_hex(i), 64, '0'), now()
+            FROM generate_series(%(first)s::bigint, %(first)s::bigint + %(n)s - 1) AS i,
+                 -- 960 distinct payloads, built once per statement (not per row)
+                 (SELECT array_agg(CASE WHEN j %% 5 = 0 THEN 'llm.tokens' ELSE 'gpu.usage' END
+                                   ORDER BY j) AS types,
+                         array_agg(CASE WHEN j %% 5 = 0
+                              THEN jsonb_build_object('model', 'llama-3.1-70b',
+                                                      'input_tokens', 1000 + j)
+                              ELSE jsonb_build_object('gpu_seconds', '60',
+                                                      'gpu_model', CASE WHEN j %% 3 = 0
+                                                                        THEN 'H200'
+                                                                        ELSE 'H100' END,
+                                                      'region', 'eu-north',
+                                                      'node', 'n' || (j %% 64))
+                              END ORDER BY j) AS docs
+                  FROM generate_series(0, 959) AS j) AS v
             """,
-            {"orgs": orgs, "k": len(orgs), "prefix": prefix, "n": n,
+            {"orgs": orgs, "k": len(orgs), "prefix": prefix, "n": n, "step": 86_400_000_000 // n,
              "first": day * (per_day + 1), "start": end - timedelta(days=days - day)},
         )  # fmt: skip
 
