@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,9 +35,33 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from core.errors import DomainError, ErrorCode, ErrorKind
+
+from .quarantine import describe
+
 EVENTS = "metering_usageevent"
 DEFAULT = "metering_usageevent_default"
 KEYS = "metering_usage_event_key"
+# A year of empty daily partitions ahead is plenty; more is a typo (and past 9999 an overflow).
+MAX_AHEAD_DAYS = 366
+
+logger = logging.getLogger("tessera.partitions")
+
+
+class PartitionError(DomainError):
+    """Partition upkeep or retention refused as asked or configured; nothing was changed."""
+
+    codes = {
+        "partitions_ahead": ErrorCode(
+            ErrorKind.INVALID, "The days of partitions to create ahead are out of range."
+        ),
+        "retention_too_short": ErrorCode(
+            ErrorKind.INVALID, "The retention would drop events still inside the late window."
+        ),
+        "archive_unusable": ErrorCode(
+            ErrorKind.INVALID, "The archive directory or its manifest cannot be used."
+        ),
+    }
 
 
 def is_partitioned() -> bool:
@@ -101,11 +127,17 @@ def _create(cursor: CursorWrapper, day: date) -> None:
 def partitions_ensure(*, now: datetime | None = None, ahead_days: int | None = None) -> list[str]:
     """Create the daily partitions from the start of the late window through ``ahead_days``
     after ``now`` (setting ``TESSERA_PARTITION_AHEAD_DAYS``), and one for every day that has
-    rows in the default partition. Idempotent; returns the names created. No-op on SQLite."""
+    rows in the default partition. Idempotent; returns the names created. No-op on SQLite.
+    ``PartitionError`` if ``ahead_days`` is not within 0..``MAX_AHEAD_DAYS``."""
     if not is_partitioned():
         return []
     now = now or timezone.now()
     ahead = settings.TESSERA_PARTITION_AHEAD_DAYS if ahead_days is None else ahead_days
+    if not 0 <= ahead <= MAX_AHEAD_DAYS:
+        raise PartitionError(
+            "partitions_ahead",
+            f"days ahead must be between 0 and {MAX_AHEAD_DAYS}, not {ahead}",
+        )
     first = (now - timedelta(days=settings.TESSERA_LATE_WINDOW_DAYS)).date()
     wanted = {first + timedelta(days=n) for n in range((now.date() - first).days + ahead + 1)}
     created = []
@@ -126,6 +158,8 @@ def partitions_ensure(*, now: datetime | None = None, ahead_days: int | None = N
 class RetentionReport:
     cutoff: datetime
     exported: list[dict[str, object]] = field(default_factory=list)
+    # Partitions kept because their export or drop failed: name → error (retried next run).
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def dropped(self) -> list[str]:
@@ -134,15 +168,73 @@ class RetentionReport:
 
 def retention_cutoff(now: datetime | None = None) -> datetime:
     """Raw events before this instant may go: the late window plus
-    ``TESSERA_RETENTION_EXTRA_DAYS`` (default 60), at a UTC midnight."""
+    ``TESSERA_RETENTION_EXTRA_DAYS`` (default 60), at a UTC midnight. A negative extra is
+    refused (``PartitionError``): it would drop events that may still be re-sent, and with
+    their keys the dedup of those re-sends."""
     now = now or timezone.now()
+    if settings.TESSERA_RETENTION_EXTRA_DAYS < 0:
+        raise PartitionError(
+            "retention_too_short",
+            f"TESSERA_RETENTION_EXTRA_DAYS is {settings.TESSERA_RETENTION_EXTRA_DAYS}: the "
+            "retention must not end inside the late window (0 or more)",
+        )
     days = settings.TESSERA_LATE_WINDOW_DAYS + settings.TESSERA_RETENTION_EXTRA_DAYS
     moment = now - timedelta(days=days)
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _export(name: str, directory: Path) -> dict[str, object]:
-    """Write partition ``name`` to ``<directory>/<name>.parquet`` (zstd); its manifest entry."""
+def _manifest_read(directory: Path) -> dict[str, list[dict[str, object]]]:
+    """The manifest of ``directory`` (created, and checked writable), or an empty one;
+    ``PartitionError`` when the directory or the manifest cannot be used."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise PartitionError(
+            "archive_unusable", f"{directory}: cannot write archives there ({exc.strerror})"
+        ) from None
+    path = directory / "manifest.json"
+    if not path.exists():
+        return {"partitions": []}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        entries = manifest["partitions"]
+        if not all(isinstance(e, dict) and "file" in e and "partition" in e for e in entries):
+            raise ValueError("an entry without file or partition")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PartitionError(
+            "archive_unusable",
+            f"{path}: not a manifest of event archives ({describe(exc)}); move it aside",
+        ) from None
+    return {"partitions": list(entries)}
+
+
+def _archive_path(cursor: CursorWrapper, name: str, directory: Path) -> Path:
+    """``<directory>/<name>.parquet``, unless that file holds rows the partition no longer
+    has (its day was exported, dropped and stored again): then ``<name>.2.parquet``, … An
+    earlier try whose drop failed left the same rows, so its file is written again."""
+    import pyarrow.parquet as pq
+
+    n = 1
+    while True:
+        path = directory / (f"{name}.parquet" if n == 1 else f"{name}.{n}.parquet")
+        if not path.exists():
+            return path
+        try:
+            ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
+        except Exception:  # noqa: BLE001 — not an archive we can read: leave it as it is
+            ids = None
+        if ids is not None:
+            cursor.execute(f"SELECT count(*) FROM {name} WHERE id = ANY(%s)", [ids])
+            if cursor.fetchone()[0] == len(ids):
+                return path
+        n += 1
+
+
+def _export(cursor: CursorWrapper, name: str, directory: Path) -> dict[str, object]:
+    """Write partition ``name`` to a zstd Parquet file under ``directory``
+    (``_archive_path``); its manifest entry."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -158,12 +250,11 @@ def _export(name: str, directory: Path) -> dict[str, object]:
         "content_hash",
         "received_at",
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, org_id, namespace, source, event_id, type, time, data::text, "
-            f"content_hash, received_at FROM {name} ORDER BY id"
-        )
-        rows = cursor.fetchall()
+    cursor.execute(
+        "SELECT id, org_id, namespace, source, event_id, type, time, data::text, "
+        f"content_hash, received_at FROM {name} ORDER BY id"
+    )
+    rows = cursor.fetchall()
     schema = pa.schema(
         [
             ("id", pa.int64()),
@@ -179,7 +270,7 @@ def _export(name: str, directory: Path) -> dict[str, object]:
         ]
     )
     table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows], schema)
-    path = directory / f"{name}.parquet"
+    path = _archive_path(cursor, name, directory)
     pq.write_table(table, path, compression="zstd")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return {
@@ -196,35 +287,41 @@ def retention_run(*, directory: Path, now: datetime | None = None) -> RetentionR
     ``<directory>/<partition>.parquet`` and add it to ``<directory>/manifest.json`` (rows,
     sha256, bytes per file), then drop the partition and prune its identity keys. Rollups,
     rated charges and invoices are not touched (rating reads rollups, SPEC §4). A partition is
-    dropped only after its file is written and the manifest lists it. No-op on SQLite."""
+    dropped only after its file is written and the manifest lists it. A partition whose export
+    or drop fails is kept, logged and listed in ``failed`` (the next run tries it again); the
+    others go on. ``PartitionError``, before anything is changed, when the retention is
+    shorter than the late window or the directory or its manifest cannot be used. No-op on
+    SQLite."""
     cutoff = retention_cutoff(now)
     report = RetentionReport(cutoff=cutoff)
     if not is_partitioned():
         return report
-    partitions_ensure(now=now)  # stray old rows leave the default partition for their day's
-    directory.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest_read(directory)
     manifest_path = directory / "manifest.json"
-    manifest = (
-        json.loads(manifest_path.read_text()) if manifest_path.exists() else {"partitions": []}
-    )
+    partitions_ensure(now=now)  # stray old rows leave the default partition for their day's
     for partition in partitions_list():
         if partition.end > cutoff:
             continue
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {partition.name} IN ACCESS EXCLUSIVE MODE")
-            entry = _export(partition.name, directory)
-            entry.update(start=partition.start.isoformat(), end=partition.end.isoformat())
-            manifest["partitions"] = [
-                e for e in manifest["partitions"] if e["partition"] != partition.name
-            ] + [entry]
-            tmp = manifest_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            tmp.replace(manifest_path)
-            cursor.execute(f"ALTER TABLE {EVENTS} DETACH PARTITION {partition.name}")
-            cursor.execute(f"DROP TABLE {partition.name}")
-            cursor.execute(
-                f"DELETE FROM {KEYS} WHERE time >= %s AND time < %s",
-                [partition.start, partition.end],
-            )
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {partition.name} IN ACCESS EXCLUSIVE MODE")
+                entry = _export(cursor, partition.name, directory)
+                entry.update(start=partition.start.isoformat(), end=partition.end.isoformat())
+                manifest["partitions"] = [
+                    e for e in manifest["partitions"] if e["file"] != entry["file"]
+                ] + [entry]
+                tmp = manifest_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+                tmp.replace(manifest_path)
+                cursor.execute(f"ALTER TABLE {EVENTS} DETACH PARTITION {partition.name}")
+                cursor.execute(f"DROP TABLE {partition.name}")
+                cursor.execute(
+                    f"DELETE FROM {KEYS} WHERE time >= %s AND time < %s",
+                    [partition.start, partition.end],
+                )
+        except Exception as exc:  # noqa: BLE001 — one partition's failure keeps only it
+            report.failed[partition.name] = describe(exc)
+            logger.warning("retention of %s failed, partition kept: %s", partition.name, exc)
+            continue
         report.exported.append(entry)
     return report

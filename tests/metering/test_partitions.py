@@ -1,14 +1,27 @@
-"""Daily event partitions on PostgreSQL, and identity across them (metering/partitions.py)."""
+"""Daily event partitions on PostgreSQL, identity across them, and retention
+(metering/partitions.py and its commands and tasks)."""
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
+from metering import metrics, tasks
 from metering.ingestion import Ingestor
 from metering.models import UsageEvent, UsageEventKey
-from metering.partitions import DEFAULT, partition_name, partitions_ensure, partitions_list
+from metering.partitions import (
+    DEFAULT,
+    PartitionError,
+    partition_name,
+    partitions_ensure,
+    partitions_list,
+    retention_run,
+)
 from tenancy.models import ApiKey
 from tenancy.services import api_key_create
 
@@ -69,3 +82,141 @@ def test_duplicate_across_a_partition_boundary_is_still_a_duplicate(db, settings
     assert rows_in(next_day) == 0
     assert UsageEvent.objects.count() == 1
     assert UsageEventKey.objects.get().time == day_one
+
+
+@pytest.mark.parametrize("ahead", ["-1", "367", "100000000"])
+def test_days_ahead_out_of_range_is_a_usage_error(db, ahead):
+    with pytest.raises(CommandError, match=r"--ahead must be between 0 and 366"):
+        call_command("event_partitions", "--ahead", ahead)
+    assert partitions_list() == []
+
+
+# Retention: a day whose partition ends before the cutoff (late window + extra days).
+OLD = datetime(2026, 6, 1, 10, tzinfo=UTC)
+LATER = OLD + timedelta(days=200)
+
+
+def old_events(*ids: str, day: datetime = OLD) -> None:
+    """Events of ``day``, ingested while it was recent, and their day's partitions."""
+    key = api_key_create(name="collector").api_key
+    now = day + timedelta(hours=1)
+    partitions_ensure(now=now, ahead_days=1)
+    events = [make_event(id=i, time=day + timedelta(minutes=n)) for n, i in enumerate(ids)]
+    assert Ingestor(api_key=key, now=now).ingest(events).as_dict()["accepted"] == len(ids)
+    with connection.cursor() as cursor:  # as if committed: no deferred FK check holds a DROP
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def manifest(directory: Path) -> dict[str, dict]:
+    entries = json.loads((directory / "manifest.json").read_text())["partitions"]
+    return {e["file"]: e for e in entries}
+
+
+def ids_in(path: Path) -> list[str]:
+    return pq.read_table(path).column("event_id").to_pylist()
+
+
+@pytest.mark.parametrize("where", ["a-file", "a-file/sub", ""])
+def test_an_unusable_archive_directory_is_a_usage_error(db, settings, tmp_path, where):
+    settings.TESSERA_RETENTION_DIR = tmp_path / "default"
+    old_events("e1")
+    (tmp_path / "a-file").write_text("not a directory")
+    before = partitions_list()
+
+    with pytest.raises(CommandError, match=r"--dir"):
+        call_command("event_retention", "--dir", str(tmp_path / where) if where else "")
+    assert partitions_list() == before
+    assert UsageEvent.objects.count() == 1
+
+
+def test_an_unreadable_manifest_is_a_usage_error_and_nothing_is_dropped(db, tmp_path):
+    old_events("e1")
+    (tmp_path / "manifest.json").write_text('{"partitions": [')
+    before = partitions_list()
+
+    with pytest.raises(CommandError, match=r"manifest\.json"):
+        call_command("event_retention", "--dir", str(tmp_path))
+    assert partitions_list() == before
+    assert (tmp_path / "manifest.json").read_text() == '{"partitions": ['
+
+
+def test_a_retention_shorter_than_the_late_window_is_refused(db, settings, tmp_path):
+    old_events("e1", day=LATER - timedelta(days=settings.TESSERA_LATE_WINDOW_DAYS - 1))
+    settings.TESSERA_RETENTION_EXTRA_DAYS = -5
+    before = partitions_list()
+
+    with pytest.raises(PartitionError, match="TESSERA_RETENTION_EXTRA_DAYS"):
+        retention_run(directory=tmp_path, now=LATER)
+    assert partitions_list() == before
+    assert UsageEvent.objects.count() == 1
+
+
+def test_a_partition_that_cannot_be_dropped_is_kept_and_the_others_go(db, settings, tmp_path):
+    old_events("e1")
+    old_events("e2", day=OLD + timedelta(days=1))
+    stuck = partition_name(OLD.date())
+    with connection.cursor() as cursor:  # something depends on it: its DROP fails
+        cursor.execute(f"CREATE VIEW stuck_view AS SELECT * FROM {stuck}")
+    failures = metrics.TASK_FAILURES.labels(task="metering.retention")
+    before = failures._value.get()
+
+    report = retention_run(directory=tmp_path, now=LATER)
+
+    assert list(report.failed) == [stuck]
+    assert "other objects depend on it" in report.failed[stuck]
+    assert partition_name(OLD.date() + timedelta(days=1)) in report.dropped
+    assert stuck not in report.dropped
+    assert [p.name for p in partitions_list() if p.end <= report.cutoff] == [stuck]
+    assert list(UsageEvent.objects.values_list("event_id", flat=True)) == ["e1"]
+    # The command says which partition stayed and exits non-zero; the task counts a failure.
+    with pytest.raises(CommandError, match=stuck):
+        call_command("event_retention", "--dir", str(tmp_path))
+    settings.TESSERA_RETENTION_DIR = tmp_path
+    tasks.retention()
+    assert failures._value.get() == before + 1
+
+    # Once the dependency is gone, the next run exports it again (same file) and drops it.
+    with connection.cursor() as cursor:
+        cursor.execute("DROP VIEW stuck_view")
+    again = retention_run(directory=tmp_path, now=LATER)
+    assert again.failed == {}
+    assert again.dropped == [stuck]
+    assert UsageEvent.objects.count() == 0
+    entries = manifest(tmp_path)
+    assert entries[f"{stuck}.parquet"]["rows"] == 1
+    assert [e["file"] for e in entries.values() if e["partition"] == stuck] == [f"{stuck}.parquet"]
+    assert ids_in(tmp_path / f"{stuck}.parquet") == ["e1"]
+
+
+def test_a_partition_exported_earlier_keeps_its_archive_when_its_day_comes_back(db, tmp_path):
+    old_events("e1", "e2")
+    name = partition_name(OLD.date())
+    assert name in retention_run(directory=tmp_path, now=LATER).dropped
+    first = (tmp_path / f"{name}.parquet").read_bytes()
+    # Later the day is stored again (a longer late window, a restore, a manual load)…
+    old_events("e3")
+
+    report = retention_run(directory=tmp_path, now=LATER)
+
+    # …its new rows go to a file of their own: the earlier archive is not overwritten.
+    assert name in report.dropped
+    assert (tmp_path / f"{name}.parquet").read_bytes() == first
+    assert ids_in(tmp_path / f"{name}.parquet") == ["e1", "e2"]
+    assert ids_in(tmp_path / f"{name}.2.parquet") == ["e3"]
+    entries = manifest(tmp_path)
+    assert (entries[f"{name}.parquet"]["rows"], entries[f"{name}.2.parquet"]["rows"]) == (2, 1)
+    assert {entries[f"{name}.parquet"]["partition"], entries[f"{name}.2.parquet"]["partition"]} == {
+        name
+    }
+
+
+def test_the_partitions_task_counts_a_failure(db, monkeypatch):
+    def broken(**kwargs: object) -> list[str]:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("metering.partitions.partitions_ensure", broken)
+    failures = metrics.TASK_FAILURES.labels(task="metering.partitions_ensure")
+    before = failures._value.get()
+    with pytest.raises(RuntimeError):
+        tasks.partitions_ensure()
+    assert failures._value.get() == before + 1
