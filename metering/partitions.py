@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -183,6 +184,16 @@ def retention_cutoff(now: datetime | None = None) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a directory's entries) to disk: the partition is dropped
+    only once its archive would survive a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _manifest_read(directory: Path) -> dict[str, list[dict[str, object]]]:
     """The manifest of ``directory`` (created, and checked writable), or an empty one;
     ``PartitionError`` when the directory or the manifest cannot be used."""
@@ -272,6 +283,7 @@ def _export(cursor: CursorWrapper, name: str, directory: Path) -> dict[str, obje
     table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows], schema)
     path = _archive_path(cursor, name, directory)
     pq.write_table(table, path, compression="zstd")
+    _fsync(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return {
         "partition": name,
@@ -312,7 +324,9 @@ def retention_run(*, directory: Path, now: datetime | None = None) -> RetentionR
                 ] + [entry]
                 tmp = manifest_path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+                _fsync(tmp)
                 tmp.replace(manifest_path)
+                _fsync(directory)
                 cursor.execute(f"ALTER TABLE {EVENTS} DETACH PARTITION {partition.name}")
                 cursor.execute(f"DROP TABLE {partition.name}")
                 cursor.execute(

@@ -2,6 +2,7 @@
 (metering/partitions.py and its commands and tasks)."""
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -220,3 +221,20 @@ def test_the_partitions_task_counts_a_failure(db, monkeypatch):
     with pytest.raises(RuntimeError):
         tasks.partitions_ensure()
     assert failures._value.get() == before + 1
+
+
+def test_the_archive_is_on_disk_before_its_partition_is_dropped(db, tmp_path, monkeypatch):
+    old_events("e1")
+    name = partition_name(OLD.date())
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert name in retention_run(directory=tmp_path, now=LATER).dropped
+    # The file, the manifest (before it replaces the old one) and the directory's entries.
+    archive, manifest_tmp = tmp_path / f"{name}.parquet", tmp_path / "manifest.tmp"
+    assert {str(archive), str(manifest_tmp), str(tmp_path)} <= set(synced)
