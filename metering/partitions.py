@@ -45,6 +45,9 @@ DEFAULT = "metering_usageevent_default"
 KEYS = "metering_usage_event_key"
 # A year of empty daily partitions ahead is plenty; more is a typo (and past 9999 an overflow).
 MAX_AHEAD_DAYS = 366
+# Rows per Parquet row group: retention streams a partition in batches of this size (a day
+# at full rate holds millions of rows, too many to hold in a worker's memory at once).
+BATCH_ROWS = 50_000
 
 logger = logging.getLogger("tessera.partitions")
 
@@ -261,11 +264,6 @@ def _export(cursor: CursorWrapper, name: str, directory: Path) -> dict[str, obje
         "content_hash",
         "received_at",
     ]
-    cursor.execute(
-        "SELECT id, org_id, namespace, source, event_id, type, time, data::text, "
-        f"content_hash, received_at FROM {name} ORDER BY id"
-    )
-    rows = cursor.fetchall()
     schema = pa.schema(
         [
             ("id", pa.int64()),
@@ -280,15 +278,27 @@ def _export(cursor: CursorWrapper, name: str, directory: Path) -> dict[str, obje
             ("received_at", pa.timestamp("us", tz="UTC")),
         ]
     )
-    table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows], schema)
     path = _archive_path(cursor, name, directory)
-    pq.write_table(table, path, compression="zstd")
+    rows = 0
+    with (
+        connection.chunked_cursor() as stream,  # server-side: BATCH_ROWS fetched at a time
+        pq.ParquetWriter(path, schema, compression="zstd") as writer,
+    ):
+        stream.execute(
+            "SELECT id, org_id, namespace, source, event_id, type, time, data::text, "
+            f"content_hash, received_at FROM {name} ORDER BY id"
+        )
+        while batch := stream.fetchmany(BATCH_ROWS):
+            records = [dict(zip(columns, row, strict=True)) for row in batch]
+            writer.write_table(pa.Table.from_pylist(records, schema))
+            rows += len(batch)
     _fsync(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
     return {
         "partition": name,
         "file": path.name,
-        "rows": len(rows),
+        "rows": rows,
         "sha256": digest,
         "bytes": path.stat().st_size,
     }

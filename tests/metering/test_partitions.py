@@ -1,6 +1,7 @@
 """Daily event partitions on PostgreSQL, identity across them, and retention
 (metering/partitions.py and its commands and tasks)."""
 
+import hashlib
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from metering import metrics, tasks
+from metering import metrics, partitions, tasks
 from metering.ingestion import Ingestor
 from metering.models import UsageEvent, UsageEventKey
 from metering.partitions import (
@@ -238,3 +239,20 @@ def test_the_archive_is_on_disk_before_its_partition_is_dropped(db, tmp_path, mo
     # The file, the manifest (before it replaces the old one) and the directory's entries.
     archive, manifest_tmp = tmp_path / f"{name}.parquet", tmp_path / "manifest.tmp"
     assert {str(archive), str(manifest_tmp), str(tmp_path)} <= set(synced)
+
+
+def test_a_partition_is_exported_in_batches_not_held_in_memory_whole(db, tmp_path, monkeypatch):
+    # A day at full rate holds millions of rows: they are streamed, BATCH_ROWS at a time.
+    monkeypatch.setattr(partitions, "BATCH_ROWS", 2)
+    old_events("e1", "e2", "e3", "e4", "e5")
+    name = partition_name(OLD.date())
+
+    assert name in retention_run(directory=tmp_path, now=LATER).dropped
+
+    archive = pq.ParquetFile(tmp_path / f"{name}.parquet")
+    assert archive.metadata.num_row_groups == 3
+    assert ids_in(tmp_path / f"{name}.parquet") == ["e1", "e2", "e3", "e4", "e5"]
+    entry = manifest(tmp_path)[f"{name}.parquet"]
+    assert entry["rows"] == 5
+    written = (tmp_path / f"{name}.parquet").read_bytes()
+    assert entry["sha256"] == hashlib.sha256(written).hexdigest()
