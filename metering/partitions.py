@@ -144,18 +144,27 @@ def partitions_ensure(*, now: datetime | None = None, ahead_days: int | None = N
         )
     first = (now - timedelta(days=settings.TESSERA_LATE_WINDOW_DAYS)).date()
     wanted = {first + timedelta(days=n) for n in range((now.date() - first).days + ahead + 1)}
-    created = []
     with transaction.atomic(), connection.cursor() as cursor:
         # One creator at a time (beat and the command may overlap).
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [EVENTS])
-        cursor.execute(f"SELECT DISTINCT (time AT TIME ZONE 'UTC')::date FROM {DEFAULT}")
-        wanted |= {day for (day,) in cursor.fetchall()}
-        have = {p.name for p in partitions_list()}
-        for day in sorted(wanted):
-            if partition_name(day) not in have:
-                _create(cursor, day)
-                created.append(partition_name(day))
-    return created
+        missing = _missing(cursor, wanted)
+        if missing:
+            # Writers wait until this commits: an event stored in the default partition after
+            # its day's rows were moved out would make the ATTACH fail (as on an upgrade,
+            # when today's events keep arriving before today's partition exists).
+            cursor.execute(f"LOCK TABLE ONLY {EVENTS} IN SHARE ROW EXCLUSIVE MODE")
+            missing = _missing(cursor, wanted)
+        for day in missing:
+            _create(cursor, day)
+    return [partition_name(day) for day in missing]
+
+
+def _missing(cursor: CursorWrapper, wanted: set[date]) -> list[date]:
+    """The days of ``wanted`` and of rows in the default partition that have no partition."""
+    cursor.execute(f"SELECT DISTINCT (time AT TIME ZONE 'UTC')::date FROM {DEFAULT}")
+    days = wanted | {day for (day,) in cursor.fetchall()}
+    have = {p.name for p in partitions_list()}
+    return sorted(day for day in days if partition_name(day) not in have)
 
 
 @dataclass

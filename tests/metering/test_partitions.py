@@ -6,12 +6,14 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import OperationalError, connection, connections
+from django.db.backends.utils import CursorWrapper
 
 from metering import metrics, partitions, tasks
 from metering.ingestion import Ingestor
@@ -24,7 +26,7 @@ from metering.partitions import (
     partitions_list,
     retention_run,
 )
-from tenancy.models import ApiKey
+from tenancy.models import ApiKey, Org
 from tenancy.services import api_key_create
 
 from ..conftest import make_event, vendor
@@ -256,3 +258,52 @@ def test_a_partition_is_exported_in_batches_not_held_in_memory_whole(db, tmp_pat
     assert entry["rows"] == 5
     written = (tmp_path / f"{name}.parquet").read_bytes()
     assert entry["sha256"] == hashlib.sha256(written).hexdigest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_stored_while_a_day_is_being_created_wait_for_its_partition(monkeypatch):
+    # Upgrading a live deployment: today's events go to the default partition until today's
+    # partition exists, and keep coming while partitions_ensure moves them out.
+    org_id = Org.objects.get(slug="acme").pk
+    partitions_ensure(now=NOW, ahead_days=0)
+    day = NOW + timedelta(days=30)  # the one day missing
+    other = connections.create_connection("default")
+    insert = (
+        "INSERT INTO metering_usageevent (org_id, namespace, source, event_id, type, time, "
+        "data, content_hash, received_at) VALUES (%s, 'platform', 'n', %s, 'gpu.usage', %s, "
+        "'{}', 'h', now())"
+    )
+    with other.cursor() as cursor:
+        cursor.execute(insert, [org_id, "before", day])
+    raced: list[str] = []
+
+    class Racing:  # another writer stores an event of the day just before the ATTACH
+        def __init__(self, cursor: Any) -> None:
+            self.cursor = cursor
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            if "ATTACH PARTITION" in sql and params[0].date() == day.date():
+                try:
+                    with other.cursor() as cursor:
+                        cursor.execute("SET lock_timeout = '50ms'")  # (it would wait)
+                        cursor.execute(insert, [org_id, "during", day])
+                    raced.append("stored")
+                except OperationalError:
+                    raced.append("waited")
+            return self.cursor.execute(sql, params)
+
+    real_create = partitions._create
+    monkeypatch.setattr(
+        partitions, "_create", lambda cur, d: real_create(cast(CursorWrapper, Racing(cur)), d)
+    )
+    try:
+        created = partitions_ensure(now=NOW, ahead_days=0)
+        with other.cursor() as cursor:  # the writer's retry, once the partition is there
+            cursor.execute(insert, [org_id, "after", day])
+    finally:
+        other.close()
+
+    assert raced == ["waited"]
+    assert created == [partition_name(day.date())]
+    assert rows_in(DEFAULT) == 0
+    assert rows_in(partition_name(day.date())) == 2
