@@ -43,6 +43,7 @@ from .quarantine import describe
 EVENTS = "metering_usageevent"
 DEFAULT = "metering_usageevent_default"
 KEYS = "metering_usage_event_key"
+RETENTION_LOCK = f"{EVENTS} retention"  # a session advisory lock: one retention run at a time
 # A year of empty daily partitions ahead is plenty; more is a typo (and past 9999 an overflow).
 MAX_AHEAD_DAYS = 366
 # Rows per Parquet row group: retention streams a partition in batches of this size (a day
@@ -65,6 +66,7 @@ class PartitionError(DomainError):
         "archive_unusable": ErrorCode(
             ErrorKind.INVALID, "The archive directory or its manifest cannot be used."
         ),
+        "retention_running": ErrorCode(ErrorKind.CONFLICT, "Another retention run is going on."),
     }
 
 
@@ -321,12 +323,30 @@ def retention_run(*, directory: Path, now: datetime | None = None) -> RetentionR
     dropped only after its file is written and the manifest lists it. A partition whose export
     or drop fails is kept, logged and listed in ``failed`` (the next run tries it again); the
     others go on. ``PartitionError``, before anything is changed, when the retention is
-    shorter than the late window or the directory or its manifest cannot be used. No-op on
-    SQLite."""
+    shorter than the late window, the directory or its manifest cannot be used, or another
+    run is going on (one at a time: two would drop each other's partitions under them and
+    write the manifest over each other). No-op on SQLite."""
     cutoff = retention_cutoff(now)
     report = RetentionReport(cutoff=cutoff)
     if not is_partitioned():
         return report
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [RETENTION_LOCK])
+        if not cursor.fetchone()[0]:
+            raise PartitionError(
+                "retention_running", "another event retention run is going on; try later"
+            )
+    try:
+        return _retention(report, directory=directory, now=now)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [RETENTION_LOCK])
+
+
+def _retention(
+    report: RetentionReport, *, directory: Path, now: datetime | None
+) -> RetentionReport:
+    cutoff = report.cutoff
     manifest = _manifest_read(directory)
     manifest_path = directory / "manifest.json"
     partitions_ensure(now=now)  # stray old rows leave the default partition for their day's

@@ -307,3 +307,25 @@ def test_events_stored_while_a_day_is_being_created_wait_for_its_partition(monke
     assert created == [partition_name(day.date())]
     assert rows_in(DEFAULT) == 0
     assert rows_in(partition_name(day.date())) == 2
+
+
+def test_one_retention_run_at_a_time(db, settings, tmp_path):
+    old_events("e1")
+    before = partitions_list()
+    settings.TESSERA_RETENTION_DIR = tmp_path
+    failures = metrics.TASK_FAILURES.labels(task="metering.retention")
+    counted = failures._value.get()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:  # a run by hand holds the retention
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [partitions.RETENTION_LOCK])
+        with pytest.raises(CommandError, match="another event retention run is going on"):
+            call_command("event_retention", "--dir", str(tmp_path))
+        assert tasks.retention() == []  # the daily task leaves it to that run
+        assert partitions_list() == before
+        assert not (tmp_path / "manifest.json").exists()
+        assert failures._value.get() == counted
+    finally:
+        other.close()
+    # Once it is over, the next run goes ahead.
+    assert partition_name(OLD.date()) in retention_run(directory=tmp_path, now=LATER).dropped
