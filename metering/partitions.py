@@ -95,14 +95,15 @@ class Partition:
 
 
 def partitions_list() -> list[Partition]:
-    """The daily partitions that exist, oldest first (not the default partition)."""
+    """The daily partitions that exist, oldest first: those named by ``partition_name`` (not
+    the default partition, nor one an operator attached under another name, left alone)."""
     if not is_partitioned():
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = %s::regclass AND c.relname <> %s ORDER BY c.relname",
-            [EVENTS, DEFAULT],
+            "WHERE i.inhparent = %s::regclass AND c.relname ~ %s ORDER BY c.relname",
+            [EVENTS, f"^{EVENTS}_p[0-9]{{8}}$"],
         )
         names = [name for (name,) in cursor.fetchall()]
     found = []

@@ -329,3 +329,18 @@ def test_one_retention_run_at_a_time(db, settings, tmp_path):
         other.close()
     # Once it is over, the next run goes ahead.
     assert partition_name(OLD.date()) in retention_run(directory=tmp_path, now=LATER).dropped
+
+
+def test_a_partition_attached_by_hand_is_left_alone(db, tmp_path):
+    old_events("e1")
+    with connection.cursor() as cursor:  # e.g. an old year restored from its archive
+        cursor.execute("CREATE TABLE restored_2020 (LIKE metering_usageevent INCLUDING DEFAULTS)")
+        cursor.execute(
+            "ALTER TABLE metering_usageevent ATTACH PARTITION restored_2020 "
+            "FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')"
+        )
+
+    assert partition_name(OLD.date()) in retention_run(directory=tmp_path, now=LATER).dropped
+    assert partitions_ensure(now=LATER + timedelta(days=1), ahead_days=7)
+    assert "restored_2020" not in {p.name for p in partitions_list()}
+    assert rows_in("restored_2020") == 0  # still there, still attached
