@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
@@ -59,6 +59,9 @@ class PartitionError(DomainError):
     codes = {
         "partitions_ahead": ErrorCode(
             ErrorKind.INVALID, "The days of partitions to create ahead are out of range."
+        ),
+        "partitions_failed": ErrorCode(
+            ErrorKind.CONFLICT, "Some daily partitions could not be created; the others were."
         ),
         "retention_too_short": ErrorCode(
             ErrorKind.INVALID, "The retention would drop events still inside the late window."
@@ -135,7 +138,9 @@ def partitions_ensure(*, now: datetime | None = None, ahead_days: int | None = N
     """Create the daily partitions from the start of the late window through ``ahead_days``
     after ``now`` (setting ``TESSERA_PARTITION_AHEAD_DAYS``), and one for every day that has
     rows in the default partition. Idempotent; returns the names created. No-op on SQLite.
-    ``PartitionError`` if ``ahead_days`` is not within 0..``MAX_AHEAD_DAYS``."""
+    ``PartitionError`` if ``ahead_days`` is not within 0..``MAX_AHEAD_DAYS``, and, after the
+    others are created and committed, if a day could not be (say a table of its name is left
+    over): that day alone is skipped, logged and named, and tried again next run."""
     if not is_partitioned():
         return []
     now = now or timezone.now()
@@ -157,9 +162,23 @@ def partitions_ensure(*, now: datetime | None = None, ahead_days: int | None = N
             # when today's events keep arriving before today's partition exists).
             cursor.execute(f"LOCK TABLE ONLY {EVENTS} IN SHARE ROW EXCLUSIVE MODE")
             missing = _missing(cursor, wanted)
+        created, failed = [], {}
         for day in missing:
-            _create(cursor, day)
-    return [partition_name(day) for day in missing]
+            try:
+                with transaction.atomic():
+                    _create(cursor, day)
+            except DatabaseError as exc:
+                failed[partition_name(day)] = describe(exc)
+                logger.warning("partition %s not created: %s", partition_name(day), exc)
+                continue
+            created.append(partition_name(day))
+    if failed:
+        raise PartitionError(
+            "partitions_failed",
+            f"{len(created)} partition(s) created; not created (tried again next run): "
+            + "; ".join(f"{name}: {error}" for name, error in failed.items()),
+        )
+    return created
 
 
 def _missing(cursor: CursorWrapper, wanted: set[date]) -> list[date]:
@@ -350,7 +369,12 @@ def _retention(
     cutoff = report.cutoff
     manifest = _manifest_read(directory)
     manifest_path = directory / "manifest.json"
-    partitions_ensure(now=now)  # stray old rows leave the default partition for their day's
+    try:
+        partitions_ensure(now=now)  # stray old rows leave the default partition for their day's
+    except PartitionError as exc:
+        if exc.code != "partitions_failed":
+            raise
+        # What stays in the default partition is exported once its day's partition exists.
     for partition in partitions_list():
         if partition.end > cutoff:
             continue

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import OperationalError, connection, connections
 from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
 
 from metering import metrics, partitions, tasks
 from metering.ingestion import Ingestor
@@ -344,3 +345,19 @@ def test_a_partition_attached_by_hand_is_left_alone(db, tmp_path):
     assert partitions_ensure(now=LATER + timedelta(days=1), ahead_days=7)
     assert "restored_2020" not in {p.name for p in partitions_list()}
     assert rows_in("restored_2020") == 0  # still there, still attached
+
+
+def test_a_day_that_cannot_be_created_does_not_hold_back_the_others(db, settings):
+    settings.TESSERA_LATE_WINDOW_DAYS = 1
+    today = timezone.now().date()
+    stuck = partition_name(today + timedelta(days=1))
+    with connection.cursor() as cursor:  # a table of its name is left over (detached by hand)
+        cursor.execute(f"CREATE TABLE {stuck} (LIKE metering_usageevent)")
+
+    with pytest.raises(PartitionError, match=f"3 partition\\(s\\) created; .*{stuck}"):
+        partitions_ensure(ahead_days=2)
+
+    days = [today + timedelta(days=n) for n in (-1, 0, 2)]
+    assert [p.name for p in partitions_list()] == [partition_name(day) for day in days]
+    with pytest.raises(CommandError, match=f"0 partition\\(s\\) created; .*{stuck}"):
+        call_command("event_partitions", "--ahead", "2")

@@ -1,6 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from metering.partitions import MAX_AHEAD_DAYS, is_partitioned, partitions_ensure, partitions_list
+from metering.partitions import (
+    MAX_AHEAD_DAYS,
+    PartitionError,
+    is_partitioned,
+    partitions_ensure,
+    partitions_list,
+)
 
 
 class Command(BaseCommand):
@@ -22,7 +28,10 @@ class Command(BaseCommand):
         if not is_partitioned():
             self.stdout.write("The event table is not partitioned (SQLite): nothing to do.")
             return
-        created = partitions_ensure(ahead_days=ahead)
+        try:
+            created = partitions_ensure(ahead_days=ahead)
+        except PartitionError as exc:
+            raise CommandError(exc.message) from None
         for name in created:
             self.stdout.write(f"  created {name}")
         self.stdout.write(
