@@ -21,14 +21,32 @@ def rollup() -> int:
 
 @shared_task(name="metering.partitions_ensure", acks_late=True)
 def partitions_ensure() -> list[str]:
-    """Create the event partitions of the coming days (metering/partitions.py)."""
-    return partitions.partitions_ensure()
+    """Create the event partitions of the coming days (metering/partitions.py); a failure is
+    counted and raised, and the next hourly run tries again."""
+    try:
+        return partitions.partitions_ensure()
+    except Exception:
+        metrics.TASK_FAILURES.labels(task="metering.partitions_ensure").inc()
+        raise
 
 
 @shared_task(name="metering.retention", acks_late=True)
 def retention() -> list[str]:
-    """Export expired event partitions to Parquet and drop them (metering/partitions.py)."""
-    return partitions.retention_run(directory=settings.TESSERA_RETENTION_DIR).dropped
+    """Export expired event partitions to Parquet and drop them (metering/partitions.py). A
+    partition that fails is kept, logged and counted as a task failure; the others go."""
+    try:
+        report = partitions.retention_run(directory=settings.TESSERA_RETENTION_DIR)
+    except partitions.PartitionError as exc:
+        if exc.code == "retention_running":  # a run by hand is on it: nothing to do
+            return []
+        metrics.TASK_FAILURES.labels(task="metering.retention").inc()
+        raise
+    except Exception:
+        metrics.TASK_FAILURES.labels(task="metering.retention").inc()
+        raise
+    if report.failed:
+        metrics.TASK_FAILURES.labels(task="metering.retention").inc()
+    return report.dropped
 
 
 def schedule_rollup() -> None:

@@ -1,6 +1,12 @@
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from metering.partitions import is_partitioned, partitions_ensure, partitions_list
+from metering.partitions import (
+    MAX_AHEAD_DAYS,
+    PartitionError,
+    is_partitioned,
+    partitions_ensure,
+    partitions_list,
+)
 
 
 class Command(BaseCommand):
@@ -11,13 +17,21 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--ahead", type=int, help="Days ahead of today to create.")
+        parser.add_argument(
+            "--ahead", type=int, help=f"Days ahead of today to create (0 to {MAX_AHEAD_DAYS})."
+        )
 
     def handle(self, *args: object, **options: int | None) -> None:
+        ahead = options["ahead"]
+        if ahead is not None and not 0 <= ahead <= MAX_AHEAD_DAYS:
+            raise CommandError(f"--ahead must be between 0 and {MAX_AHEAD_DAYS} (days)")
         if not is_partitioned():
             self.stdout.write("The event table is not partitioned (SQLite): nothing to do.")
             return
-        created = partitions_ensure(ahead_days=options["ahead"])
+        try:
+            created = partitions_ensure(ahead_days=ahead)
+        except PartitionError as exc:
+            raise CommandError(exc.message) from None
         for name in created:
             self.stdout.write(f"  created {name}")
         self.stdout.write(
