@@ -188,3 +188,49 @@ def test_rate_due_enqueues_every_due_period_once_in_batches_in_org_order(setting
         [org_of[pk] for pk in batch] for batch in in_batches(due, 4)
     ]
     assert [len(batch) for batch in sent] == [4, 3]  # acme's 2 + globex's 2; the other 3
+
+
+def test_a_batch_of_mixed_periods_rates_each_as_rating_it_alone_does(catalog):
+    """Two periods of one org in one batch (one closed, one open as of mid-November, so its
+    hours stop at the horizon), dated terms cutting both, a reservation on one org only:
+    the batch's shared reads give each period exactly what its own reads give."""
+    orgs = [{"slug": s, "name": s.title(), "country": "FR", "currency": "USD"} for s in ORGS[:3]]
+    discounts = [{"product": "h100", "percent": "10", "from": "2026-10-20", "until": "2026-11-10"},
+                 {"product": "h100", "percent": "20", "from": "2026-11-10"}]  # fmt: skip
+    catalog(
+        contract(key="acme-c", org="acme", end="2026-12-01", discounts=discounts),
+        contract(key="globex-c", org="globex", end="2026-12-01",
+                 reservations=[{**_reservation(), "end": "2026-12-01"}]),
+        contract(key="initech-c", org="initech", end="2026-12-01"),
+        orgs=orgs,
+    )  # fmt: skip
+    day0 = datetime(2026, 10, 1, tzinfo=UTC)
+    events = [
+        gpu(hour, str(1800 + hour), org=slug, day0=day0, model=model)
+        for slug in ORGS[:3]
+        for hour in range(0, 24 * 44, 7)
+        for model in ("H100", "A100")
+    ]
+    # each month's events ingested while they are within the late window
+    for month, now in (
+        ("10", datetime(2026, 11, 1, tzinfo=UTC)),
+        ("11", datetime(2026, 11, 15, tzinfo=UTC)),
+    ):
+        ingest([e for e in events if e["time"][5:7] == month], now=now)
+    as_of = datetime(2026, 11, 14, 12, 30, tzinfo=UTC)
+    for c in Contract.objects.all():
+        periods_ensure(contract=c, through=as_of)
+    ids = period_ids()
+    assert len(ids) == 6
+
+    with CaptureQueriesContext(connection) as queries:
+        assert list(periods_rate(period_ids=ids, as_of=as_of).values()) == [True] * 6
+    batched = stored()
+    # every rollup was read for the batch, before the first period was locked
+    sql = [q["sql"] for q in queries.captured_queries]
+    first_lock = next(i for i, q in enumerate(sql) if "FOR UPDATE" in q)
+    assert [i for i, q in enumerate(sql) if "metering_hourlyrollup" in q][-1] < first_lock
+    assert RatedCharge.objects.exclude(description="").exists()  # the terms' lines name them
+    for pk in ids:
+        period_rate(period_id=pk, as_of=as_of)
+    assert stored() == batched
