@@ -9,18 +9,22 @@ fresh SQLite file with ``--sqlite``: a catalog of 5 products (per unit, volume, 
 package, and one reserved with a ramp and a burst price), one contract per org, and the
 hourly rollups, written directly with COPY (PostgreSQL) or bulk inserts (SQLite) — the rating
 reads rollups, never events. Then it rates every org's period once, in this process, as a
-worker would (``--workers N``: N forked processes, sharded by org), and prints the time and the
-peak memory. The baseline, measured in the same run, is reading every one of those rollups
-into Python: the floor under any rating of them.
+worker does (``--workers N``: N forked processes, sharded by org): it opens the periods, then
+rates them in batches of ``TESSERA_RATING_BATCH`` (``billing.services.periods_rate``, what
+``billing.rate_periods`` runs), and prints the time and the peak memory. The baseline,
+measured in the same run, is reading every one of those rollups into Python: the floor under
+any rating of them.
 
 ``--celery`` (PostgreSQL only) rates through real Celery workers instead, as production does:
 it starts ``--workers`` ``celery -A config worker`` processes (prefork, one pool process each)
 on the scratch database and the Redis database ``TESSERA_BENCH_BROKER`` (default
 ``redis://127.0.0.1:6379/10``) under a key prefix of the run's own, opens the orgs' periods
-(what ``billing.rate_due`` does first), enqueues ``billing.rate_period`` for each period (the
-task ``rate_due`` fans out to, one per period), polls the database until every period is
-rated, and prints the wall time (from opening the periods to the last one rated) and the
-peak RSS of each worker's pool process (``VmHWM``). The workers get a warm shutdown at the end.
+(what ``billing.rate_due`` does first), enqueues the periods as ``rate_due`` does: in batches
+of ``TESSERA_RATING_BATCH`` periods (default 50) in org order, one ``billing.rate_periods``
+task each (a batch reads what its periods share once, then rates each period in its own
+transaction), polls the database until every period is rated, and prints the wall time (from
+opening the periods to the last one rated) and the peak RSS of each worker's pool process
+(``VmHWM``). The workers get a warm shutdown at the end.
 
 Every run prints a checksum of the rated charges (count and sum of amounts per kind), to
 compare two versions of the engine on the same seed: they must agree to the cent.
@@ -180,9 +184,15 @@ def read_rollups(org_ids: list[int]) -> tuple[int, float]:
 
 
 def rate_shard(job: tuple, progress: bool = False) -> tuple[float, int]:
-    """Rate these orgs; return (peak RSS in MiB, peak traced Python heap in bytes)."""
-    from billing.services import org_rate
-    from tenancy.models import Org
+    """Rate these orgs as a worker does: open their periods, then rate them in batches of
+    ``TESSERA_RATING_BATCH`` (``periods_rate``, what ``billing.rate_periods`` runs); return
+    (peak RSS in MiB, peak traced Python heap in bytes)."""
+    from django.conf import settings
+
+    from billing.models import BillingPeriod, Contract
+    from billing.rating.due import in_batches
+    from billing.rating.periods import periods_ensure
+    from billing.services import periods_rate
 
     org_ids, as_of, trace, profile = job
     if trace:
@@ -194,10 +204,21 @@ def rate_shard(job: tuple, progress: bool = False) -> tuple[float, int]:
         profiler = Profiler(interval=0.001)
         profiler.start()
     t0 = time.perf_counter()
-    for index, org in enumerate(Org.objects.filter(pk__in=org_ids).order_by("pk"), start=1):
-        org_rate(org=org, as_of=as_of)
-        if progress and index % 100 == 0:
-            print(f"  rated {index}/{len(org_ids)} orgs, {time.perf_counter() - t0:.1f} s")
+    for contract in Contract.objects.filter(org_id__in=org_ids).order_by("org_id", "start"):
+        periods_ensure(contract=contract, through=as_of)
+    due = list(
+        BillingPeriod.objects.filter(org_id__in=org_ids, start__lt=as_of)
+        .order_by("org_id", "start")
+        .values_list("pk", "org_id")
+    )
+    rated = 0
+    for batch in in_batches(due, settings.TESSERA_RATING_BATCH):
+        outcomes = periods_rate(period_ids=batch, as_of=as_of)
+        if not all(outcomes.values()):
+            raise RuntimeError("a period failed to rate (quarantined)")
+        rated += len(outcomes)
+        if progress and rated % 100 < len(batch):
+            print(f"  rated {rated}/{len(due)} periods, {time.perf_counter() - t0:.1f} s")
     if profiler is not None:
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False))
@@ -355,9 +376,11 @@ def rate_with_celery(
 ) -> None:
     """Rate every org's period through ``args.workers`` real Celery workers (see the module
     docstring) and print the figures."""
+    from django.conf import settings
     from django.db import connection
 
     from billing.models import BillingPeriod, Contract, RatedCharge
+    from billing.rating.due import in_batches
     from billing.rating.periods import periods_ensure
     from metering.models import QuarantinedWork
 
@@ -374,15 +397,22 @@ def rate_with_celery(
         # What billing.rate_due does before it fans out: give every contract its periods.
         for contract in Contract.objects.filter(org_id__in=ids):
             periods_ensure(contract=contract, through=as_of)
-        periods = list(
+        # Then, as it does, the periods in batches of TESSERA_RATING_BATCH in org order (an
+        # org's periods together), one billing.rate_periods task each.
+        due = list(
             BillingPeriod.objects.filter(org_id__in=ids, start__lt=as_of)
             .order_by("org_id", "start")
-            .values_list("pk", flat=True)
+            .values_list("pk", "org_id")
         )
-        for period_id in periods:
-            sender.send_task("billing.rate_period", args=(period_id, as_of.isoformat()))
+        periods = [pk for pk, _ in due]
+        batches = in_batches(due, settings.TESSERA_RATING_BATCH)
+        for batch in batches:
+            sender.send_task("billing.rate_periods", args=(batch, as_of.isoformat()))
         enqueued = time.perf_counter() - t0
-        print(f"  enqueued {len(periods):,} billing.rate_period tasks in {enqueued:.1f} s")
+        print(
+            f"  enqueued {len(periods):,} periods in {len(batches):,} billing.rate_periods "
+            f"tasks (batches of {settings.TESSERA_RATING_BATCH}) in {enqueued:.1f} s"
+        )
         last_report = [time.perf_counter()]
 
         def all_rated() -> bool:

@@ -2,6 +2,8 @@
 age of the oldest usage change not rated yet (a ``/metrics`` gauge)."""
 
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 
 from django.db.models import F, Min, Q
 from django.utils import timezone
@@ -13,6 +15,11 @@ Status = BillingPeriod.Status
 
 def periods_due(*, now: datetime) -> list[int]:
     """Ids of the open or closing periods, begun by ``now``, whose charges are stale."""
+    return [pk for pk, _ in periods_due_by_org(now=now)]
+
+
+def periods_due_by_org(*, now: datetime) -> list[tuple[int, int]]:
+    """(period id, org id) of ``periods_due``, in org order."""
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     stale = (
         Q(rated_at__isnull=True)
@@ -24,8 +31,22 @@ def periods_due(*, now: datetime) -> list[int]:
         BillingPeriod.objects.filter(status__in=(Status.OPEN, Status.CLOSING), start__lte=now)
         .filter(stale)
         .order_by("org_id", "start")
-        .values_list("pk", flat=True)
+        .values_list("pk", "org_id")
     )
+
+
+def in_batches(due: list[tuple[int, int]], size: int) -> list[list[int]]:
+    """The ids of ``due`` (period id, org id), in org order, cut into batches of at most
+    ``size`` periods, each org's periods in one batch (alone in a larger one when it has
+    more than ``size``)."""
+    batches: list[list[int]] = []
+    for _, group in groupby(due, key=itemgetter(1)):
+        ids = [pk for pk, _ in group]
+        if batches and len(batches[-1]) + len(ids) <= size:
+            batches[-1].extend(ids)
+        else:
+            batches.append(ids)
+    return batches
 
 
 def rating_lag() -> tuple[str, str, float]:

@@ -13,15 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Sum
 
 from core.errors import DomainError, ErrorCode, ErrorKind
 
 from ..models import (
     BillingPeriod,
     Contract,
-    ContractPrice,
-    Price,
     Product,
     RateCard,
     RatedCharge,
@@ -29,10 +27,11 @@ from ..models import (
     SpendCommitment,
 )
 from ..money import quantize_price, quantize_quantity, round_amount
+from .batch import RatingBatch, inputs_of_many
 from .periods import cycle, midnight
 from .pricing import EffectivePrice, effective_price, price_pieces, price_quantity
 from .terms import Term, TermSpan, days_text, term_on, term_spans, text
-from .usage import hourly_usage, period_usages
+from .usage import additive, orgs_hourly_usage, orgs_period_usages
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -121,12 +120,8 @@ def hour_ceil(moment: datetime) -> datetime:
     return floor if floor == moment else floor + HOUR
 
 
-def rate_card_for(contract: Contract, at: datetime) -> RateCard:
-    card = (
-        RateCard.objects.filter(key=contract.rate_card_key, effective_from__lte=at.date())
-        .order_by("-effective_from")
-        .first()
-    )
+def rate_card_for(contract: Contract, at: datetime, batch: RatingBatch | None = None) -> RateCard:
+    card = (batch or RatingBatch()).rate_card(contract.rate_card_key, at.date())
     if card is None:
         raise RatingError(
             f"contract {contract.key!r}: rate card {contract.rate_card_key!r} has no version "
@@ -179,54 +174,31 @@ def reservation_text(reservation: Reservation, first: date, last: date) -> str:
 
 
 class _Context:
-    """What rating one period needs, loaded once."""
+    """What rating one period needs, loaded once (through its batch's shared reads)."""
 
-    def __init__(self, period: BillingPeriod) -> None:
-        self.period = period
+    def __init__(self, period: BillingPeriod, batch: RatingBatch) -> None:
+        self.period, self.batch = period, batch
         self.first, self.last = period.start.date(), period.end.date()
-        self.contract = Contract.objects.select_related("issuer").get(pk=period.contract_id)
+        inputs = batch.inputs(period)
+        self.contract = inputs.contract
         self.currency = self.contract.currency
         self.rounding = self.contract.issuer.rounding
-        card = rate_card_for(self.contract, period.start)
+        card = rate_card_for(self.contract, period.start, batch)
         if card.currency != self.currency:
             raise RatingError(f"rate card {card} is in {card.currency}, not {self.currency}")
         # The priced products come with their prices (and meters), in the products' order.
-        prices = list(
-            Price.objects.filter(rate_card=card)
-            .select_related("product__meter")
-            .order_by("product__key")
-        )
+        prices = batch.prices(card)
         self.prices = {p.product_id: p for p in prices}
         # Dated terms that hold on some day of the period (SPEC §3 "Amendments").
-        self.terms = list(
-            ContractPrice.objects.filter(
-                org_id=period.org_id, contract=self.contract, valid_from__lt=self.last
-            )
-            .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=self.first))
-            .order_by("valid_from", "pk")
-        )
+        self.terms = inputs.terms
         self.reservations: dict[int, list[Reservation]] = defaultdict(list)
-        for reservation in (
-            Reservation.objects.filter(
-                org_id=period.org_id,
-                contract=self.contract,
-                start__lt=self.last,
-                end__gt=self.first,
-            )
-            .prefetch_related("ramps")
-            .order_by("product_id", "start", "pk")
-        ):
+        for reservation in inputs.reservations:
             self.reservations[reservation.product_id].append(reservation)
         ids = set(self.prices) | set(self.reservations) | {t.product_id for t in self.terms}
         self.products: list[Product] = [p.product for p in prices]
         if ids - set(self.prices) - {None}:  # a product reserved or termed, not on the card
-            self.products = list(
-                Product.objects.select_related("meter").filter(pk__in=ids).order_by("key")
-            )
-        self.commitments = {
-            c.per: c.amount
-            for c in SpendCommitment.objects.filter(org_id=period.org_id, contract=self.contract)
-        }
+            self.products = batch.products(i for i in ids if i is not None)
+        self.commitments = inputs.commitments
 
     def round(self, amount: Decimal) -> Decimal:
         return round_amount(amount, self.currency, self.rounding)
@@ -267,12 +239,15 @@ class _Context:
         return term_on(self.terms, product.pk, day)
 
 
-def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
+def compute_period(
+    *, period: BillingPeriod, as_of: datetime, batch: RatingBatch | None = None
+) -> Rating:
     """The charges of ``period`` with the usage of the hours before ``as_of`` (and, once
-    ``as_of`` reaches the period's end, its minimum spend). Reads only."""
-    ctx = _Context(period)
+    ``as_of`` reaches the period's end, its minimum spend). Reads only: through ``batch``,
+    the reads it shares with the other periods of a batch (``batch_prepare``)."""
+    ctx = _Context(period, batch or RatingBatch())
     rating = Rating(period=period, as_of=as_of, currency=ctx.currency)
-    horizon = min(period.end, max(period.start, hour_ceil(as_of)))
+    horizon = _horizon(period, as_of)
     elapsed = Decimal((horizon - period.start) // HOUR)
     total_hours = Decimal((period.end - period.start) // HOUR)
     scale = total_hours / elapsed if elapsed else ZERO
@@ -285,9 +260,7 @@ def compute_period(*, period: BillingPeriod, as_of: datetime) -> Rating:
             usage = {}
         elif reservations:
             # Netting is per hour: only reserved products need their hours in Python.
-            usage = hourly_usage(
-                org_id=period.org_id, product=product, start=period.start, end=horizon
-            )
+            usage = ctx.batch.hourly_usage(period, product, period.start, horizon)
         else:
             usage = None
         reserved_days: set[date] = set()
@@ -499,17 +472,78 @@ def _on_demand_totals(ctx: _Context, horizon: datetime) -> UsageTotals:
     """The usage of every range that a product without reservations bills on demand, by
     (product, start, end), read at once (``period_usages``: one query for the meters whose
     hours add) rather than one query per product and term."""
-    if horizon <= ctx.period.start:
+    wanted = _totals_wanted(ctx, horizon)
+    if not wanted:
         return {}
-    wanted = [
+    values = ctx.batch.period_usages(ctx.period, wanted)
+    return {(p.pk, low, high): v for (p, low, high), v in zip(wanted, values, strict=True)}
+
+
+def _totals_wanted(ctx: _Context, horizon: datetime) -> list[tuple[Product, datetime, datetime]]:
+    """The ranges ``_on_demand_totals`` reads, in order."""
+    if horizon <= ctx.period.start:
+        return []
+    return [
         (product, low, high)
         for product in ctx.products
         if not ctx.reservations.get(product.pk)
         for span in ctx.spans(product)
         for low, high in _hours(_on_demand_ranges(span, set()), horizon)
     ]
-    values = period_usages(org_id=ctx.period.org_id, wanted=wanted)
-    return {(p.pk, low, high): v for (p, low, high), v in zip(wanted, values, strict=True)}
+
+
+def _horizon(period: BillingPeriod, as_of: datetime) -> datetime:
+    return min(period.end, max(period.start, hour_ceil(as_of)))
+
+
+def batch_prepare(*, batch: RatingBatch, periods: Sequence[BillingPeriod], as_of: datetime) -> None:
+    """Read for ``batch`` what its ``periods`` need, in a few queries for all of them: their
+    contracts' inputs, the on-demand totals (one query per set of ranges, grouped by org) and
+    the hours of each reserved product (one query per product and range, grouped by org and
+    hour). Call before locking any of them, outside their transactions. An optimization only:
+    a period whose inputs cannot be read here (it will fail in its own rating, and be
+    quarantined there) is left out, and reads what it needs itself."""
+    batch.hold(periods)
+    batch.keep_inputs(inputs_of_many(periods))
+    totals: dict[tuple[tuple[int, datetime, datetime], ...], list[BillingPeriod]] = defaultdict(
+        list
+    )
+    ranges: dict[
+        tuple[tuple[int, datetime, datetime], ...], list[tuple[Product, datetime, datetime]]
+    ] = {}
+    hourly: dict[tuple[int, datetime, datetime], list[BillingPeriod]] = defaultdict(list)
+    products: dict[int, Product] = {}
+    for period in periods:
+        try:
+            ctx = _Context(period, batch)
+        except Exception:  # it fails again in its own rating, and is quarantined there
+            continue
+        horizon = _horizon(period, as_of)
+        wanted = _totals_wanted(ctx, horizon)
+        if wanted and all(additive(product) for product, _, _ in wanted):
+            key = tuple((p.pk, low, high) for p, low, high in wanted)
+            totals[key].append(period)
+            ranges[key] = wanted
+        if horizon > period.start:
+            for product in ctx.products:
+                if ctx.reservations.get(product.pk):
+                    products[product.pk] = product
+                    hourly[(product.pk, period.start, horizon)].append(period)
+    for key, group in totals.items():
+        found = orgs_period_usages(org_ids=sorted({p.org_id for p in group}), wanted=ranges[key])
+        for period in group:
+            batch.keep_totals(period.pk, key, found[period.org_id])
+    for (product_pk, start, end), group in hourly.items():
+        usage = orgs_hourly_usage(
+            org_ids=sorted({p.org_id for p in group}),
+            product=products[product_pk],
+            start=start,
+            end=end,
+        )
+        if usage is None:
+            continue
+        for period in group:
+            batch.keep_hourly(period.pk, (product_pk, start, end), usage[period.org_id])
 
 
 def _on_demand_parts(

@@ -84,6 +84,9 @@ READ_RATE = os.environ.get("TESSERA_READ_RATE", "600/min")
 # Rating: beat re-rates stale periods every interval; a rollup also asks for a run (debounced).
 RATING_INTERVAL_SECONDS = _int("TESSERA_RATING_INTERVAL_SECONDS", 60)
 RATE_ON_ROLLUP = _bool("TESSERA_RATE_ON_ROLLUP", True)
+# Periods per billing.rate_periods task (an org's periods stay together): what they share is
+# read once per batch.
+RATING_BATCH = _int("TESSERA_RATING_BATCH", 50)
 # Quarantined batch work (a failing rollup hour or org) is retried after this many seconds,
 # doubling per failed attempt up to the maximum.
 QUARANTINE_RETRY_SECONDS = _int("TESSERA_QUARANTINE_RETRY_SECONDS", 60)

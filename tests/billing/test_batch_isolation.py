@@ -55,10 +55,10 @@ def break_rating_of(monkeypatch: pytest.MonkeyPatch, slug: str) -> None:
     """The rating engine raises (not a RatingError) for one org's periods."""
     real = services.compute_period
 
-    def faulty(*, period: BillingPeriod, as_of: datetime) -> Any:
+    def faulty(*, period: BillingPeriod, as_of: datetime, **shared: Any) -> Any:
         if period.org.slug == slug:
             raise ZeroDivisionError("injected fault")
-        return real(period=period, as_of=as_of)
+        return real(period=period, as_of=as_of, **shared)
 
     monkeypatch.setattr(services, "compute_period", faulty)
 
