@@ -68,17 +68,20 @@ def load_catalog(document: Any, *, actor: str = "load_catalog") -> LoadReport:
                 if outcome != "unchanged":
                     _audit(section, value, outcome, actor)
                     changed[section.name].append(value)
-        rerate = _rated_with(changed)
-        if rerate is not False:
-            transaction.on_commit(partial(terms_changed, contracts=rerate))
+        if any(changed[name] for name in RATED_WITH):
+            transaction.on_commit(partial(terms_changed, contracts=_rated_with(changed)))
     return report
 
 
-def _rated_with(changed: dict[str, list[dict[str, Any]]]) -> Q | None | bool:
-    """The contracts whose ratings read what the load changed (None: all of them; False:
-    none): a product or meter changes usage everywhere, an issuer its contracts' rounding,
-    a rate card its contracts' prices, a contract entry its own terms. Their open and closing
-    periods are rated again (``rating.triggers.terms_changed``), as an amendment's are."""
+# The sections that ratings read (orgs and capacity pools are not).
+RATED_WITH = ("issuers", "meters", "products", "rate_cards", "contracts")
+
+
+def _rated_with(changed: dict[str, list[dict[str, Any]]]) -> Q | None:
+    """The contracts whose ratings read what the load changed (None: all of them): a product
+    or meter changes usage everywhere, an issuer its contracts' rounding, a rate card its
+    contracts' prices, a contract entry its own terms. Their open and closing periods are
+    rated again (``rating.triggers.terms_changed``), as an amendment's are."""
     if changed["meters"] or changed["products"]:
         return None
     which = Q(pk__in=[])
@@ -88,7 +91,7 @@ def _rated_with(changed: dict[str, list[dict[str, Any]]]) -> Q | None | bool:
         which |= Q(rate_card_key=value["key"])
     for value in changed["contracts"]:
         which |= Q(org__slug=value["org"], key=value["key"])
-    return which if any(changed[name] for name in ("issuers", "rate_cards", "contracts")) else False
+    return which
 
 
 def _audit(section: Section, value: dict[str, Any], outcome: str, actor: str) -> None:

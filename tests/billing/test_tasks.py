@@ -306,3 +306,34 @@ def test_reloading_an_unchanged_catalog_leaves_rated_periods_alone(
     with django_capture_on_commit_callbacks(execute=True):
         _five_contracts(catalog)
     assert periods_due(now=as_of) == []
+
+
+@pytest.mark.usefixtures("five_orgs")
+def test_a_batch_rates_an_org_without_any_usage_as_rating_it_alone_does():
+    """An org with no rollups at all is absent from the grouped reads: its zeros must be
+    the very zeros its own reads give (quantities, lines, usage, forecast)."""
+    HourlyRollup.objects.filter(org__slug__in=("globex", "initech")).delete()
+    as_of = datetime(2026, 10, 2, 7, 30, tzinfo=UTC)  # open: the forecast scales the hours
+    assert all(periods_rate(period_ids=period_ids(), as_of=as_of).values())
+    batched = stored()
+    for pk in period_ids():
+        period_rate(period_id=pk, as_of=as_of)
+    assert stored() == batched
+    assert [str(v) for row in batched for v in row] == [str(v) for row in stored() for v in row]
+
+
+@pytest.mark.usefixtures("five_orgs")
+def test_a_batch_whose_shared_reads_fail_rates_each_period_from_its_own(monkeypatch):
+    import billing.rating.engine as engine
+
+    def broken(**_: Any) -> None:
+        raise RuntimeError("the grouped read failed")
+
+    monkeypatch.setattr(engine, "orgs_hourly_usage", broken)
+    as_of = datetime(2026, 10, 5, tzinfo=UTC)
+    assert list(periods_rate(period_ids=period_ids(), as_of=as_of).values()) == [True] * 5
+    batched = stored()
+    assert not QuarantinedWork.objects.exists()
+    for pk in period_ids():
+        period_rate(period_id=pk, as_of=as_of)
+    assert stored() == batched
