@@ -13,10 +13,10 @@ It holds:
 
 The per-period reads are made before the period is locked, so they are used only while the
 locked period's ``usage_changed_at`` is still what it was when they were read: whatever
-changes a period's usage or terms (a rollup, an amendment) stamps it under the period's row
-lock, and a stamped period is read afresh inside its own transaction. ``started`` is taken
-before any read: it is the ``rated_at`` of the batch's periods, so a change that lands during
-the batch leaves its period due again.
+changes a period's usage or terms stamps it (a rollup or an amendment under the period's row
+lock, a catalog reload once it commits), and a stamped period is read afresh inside its own
+transaction. ``started`` is taken before any read: it is the ``rated_at`` of the batch's
+periods, so a change that lands during the batch leaves its period due again.
 """
 
 from collections import defaultdict

@@ -15,9 +15,10 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from ..models import BillingPeriod
+from ..models import BillingPeriod, Contract
 from ..tasks import rate_due
 
 RATE_DEBOUNCE_SECONDS = 10
@@ -36,6 +37,22 @@ def rollups_changed(org_hours: Iterable[tuple[int, datetime]]) -> None:
             org_id=org_id, start__lte=max(hours), end__gt=min(hours)
         ).update(usage_changed_at=now)
     schedule_rating()
+
+
+def terms_changed(*, contracts: Q | None = None) -> int:
+    """Hook for what changes a rating's inputs other than usage and amendments (a catalog
+    reload of a contract's terms, a rate card's prices, a product or an issuer): the open and
+    closing periods of the contracts matching ``contracts`` (None: every contract) are stamped
+    ``usage_changed_at``, so the next ``billing.rate_due`` rates them again. Call it once the
+    change has committed (``transaction.on_commit``): a rating that read before the change
+    started before this stamp and is due again (a batch's reads, made before its periods'
+    locks, included); one that started after it reads the change. Returns how many."""
+    periods = BillingPeriod.objects.filter(
+        status__in=(BillingPeriod.Status.OPEN, BillingPeriod.Status.CLOSING)
+    )
+    if contracts is not None:
+        periods = periods.filter(contract__in=Contract.objects.filter(contracts))
+    return periods.update(usage_changed_at=timezone.now())
 
 
 def schedule_rating() -> None:

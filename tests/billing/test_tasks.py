@@ -21,7 +21,7 @@ from billing.services import period_rate, periods_rate
 from billing.tasks import period_unit, rate_due, rate_periods
 from metering.models import HourlyRollup, QuarantinedWork
 
-from .conftest import charges, contract, gpu, ingest, the_period
+from .conftest import CATALOG, charges, contract, gpu, ingest, the_period
 
 AS_OF = "2026-10-05T00:00:00Z"  # after the two-day period
 ORGS = ["acme", "globex", "initech", "umbrella", "wonka"]
@@ -32,10 +32,7 @@ def _reservation() -> dict[str, Any]:
             "ramp": [{"from": "2026-10-02", "quantity": 4}]}  # fmt: skip
 
 
-@pytest.fixture
-def five_orgs(catalog: Any) -> None:
-    """Five orgs on the two-day October contract: acme and initech with a reservation; each
-    with its own usage of H100 (reserved or not) and A100."""
+def _five_contracts(catalog: Any, **sections: Any) -> None:
     orgs = [{"slug": s, "name": s.title(), "country": "FR", "currency": "USD"} for s in ORGS]
     catalog(
         *(
@@ -44,7 +41,15 @@ def five_orgs(catalog: Any) -> None:
             for slug in ORGS
         ),
         orgs=orgs,
+        **sections,
     )  # fmt: skip
+
+
+@pytest.fixture
+def five_orgs(catalog: Any) -> None:
+    """Five orgs on the two-day October contract: acme and initech with a reservation; each
+    with its own usage of H100 (reserved or not) and A100."""
+    _five_contracts(catalog)
     events = []
     for i, slug in enumerate(ORGS, start=1):
         events += [
@@ -232,5 +237,103 @@ def test_a_batch_of_mixed_periods_rates_each_as_rating_it_alone_does(catalog):
     assert [i for i, q in enumerate(sql) if "metering_hourlyrollup" in q][-1] < first_lock
     assert RatedCharge.objects.exclude(description="").exists()  # the terms' lines name them
     for pk in ids:
+        period_rate(period_id=pk, as_of=as_of)
+    assert stored() == batched
+
+
+@pytest.mark.usefixtures("five_orgs")
+def test_a_price_reloaded_after_the_batch_read_it_is_rated(
+    catalog, django_capture_on_commit_callbacks
+):
+    """Finance reloads the catalog (H100 from 2.50 to 3.00) while a batch is under way: a
+    period whose rating used the batch's earlier reads must be due again (SPEC §6: the next
+    rating bills the price in force), not left at the old price once rated through its end."""
+    as_of = datetime(2026, 10, 5, tzinfo=UTC)
+    umbrella = the_period("umbrella")
+    batch = RatingBatch()
+    batch_prepare(batch=batch, periods=list(BillingPeriod.objects.all()), as_of=as_of)
+    cards = [dict(c) for c in CATALOG["rate_cards"]]
+    cards[0]["prices"] = [{**cards[0]["prices"][0], "unit_price": "3.00"}, *cards[0]["prices"][1:]]
+    with django_capture_on_commit_callbacks(execute=True):
+        _five_contracts(catalog, rate_cards=cards)
+
+    period_rate(period_id=umbrella.pk, as_of=as_of, batch=batch)
+    # whatever this rating read, the next run of what is due bills the new price
+    periods_rate(period_ids=periods_due(now=timezone.now()), as_of=as_of)
+
+    assert charges(the_period("umbrella"))[1] == (
+        "h100", "on_demand", 0, D("11.001111111111"), D("3.00"), D("33.00"),
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("five_orgs")
+def test_a_discount_reloaded_after_the_batch_read_the_terms_is_rated(
+    catalog, django_capture_on_commit_callbacks
+):
+    """The same for a contract's own terms (a discount) changed by a catalog reload."""
+    as_of = datetime(2026, 10, 5, tzinfo=UTC)
+    globex = the_period("globex")
+    batch = RatingBatch()
+    batch_prepare(batch=batch, periods=list(BillingPeriod.objects.all()), as_of=as_of)
+    orgs = [{"slug": s, "name": s.title(), "country": "FR", "currency": "USD"} for s in ORGS]
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog(
+            *(
+                contract(key=f"{slug}-c", org=slug,
+                         reservations=[_reservation()] if slug in ("acme", "initech") else [],
+                         discounts=[{"product": "h100", "percent": "50"}] if slug == "globex"
+                         else [])
+                for slug in ORGS
+            ),
+            orgs=orgs,
+        )  # fmt: skip
+
+    period_rate(period_id=globex.pk, as_of=as_of, batch=batch)
+    periods_rate(period_ids=periods_due(now=timezone.now()), as_of=as_of)
+
+    assert charges(the_period("globex"))[1] == (
+        "h100", "on_demand", 0, D("8.000555555556"), D("1.25"), D("10.00"),
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("five_orgs")
+def test_reloading_an_unchanged_catalog_leaves_rated_periods_alone(
+    catalog, django_capture_on_commit_callbacks
+):
+    as_of = datetime(2026, 10, 5, tzinfo=UTC)
+    periods_rate(period_ids=period_ids(), as_of=as_of)
+    assert periods_due(now=as_of) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        _five_contracts(catalog)
+    assert periods_due(now=as_of) == []
+
+
+@pytest.mark.usefixtures("five_orgs")
+def test_a_batch_rates_an_org_without_any_usage_as_rating_it_alone_does():
+    """An org with no rollups at all is absent from the grouped reads: its zeros must be
+    the very zeros its own reads give (quantities, lines, usage, forecast)."""
+    HourlyRollup.objects.filter(org__slug__in=("globex", "initech")).delete()
+    as_of = datetime(2026, 10, 2, 7, 30, tzinfo=UTC)  # open: the forecast scales the hours
+    assert all(periods_rate(period_ids=period_ids(), as_of=as_of).values())
+    batched = stored()
+    for pk in period_ids():
+        period_rate(period_id=pk, as_of=as_of)
+    assert stored() == batched
+    assert [str(v) for row in batched for v in row] == [str(v) for row in stored() for v in row]
+
+
+@pytest.mark.usefixtures("five_orgs")
+def test_a_batch_whose_shared_reads_fail_rates_each_period_from_its_own(monkeypatch):
+    import billing.rating.engine as engine
+
+    def broken(**_: Any) -> None:
+        raise RuntimeError("the grouped read failed")
+
+    monkeypatch.setattr(engine, "orgs_hourly_usage", broken)
+    as_of = datetime(2026, 10, 5, tzinfo=UTC)
+    assert list(periods_rate(period_ids=period_ids(), as_of=as_of).values()) == [True] * 5
+    batched = stored()
+    assert not QuarantinedWork.objects.exists()
+    for pk in period_ids():
         period_rate(period_id=pk, as_of=as_of)
     assert stored() == batched
