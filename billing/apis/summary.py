@@ -143,15 +143,16 @@ class ReservationHoursApi(APIView):
             return [row.product, row.hour.isoformat()]
 
         page = SequenceCursor(request, key).page(rows, org=tenant.slug)
-        page["results"] = [
-            self.OutputSerializer(
+        page["results"] = self.OutputSerializer(
+            [
                 {
                     "product": r.product,
                     "hour": r.hour,
                     "reserved": f"{r.reserved.normalize():f}",
                     "used": f"{r.used.normalize():f}",
                 }
-            ).data
-            for r in page["results"]
-        ]
+                for r in page["results"]
+            ],
+            many=True,
+        ).data
         return Response(page)
