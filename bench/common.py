@@ -131,6 +131,20 @@ def child_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the live processes ``pids`` (from
+    /proc/<pid>/stat; a process gone meanwhile counts 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
 class CeleryWorkers:
     """``count`` real ``celery -A config worker`` processes (prefork, ``concurrency`` pool
     processes each), as production runs them, on ``database_url`` and the Redis database
