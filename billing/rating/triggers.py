@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from ..models import BillingPeriod, Contract
 from ..tasks import rate_due
+from .due import changed_stamp
 
 RATE_DEBOUNCE_SECONDS = 10
 
@@ -35,7 +36,7 @@ def rollups_changed(org_hours: Iterable[tuple[int, datetime]]) -> None:
     for org_id, hours in sorted(by_org.items()):
         BillingPeriod.objects.filter(
             org_id=org_id, start__lte=max(hours), end__gt=min(hours)
-        ).update(usage_changed_at=now)
+        ).update(usage_changed_at=changed_stamp(now))
     schedule_rating()
 
 
@@ -52,7 +53,7 @@ def terms_changed(*, contracts: Q | None = None) -> int:
     )
     if contracts is not None:
         periods = periods.filter(contract__in=Contract.objects.filter(contracts))
-    return periods.update(usage_changed_at=timezone.now())
+    return periods.update(usage_changed_at=changed_stamp(timezone.now()))
 
 
 def schedule_rating() -> None:
