@@ -1,4 +1,7 @@
+from typing import cast
+
 from django.contrib import admin
+from django.forms import BaseInlineFormSet, Form, ModelForm
 from django.http import HttpRequest
 
 from audit.admin_mixins import AuditedAdmin
@@ -20,6 +23,19 @@ from .models import (
     ReservationRamp,
     SpendCommitment,
 )
+
+
+class OrgInlinesAdmin:
+    """A row added inline belongs to the parent's org (the inlines do not show the org)."""
+
+    def save_formset(
+        self, request: HttpRequest, form: Form, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        org_id = cast(ModelForm, form).instance.org_id
+        for row in formset.forms:
+            if row.instance.org_id is None:
+                row.instance.org_id = org_id
+        super().save_formset(request, form, formset, change)  # type: ignore[misc]
 
 
 @admin.register(Issuer)
@@ -85,10 +101,11 @@ class AmendmentInline(admin.TabularInline):
 class SpendCommitmentInline(admin.TabularInline):
     model = SpendCommitment
     extra = 0
+    exclude = ["org"]
 
 
 @admin.register(Contract)
-class ContractAdmin(AuditedAdmin, admin.ModelAdmin):
+class ContractAdmin(OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "org", "issuer", "rate_card_key", "currency", "start", "end"]
     list_filter = ["issuer", "currency"]
     search_fields = ["key", "org__slug"]
@@ -98,10 +115,11 @@ class ContractAdmin(AuditedAdmin, admin.ModelAdmin):
 class ReservationRampInline(admin.TabularInline):
     model = ReservationRamp
     extra = 0
+    exclude = ["org"]
 
 
 @admin.register(Reservation)
-class ReservationAdmin(AuditedAdmin, admin.ModelAdmin):
+class ReservationAdmin(OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["contract", "product", "quantity", "unit_price", "start", "end"]
     inlines = [ReservationRampInline]
 
