@@ -1,6 +1,8 @@
-from typing import cast
+from typing import Any, cast
 
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.forms import BaseInlineFormSet, Form, ModelForm
 from django.http import HttpRequest
 
@@ -23,6 +25,31 @@ from .models import (
     ReservationRamp,
     SpendCommitment,
 )
+from .rating.triggers import inputs_changed
+
+
+class RatingInputAdmin:
+    """For the admins of what ratings read (SPEC §6): once a save or delete commits, the open
+    and closing periods of the contracts that read the row, as it was and as it is, are
+    marked for rating again (``rating.triggers.inputs_changed``). The inline rows of these
+    admins are the row's own terms (a contract's prices, a card's prices), read by the same
+    contracts."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Form, change: bool) -> None:
+        before = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)  # type: ignore[misc]
+            inputs_changed([obj] if before is None else [before, obj])
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():  # stamped once the delete has committed
+            inputs_changed([obj])
+            super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Model]) -> None:
+        with transaction.atomic():
+            inputs_changed(list(queryset))
+            super().delete_queryset(request, queryset)  # type: ignore[misc]
 
 
 class OrgInlinesAdmin:
@@ -39,12 +66,12 @@ class OrgInlinesAdmin:
 
 
 @admin.register(Issuer)
-class IssuerAdmin(AuditedAdmin, admin.ModelAdmin):
+class IssuerAdmin(RatingInputAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "legal_name", "country", "vat_id", "invoice_prefix", "rounding"]
 
 
 @admin.register(Product)
-class ProductAdmin(AuditedAdmin, admin.ModelAdmin):
+class ProductAdmin(RatingInputAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "name", "meter", "filter", "unit", "unit_size", "quantity"]
     list_filter = ["meter", "quantity"]
     search_fields = ["key", "name"]
@@ -62,7 +89,7 @@ class PriceInline(admin.TabularInline):
 
 
 @admin.register(RateCard)
-class RateCardAdmin(AuditedAdmin, admin.ModelAdmin):
+class RateCardAdmin(RatingInputAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "effective_from", "currency", "name"]
     inlines = [PriceInline]
 
@@ -105,7 +132,7 @@ class SpendCommitmentInline(admin.TabularInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
+class ContractAdmin(RatingInputAdmin, OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "org", "issuer", "rate_card_key", "currency", "start", "end"]
     list_filter = ["issuer", "currency"]
     search_fields = ["key", "org__slug"]
@@ -119,7 +146,7 @@ class ReservationRampInline(admin.TabularInline):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
+class ReservationAdmin(RatingInputAdmin, OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["contract", "product", "quantity", "unit_price", "start", "end"]
     inlines = [ReservationRampInline]
 

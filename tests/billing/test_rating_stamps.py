@@ -135,5 +135,7 @@ def test_a_stamp_that_waited_on_a_rating_lock_leaves_the_period_due(catalog, sta
 
     assert errors == []
     period.refresh_from_db()
+    assert period.usage_changed_at is not None
+    assert period.rated_at is not None
     assert period.usage_changed_at > period.rated_at
     assert periods_due(now=AS_OF) == [period.pk]
