@@ -1,4 +1,9 @@
+from typing import Any, cast
+
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.forms import BaseInlineFormSet, Form, ModelForm
 from django.http import HttpRequest
 
 from audit.admin_mixins import AuditedAdmin
@@ -20,15 +25,53 @@ from .models import (
     ReservationRamp,
     SpendCommitment,
 )
+from .rating.triggers import inputs_changed
+
+
+class RatingInputAdmin:
+    """For the admins of what ratings read (SPEC §6): once a save or delete commits, the open
+    and closing periods of the contracts that read the row, as it was and as it is, are
+    marked for rating again (``rating.triggers.inputs_changed``). The inline rows of these
+    admins are the row's own terms (a contract's prices, a card's prices), read by the same
+    contracts."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Form, change: bool) -> None:
+        before = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)  # type: ignore[misc]
+            inputs_changed([obj] if before is None else [before, obj])
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():  # stamped once the delete has committed
+            inputs_changed([obj])
+            super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Model]) -> None:
+        with transaction.atomic():
+            inputs_changed(list(queryset))
+            super().delete_queryset(request, queryset)  # type: ignore[misc]
+
+
+class OrgInlinesAdmin:
+    """A row added inline belongs to the parent's org (the inlines do not show the org)."""
+
+    def save_formset(
+        self, request: HttpRequest, form: Form, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        org_id = cast(ModelForm, form).instance.org_id
+        for row in formset.forms:
+            if row.instance.org_id is None:
+                row.instance.org_id = org_id
+        super().save_formset(request, form, formset, change)  # type: ignore[misc]
 
 
 @admin.register(Issuer)
-class IssuerAdmin(AuditedAdmin, admin.ModelAdmin):
+class IssuerAdmin(RatingInputAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "legal_name", "country", "vat_id", "invoice_prefix", "rounding"]
 
 
 @admin.register(Product)
-class ProductAdmin(AuditedAdmin, admin.ModelAdmin):
+class ProductAdmin(RatingInputAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "name", "meter", "filter", "unit", "unit_size", "quantity"]
     list_filter = ["meter", "quantity"]
     search_fields = ["key", "name"]
@@ -46,7 +89,7 @@ class PriceInline(admin.TabularInline):
 
 
 @admin.register(RateCard)
-class RateCardAdmin(AuditedAdmin, admin.ModelAdmin):
+class RateCardAdmin(RatingInputAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "effective_from", "currency", "name"]
     inlines = [PriceInline]
 
@@ -85,10 +128,11 @@ class AmendmentInline(admin.TabularInline):
 class SpendCommitmentInline(admin.TabularInline):
     model = SpendCommitment
     extra = 0
+    exclude = ["org"]
 
 
 @admin.register(Contract)
-class ContractAdmin(AuditedAdmin, admin.ModelAdmin):
+class ContractAdmin(RatingInputAdmin, OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "org", "issuer", "rate_card_key", "currency", "start", "end"]
     list_filter = ["issuer", "currency"]
     search_fields = ["key", "org__slug"]
@@ -98,10 +142,11 @@ class ContractAdmin(AuditedAdmin, admin.ModelAdmin):
 class ReservationRampInline(admin.TabularInline):
     model = ReservationRamp
     extra = 0
+    exclude = ["org"]
 
 
 @admin.register(Reservation)
-class ReservationAdmin(AuditedAdmin, admin.ModelAdmin):
+class ReservationAdmin(RatingInputAdmin, OrgInlinesAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["contract", "product", "quantity", "unit_price", "start", "end"]
     inlines = [ReservationRampInline]
 

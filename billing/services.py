@@ -34,6 +34,7 @@ from .models import (
 )
 from .rating.batch import RatingBatch
 from .rating.credits import credits_apply
+from .rating.due import changed_stamp
 from .rating.engine import Rating, batch_prepare, compute_period
 from .rating.periods import periods_ensure
 
@@ -364,7 +365,7 @@ def contract_amend(
         for p in prices
     )
     BillingPeriod.objects.filter(pk__in=[p.pk for p in periods if p.status in RATEABLE]).update(
-        usage_changed_at=timezone.now()
+        usage_changed_at=changed_stamp(timezone.now())
     )
     audit_record(
         action="contract.amended",

@@ -1,13 +1,35 @@
+from typing import Any
+
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import QuerySet
 
 from .models import Allocation, HourlyRollup, Meter, QuarantinedWork, UsageEvent
+from .services import meters_changed
 
 
 @admin.register(Meter)
 class MeterAdmin(admin.ModelAdmin):
+    """A meter decides every rating's usage: each save or delete goes to ``meters_changed``
+    (billing rates the open and closing periods again once it commits)."""
+
     list_display = ["key", "event_type", "aggregation", "value_path", "unit", "allow_negative"]
     list_filter = ["aggregation", "allow_negative"]
     search_fields = ["key", "event_type"]
+
+    def save_model(self, request: Any, obj: Meter, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        meters_changed(meters=[obj])
+
+    def delete_model(self, request: Any, obj: Meter) -> None:
+        with transaction.atomic():  # the hooks act once the delete has committed
+            meters_changed(meters=[obj])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: Any, queryset: QuerySet[Meter]) -> None:
+        with transaction.atomic():
+            meters_changed(meters=list(queryset))
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(UsageEvent)

@@ -1,13 +1,15 @@
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils.module_loading import import_string
 
 from core.errors import DomainError, ErrorCode, ErrorKind
 from tenancy.models import Org
 
 from .lock_objects import lock_device, lock_or_create_device
-from .models import Allocation, Device
+from .models import Allocation, Device, Meter
 
 
 class AllocationConflict(DomainError, ValueError):
@@ -58,3 +60,11 @@ def allocation_end(*, allocation: Allocation, end: datetime) -> Allocation:
     allocation.end = end
     allocation.save(update_fields=["end"])
     return allocation
+
+
+def meters_changed(*, meters: list[Meter]) -> None:
+    """An edit or delete of ``meters`` (the admin), inside its transaction, before a delete:
+    each ``TESSERA_METER_HOOKS`` is called with them, so billing marks the periods whose
+    usage they measure for rating again without metering importing billing."""
+    for hook in getattr(settings, "TESSERA_METER_HOOKS", []):
+        import_string(hook)(meters)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Model
+
 from core.errors import DomainError, ErrorCode, ErrorKind
 
 from ..models import Product
@@ -65,8 +67,8 @@ class Section:
     name: str
     # Reads one entry into plain values, reporting errors through the entry and the context.
     parse: Callable[[Entry, Context], dict[str, Any] | None]
-    # Writes one parsed entry; returns "created", "updated" or "unchanged".
-    apply: Callable[[dict[str, Any]], str]
+    # Writes one parsed entry; returns its row and "created", "updated" or "unchanged".
+    apply: Callable[[dict[str, Any]], tuple[Model, str]]
     natural_key: tuple[str, ...] = ("key",)
 
 

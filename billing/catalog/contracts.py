@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Model
 
 from tenancy.models import Org
 
@@ -259,7 +259,7 @@ def _contract(entry: Entry, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _apply_contract(v: dict[str, Any]) -> str:
+def _apply_contract(v: dict[str, Any]) -> tuple[Model, str]:
     org = Org.objects.get(slug=v["org"])
     contract, outcome = upsert(
         Contract,
@@ -348,7 +348,7 @@ def _apply_contract(v: dict[str, Any]) -> str:
 
     for c in v["credits"]:
         changed = _apply_credit(org, contract, c) or changed
-    return "updated" if outcome == "unchanged" and changed else outcome
+    return contract, "updated" if outcome == "unchanged" and changed else outcome
 
 
 def _apply_credit(org: Org, contract: Contract, c: dict[str, Any]) -> bool:

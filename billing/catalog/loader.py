@@ -2,19 +2,17 @@
 (SPEC §5 "Pricing as code")."""
 
 import json
-from collections import defaultdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model
 
 from audit.services import audit_record
 from tenancy.models import Org
 
-from ..rating.triggers import terms_changed
+from ..rating.triggers import inputs_changed
 from .base import CatalogError, Context, LoadReport, Section
 from .contracts import CONTRACTS
 from .entries import Entry
@@ -60,38 +58,18 @@ def load_catalog(document: Any, *, actor: str = "load_catalog") -> LoadReport:
         raise CatalogError(ctx.errors)
     report = LoadReport(warnings=ctx.warnings)
     with transaction.atomic():
-        changed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        changed: list[Model] = []
         for section in SECTIONS:
             for value in ctx.parsed.get(section.name, []):
-                outcome = section.apply(value)
+                row, outcome = section.apply(value)
                 report.count(section.name, outcome)
                 if outcome != "unchanged":
                     _audit(section, value, outcome, actor)
-                    changed[section.name].append(value)
-        if any(changed[name] for name in RATED_WITH):
-            transaction.on_commit(partial(terms_changed, contracts=_rated_with(changed)))
+                    changed.append(row)
+        # The open and closing periods that read what changed are rated again, as an
+        # amendment's are (orgs and capacity pools are no rating input).
+        inputs_changed(changed)
     return report
-
-
-# The sections that ratings read (orgs and capacity pools are not).
-RATED_WITH = ("issuers", "meters", "products", "rate_cards", "contracts")
-
-
-def _rated_with(changed: dict[str, list[dict[str, Any]]]) -> Q | None:
-    """The contracts whose ratings read what the load changed (None: all of them): a product
-    or meter changes usage everywhere, an issuer its contracts' rounding, a rate card its
-    contracts' prices, a contract entry its own terms. Their open and closing periods are
-    rated again (``rating.triggers.terms_changed``), as an amendment's are."""
-    if changed["meters"] or changed["products"]:
-        return None
-    which = Q(pk__in=[])
-    for value in changed["issuers"]:
-        which |= Q(issuer__key=value["key"])
-    for value in changed["rate_cards"]:
-        which |= Q(rate_card_key=value["key"])
-    for value in changed["contracts"]:
-        which |= Q(org__slug=value["org"], key=value["key"])
-    return which
 
 
 def _audit(section: Section, value: dict[str, Any], outcome: str, actor: str) -> None:

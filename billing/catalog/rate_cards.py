@@ -4,6 +4,8 @@ by ``effective_from``; each price per unit, graduated, volume or package."""
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Model
+
 from ..models import Price, Product, RateCard
 from .base import Context, Section, product_known, upsert
 from .entries import Entry
@@ -91,7 +93,7 @@ def _rate_card(entry: Entry, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _apply_rate_card(v: dict[str, Any]) -> str:
+def _apply_rate_card(v: dict[str, Any]) -> tuple[Model, str]:
     card, outcome = upsert(
         RateCard,
         {"key": v["key"], "effective_from": v["effective_from"]},
@@ -107,7 +109,7 @@ def _apply_rate_card(v: dict[str, Any]) -> str:
             Price, {"rate_card": card, "product": products[price["product"]]}, values
         )
         changed = changed or result != "unchanged"
-    return "updated" if outcome == "unchanged" and changed else outcome
+    return card, "updated" if outcome == "unchanged" and changed else outcome
 
 
 RATE_CARDS = Section(

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Model
 
 from metering.models import Meter
 from metering.paths import PathError, parse_path
@@ -53,8 +54,8 @@ def _issuer(entry: Entry, ctx: Context) -> dict[str, Any]:
     return values
 
 
-def _apply_issuer(v: dict[str, Any]) -> str:
-    return upsert(Issuer, {"key": v["key"]}, {k: v[k] for k in v if k != "key"})[1]
+def _apply_issuer(v: dict[str, Any]) -> tuple[Model, str]:
+    return upsert(Issuer, {"key": v["key"]}, {k: v[k] for k in v if k != "key"})
 
 
 def _path(entry: Entry, field: str, raw: Any) -> None:
@@ -86,8 +87,8 @@ def _meter(entry: Entry, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _apply_meter(v: dict[str, Any]) -> str:
-    return upsert(Meter, {"key": v["key"]}, {k: v[k] for k in v if k != "key"})[1]
+def _apply_meter(v: dict[str, Any]) -> tuple[Model, str]:
+    return upsert(Meter, {"key": v["key"]}, {k: v[k] for k in v if k != "key"})
 
 
 def _product(entry: Entry, ctx: Context) -> dict[str, Any]:
@@ -118,10 +119,10 @@ def _product(entry: Entry, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _apply_product(v: dict[str, Any]) -> str:
+def _apply_product(v: dict[str, Any]) -> tuple[Model, str]:
     values = {k: v[k] for k in v if k not in ("key", "meter")}
     values["meter"] = Meter.objects.get(key=v["meter"])
-    return upsert(Product, {"key": v["key"]}, values)[1]
+    return upsert(Product, {"key": v["key"]}, values)
 
 
 def _org(entry: Entry, ctx: Context) -> dict[str, Any]:
@@ -166,11 +167,11 @@ def _vat_id(entry: Entry) -> Any:
         return raw
 
 
-def _apply_org(v: dict[str, Any]) -> str:
+def _apply_org(v: dict[str, Any]) -> tuple[Model, str]:
     values = {k: v[k] for k in v if k not in ("slug", "account_manager")}
     if v["account_manager"]:
         values["account_manager"] = get_user_model().objects.get(username=v["account_manager"])
-    return upsert(Org, {"slug": v["slug"]}, values)[1]
+    return upsert(Org, {"slug": v["slug"]}, values)
 
 
 def _pool(entry: Entry, ctx: Context) -> dict[str, Any]:
@@ -182,9 +183,9 @@ def _pool(entry: Entry, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _apply_pool(v: dict[str, Any]) -> str:
+def _apply_pool(v: dict[str, Any]) -> tuple[Model, str]:
     lookup = {k: v[k] for k in ("gpu_model", "region", "valid_from")}
-    return upsert(CapacityPool, lookup, {"gpus": v["gpus"]})[1]
+    return upsert(CapacityPool, lookup, {"gpus": v["gpus"]})
 
 
 ISSUERS = Section("issuers", _issuer, _apply_issuer)

@@ -1,11 +1,12 @@
 """Which periods need rating, read-only: the stale ones ``billing.rate_due`` rates, and the
 age of the oldest usage change not rated yet (a ``/metrics`` gauge)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 
-from django.db.models import F, Min, Q
+from django.db.models import DateTimeField, F, Min, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from ..models import BillingPeriod
@@ -33,6 +34,21 @@ def periods_due_by_org(*, now: datetime) -> list[tuple[int, int]]:
         .order_by("org_id", "start")
         .values_list("pk", "org_id")
     )
+
+
+def changed_stamp(now: datetime) -> Greatest:
+    """What ``usage_changed_at`` is set to when a period's rating inputs change at ``now``
+    (``periods.update(usage_changed_at=changed_stamp(now))``): ``now``, or just after the
+    row's ``rated_at`` when that is later. A stamping UPDATE that waited on a rating's row
+    lock writes after that rating committed, and the rating (``rated_at``: its start, maybe
+    after ``now``) did not see the change, which commits later: without the rule the stamp
+    would be earlier than its ``rated_at`` and the period not due again. PostgreSQL (READ
+    COMMITTED) evaluates this on the row as the rating left it; ``Coalesce``, because
+    SQLite's ``max()`` is NULL when any argument is (PostgreSQL's GREATEST skips NULLs)."""
+    at = Value(now, output_field=DateTimeField())
+    # The least step after rated_at that is still later than it: timestamps are microseconds.
+    after = F("rated_at") + Value(timedelta(microseconds=1))
+    return Greatest(at, Coalesce(after, at))
 
 
 def in_batches(due: list[tuple[int, int]], size: int) -> list[list[int]]:

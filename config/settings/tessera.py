@@ -26,6 +26,9 @@ TESSERA_UNBILLED_WINDOW_DAYS = env.UNBILLED_WINDOW_DAYS
 # Called with the (org id, hour) pairs of every rollup batch, inside its transaction: this is
 # how billing learns that usage changed without metering importing billing.
 TESSERA_ROLLUP_HOOKS = ["billing.rating.triggers.rollups_changed"]
+# Called with the meters an admin edit or delete changes, inside its transaction (the same
+# for a change to how usage is measured).
+TESSERA_METER_HOOKS = ["billing.rating.triggers.inputs_changed"]
 # A deal more than this many percent below list price needs finance's approval (decimal).
 TESSERA_DEAL_APPROVAL_DISCOUNT_PERCENT = env.DEAL_APPROVAL_DISCOUNT_PERCENT
 TESSERA_STRIPE_MAX_NETWORK_RETRIES = env.STRIPE_MAX_NETWORK_RETRIES
