@@ -152,7 +152,7 @@ class ReservationAdmin(RatingInputAdmin, OrgInlinesAdmin, AuditedAdmin, admin.Mo
 
 
 @admin.register(CreditGrant)
-class CreditGrantAdmin(AuditedAdmin, admin.ModelAdmin):
+class CreditGrantAdmin(RatingInputAdmin, AuditedAdmin, admin.ModelAdmin):
     list_display = ["key", "org", "amount", "balance", "currency", "effective", "expires"]
     search_fields = ["key", "org__slug"]
     # The balance moves only with a ledger row (billing.rating.credits).

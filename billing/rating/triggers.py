@@ -30,6 +30,7 @@ from ..models import (
     BillingPeriod,
     Contract,
     ContractPrice,
+    CreditGrant,
     Issuer,
     Price,
     Product,
@@ -78,7 +79,7 @@ def terms_changed(*, contracts: Q | None = None) -> int:
 # What ratings read besides usage: a change to any of these rows (a catalog reload, an admin
 # edit) makes the open and closing periods of the contracts that read it due again.
 RATING_INPUTS = (Meter, Product, Issuer, RateCard, Price, Contract, ContractPrice, Reservation,
-                 ReservationRamp, SpendCommitment, Amendment)  # fmt: skip
+                 ReservationRamp, SpendCommitment, Amendment, CreditGrant)  # fmt: skip
 
 
 def inputs_changed(rows: Iterable[Model]) -> None:
@@ -96,7 +97,8 @@ def contracts_reading(rows: Iterable[Model]) -> Q | None:
     and after a change that moves it), for ``terms_changed``. None: every contract (a meter
     or a product changes usage everywhere); an issuer: its contracts' rounding; a rate card
     or one of its prices: the contracts on that card's key; a contract or one of its terms:
-    that contract. Rows that are no rating input match none."""
+    that contract; a credit grant: its contract, or its org's. Rows that are no rating input
+    match none."""
     which = Q(pk__in=[])
     for row in rows:
         match row:
@@ -114,6 +116,10 @@ def contracts_reading(rows: Iterable[Model]) -> Q | None:
                 which |= Q(pk=row.contract_id)
             case ReservationRamp():
                 which |= Q(pk=row.reservation.contract_id)
+            case CreditGrant():
+                # Rating draws credits (SPEC §6 step 8): the grant's contract, or an org-wide
+                # grant's org's contracts.
+                which |= Q(pk=row.contract_id) if row.contract_id else Q(org_id=row.org_id)
     return which
 
 

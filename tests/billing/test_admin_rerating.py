@@ -10,7 +10,7 @@ import pytest
 from django.forms import CheckboxInput
 from django.test import Client
 
-from billing.models import Contract, Issuer, Price, Product, RateCard, Reservation
+from billing.models import Contract, CreditGrant, Issuer, Price, Product, RateCard, Reservation
 from billing.rating.due import periods_due
 from billing.services import org_rate
 from metering.models import Meter
@@ -22,14 +22,18 @@ AS_OF = datetime(2026, 10, 5, tzinfo=UTC)  # after the two-day period: rated thr
 
 RESERVATION = {"product": "h100", "quantity": 2, "unit_price": "2.00", "burst_unit_price": "3.00",
                "ramp": [{"from": "2026-10-02", "quantity": 4}]}  # fmt: skip
+WELCOME = {"key": "welcome", "amount": "5.00"}
 
 
 @pytest.fixture
 def rated(catalog: Any, django_capture_on_commit_callbacks: Any) -> int:
-    """acme's two-day period (contract on list-usd, issuer tessera-fr, one reservation),
+    """acme's two-day period (contract on list-usd, issuer tessera-fr, one reservation, a
+    credit grant),
     rated through its end and not due; the id of that period."""
     with django_capture_on_commit_callbacks(execute=True):
-        catalog(contract(reservations=[RESERVATION]))
+        catalog(
+            contract(reservations=[RESERVATION], credits=[{"key": "welcome", "amount": "5.00"}])
+        )
     org_rate(org=Org.objects.get(slug="acme"), as_of=AS_OF)
     assert periods_due(now=AS_OF) == []
     return the_period().pk
@@ -113,6 +117,7 @@ EDITS: dict[str, tuple[Callable[[], Any], Callable[[dict[str, Any]], None]]] = {
     "product": (lambda: Product.objects.get(key="a100"), _set(name="A100 hour")),
     "meter": (lambda: Meter.objects.get(key="llm_input_tokens"), _set(unit="token")),
     "issuer": (lambda: Issuer.objects.get(key="tessera-fr"), _set(rounding="half_even")),
+    "credit grant": (lambda: CreditGrant.objects.get(key="welcome"), _set(amount="50.00")),
 }
 
 
