@@ -186,7 +186,8 @@ def run(args: argparse.Namespace, url: str, var: Path) -> None:
     # The daily partitions over every day written (the beat job keeps them ahead; retention
     # keeps late window + 60 days): partitions_ensure from `first` through tomorrow.
     window = int(os.environ.get("TESSERA_LATE_WINDOW_DAYS", "35"))
-    anchor = first + timedelta(days=window)  # partitions_ensure starts a late window before it
+    # partitions_ensure starts a late window before `anchor` and ends `ahead` days after it
+    anchor = min(now.date(), first + timedelta(days=window))
     ahead = (now.date() - anchor).days + 2
     manage(
         url, "shell", "-c",
