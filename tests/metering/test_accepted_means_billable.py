@@ -214,6 +214,8 @@ def _exact(value: Any) -> Decimal:
     return Decimal(value) if not isinstance(value, float) else Decimal(repr(value))
 
 
+# Exact beyond 15 significant digits: PostgreSQL's numeric; SQLite keeps 15 (README "Exact numbers")
+@pytest.mark.postgres
 @settings(
     max_examples=60,
     deadline=None,

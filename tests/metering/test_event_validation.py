@@ -152,6 +152,8 @@ def test_attribute_lengths_are_bounded_in_characters(client_for, collector_key):
 
 
 # Case 2: a value rating cannot handle.
+# Exact beyond 15 significant digits: PostgreSQL's numeric; SQLite keeps 15 (README "Exact numbers")
+@pytest.mark.postgres
 def test_quantities_beyond_the_documented_bounds_are_refused(client_for, collector_key):
     batch = [
         gpu("1e16", "10000000000000000"),
@@ -188,6 +190,8 @@ def test_quantities_beyond_the_documented_bounds_are_refused(client_for, collect
     assert rolled_up() == {("acme", "H100"): Decimal("1000000000000001")}
 
 
+# Exact beyond 15 significant digits: PostgreSQL's numeric; SQLite keeps 15 (README "Exact numbers")
+@pytest.mark.postgres
 def test_usage_at_the_bound_reads_back_exactly(client_for, collector_key, org):
     """The usage read once answered 500 above 10^16 (28-digit quantize)."""
     events = [gpu(f"max-{i}", "999999999999999.999999999999") for i in range(20)]
@@ -207,6 +211,8 @@ def test_usage_at_the_bound_reads_back_exactly(client_for, collector_key, org):
 
 
 # Case 3: a JSON number is read as a decimal, never through a binary float.
+# Exact beyond 15 significant digits: PostgreSQL's numeric; SQLite keeps 15 (README "Exact numbers")
+@pytest.mark.postgres
 def test_json_numbers_are_exact_decimals(client_for, collector_key):
     text = json.dumps([gpu("n", "PLACEHOLDER")]).replace('"PLACEHOLDER"', "123456789012.123456")
 
