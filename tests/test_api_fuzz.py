@@ -72,3 +72,11 @@ def test_api_survives_generated_input(case, keys):
     )
     # Whatever the fuzzer sent, stored events are whole: every one has an org and a type.
     assert not UsageEvent.objects.filter(type="").exists()
+
+
+def test_an_unknown_format_parameter_is_ignored_not_a_404(keys, client):
+    """Found by the fuzzer: DRF's ``?format=`` override answered an unknown value with an
+    empty, undocumented 404. Renderers follow the Accept header only; ``format`` is ignored."""
+    response = client.get("/api/v1/contracts?format=x", HTTP_AUTHORIZATION=f"Bearer {keys['read']}")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"

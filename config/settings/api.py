@@ -16,6 +16,9 @@ REST_FRAMEWORK = {
     # The ingestion endpoint has its own (TESSERA_INGEST_RATE).
     "DEFAULT_THROTTLE_CLASSES": ["tenancy.throttling.ReadThrottle"],
     "DEFAULT_THROTTLE_RATES": {"ingest": env.INGEST_RATE, "read": env.READ_RATE},
+    # Renderers are chosen by the Accept header only: with DRF's default `?format=` override,
+    # an unknown value (the schema fuzzer sent one) answered an undocumented, empty 404.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "config.pagination.Cursor",
     "PAGE_SIZE": 100,
 }
