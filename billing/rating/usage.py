@@ -55,13 +55,11 @@ def hourly_usage(
             ),
             product.filter,
         )
-        if meter.aggregation == Agg.LATEST:
-            raw = _latest(rollups)
-        else:
-            agg = Max("value") if meter.aggregation == Agg.MAX else Sum("value")
-            raw = {
-                row["hour"]: row["v"] for row in rollups.values("hour").annotate(v=agg).order_by()
-            }
+        if meter.aggregation != Agg.LATEST:
+            found = orgs_hourly_usage(org_ids=[org_id], product=product, start=start, end=end)
+            assert found is not None  # sum, count and max are grouped
+            return found[org_id]
+        raw = _latest(rollups)
     size = product.unit_size
     return {hour: value / size for hour, value in raw.items() if value}
 
@@ -97,26 +95,11 @@ def period_usages(
     (one ``SUM(value) FILTER (WHERE …)`` per range: the same rows, the same exact numeric sum
     as one query each); the others take ``period_usage``'s own queries."""
     results: list[Decimal | None] = [None] * len(wanted)
-    additive = [
-        index
-        for index, (product, _, _) in enumerate(wanted)
-        if product.meter.aggregation in (Agg.SUM, Agg.COUNT)
-    ]
-    if additive:
-        sums: dict[str, Sum] = {}
-        for index in additive:
-            product, start, end = wanted[index]
-            dims = {f"dimensions__{name}": value for name, value in product.filter.items()}
-            where = Q(meter_id=product.meter_id, hour__gte=start, hour__lt=end, **dims)
-            sums[f"u{index}"] = Sum("value", filter=where)
-        row = HourlyRollup.objects.filter(
-            org_id=org_id,
-            meter_id__in={wanted[index][0].meter_id for index in additive},
-            hour__gte=min(wanted[index][1] for index in additive),
-            hour__lt=max(wanted[index][2] for index in additive),
-        ).aggregate(**sums)
-        for index in additive:
-            results[index] = (row[f"u{index}"] or Decimal(0)) / wanted[index][0].unit_size
+    indexes = [index for index, (product, _, _) in enumerate(wanted) if additive(product)]
+    if indexes:
+        sums = orgs_period_usages(org_ids=[org_id], wanted=[wanted[i] for i in indexes])
+        for index, value in zip(indexes, sums[org_id], strict=True):
+            results[index] = value
     return [
         value if value is not None else period_usage(org_id=org_id, product=p, start=s, end=e)
         for value, (p, s, e) in zip(results, wanted, strict=True)
