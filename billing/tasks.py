@@ -1,5 +1,3 @@
-from functools import partial
-
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
@@ -7,12 +5,11 @@ from django.utils import timezone
 from core.timeparse import parse_instant
 from metering import metrics
 from metering.models import QuarantinedWork
-from metering.quarantine import attempt, backing_off
+from metering.quarantine import backing_off
 
 from .alerts.services import alerts_evaluate_all
-from .models import BillingPeriod
 from .rating.due import in_batches, periods_due_by_org
-from .services import period_rate, period_unit, periods_ensure_all, periods_rate
+from .services import period_unit, periods_ensure_all, periods_rate
 
 RATING = QuarantinedWork.Kind.RATING
 
@@ -21,24 +18,19 @@ __all__ = ["evaluate_alerts", "period_unit", "rate_due", "rate_period", "rate_pe
 
 @shared_task(name="billing.rate_period", acks_late=True)
 def rate_period(period_id: int, as_of: str | None = None) -> bool:
-    """Rate one (org, period). Idempotent: a task lost with its worker is simply run again.
+    """Rate one (org, period): a batch of one (``periods_rate``). Idempotent: a task lost with
+    its worker is simply run again.
     A failure is quarantined (SPEC §8) and reported as ``False``, not raised, so that the
     other periods of a run (in-process, one after another) are rated; ``rate_due`` retries it
     after its backoff."""
-    period = BillingPeriod.objects.select_related("org").filter(pk=period_id).first()
-    if period is None:
-        return False
     moment = parse_instant(as_of) if as_of else None
-    outcome = attempt(
-        partial(period_rate, period_id=period_id, as_of=moment),
-        kind=RATING,
-        org=period.org,
-        unit=period_unit(period_id),
-        hour=period.start,
-    )
-    if not outcome.ok:
+    outcomes = periods_rate(period_ids=[period_id], as_of=moment)
+    if period_id not in outcomes:  # the period is gone: nothing to rate
+        return False
+    ok = outcomes[period_id]
+    if not ok:
         metrics.TASK_FAILURES.labels(task="billing.rate_period").inc()
-    return outcome.ok
+    return ok
 
 
 @shared_task(name="billing.rate_periods", acks_late=True)
