@@ -32,12 +32,13 @@ Each refusal is a ``Problem``: the field (``id``, ``time``, ``data.gpu_seconds``
 stable ``code`` from ``CODES`` and a message for a person.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from json.encoder import encode_basestring
 from typing import Any
+
+import msgspec
 
 MAX_DEPTH = 32
 MAX_ID_CHARS = 255
@@ -146,52 +147,50 @@ def _number_text(number: Decimal, field: str, problems: list[Problem]) -> str:
     return str(number)
 
 
-class _Slow(Exception):
-    pass
-
-
-_MARKER = re.compile(r'"\\u0000(\d+)"')
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Canonical JSON in C: keys sorted by code point, no spaces, Decimals as their digits (what
+# ``_walk`` writes), strings escaped as ``json.dumps(..., ensure_ascii=False)`` escapes them.
+_CANONICAL = msgspec.json.Encoder(decimal_format="number", order="sorted")
+# An exponent of three digits or more, as ``str(Decimal)`` writes one: the only way a number
+# written in fewer than 900 digits can be beyond NUMBER_EXPONENT_LIMIT (see ``_fast``).
+_LONG_EXPONENT = re.compile(rb"E[+-]?[0-9]{3}")
+_DIGITS = b"0123456789"
 
 
 def _fast(node: Any, containers: int) -> str | None:
-    """Canonical JSON through the C encoder, or None when ``node`` needs a closer look (a
-    number out of bounds, a NUL, a lone surrogate, possibly too many levels, a non-JSON
-    value): the common case costs a few microseconds instead of a walk in Python.
+    """Canonical JSON through a C encoder (msgspec), or None when ``node`` needs a closer
+    look by ``_walk``: the common case costs about a microsecond instead of a walk in Python
+    (issue 18: ``json.dumps`` with a hook per number cost ten).
 
-    Decimals travel as NUL-prefixed markers that are swapped back for their digits; a real
-    NUL in a string makes the marker count disagree, which sends the node to the walk."""
-    numbers: list[str] = []
-
-    def number(value: Any) -> str:
-        if type(value) is not Decimal or not value.is_finite():
-            raise _Slow
-        exponent = value.as_tuple().exponent
-        assert isinstance(exponent, int)
-        if exponent < -NUMBER_EXPONENT_LIMIT or value.adjusted() > NUMBER_EXPONENT_LIMIT:
-            raise _Slow
-        numbers.append(str(value))
-        return f"\x00{len(numbers) - 1}"
-
+    None is returned, conservatively, for: a value that is not JSON (the encoder refuses it),
+    a non-finite Decimal or a key that is not a string (refused too), a lone surrogate (it
+    cannot be encoded as UTF-8), a NUL (written ``\\u0000``), more containers than
+    ``containers`` (a bound on the depth), and any number that could be out of bounds. A number
+    is out of bounds with more than NUMBER_EXPONENT_LIMIT places or at 10^1001 and beyond; as
+    ``str(Decimal)`` writes it, that takes either an exponent of three digits or more, or over
+    900 digits (the plain form needs more than 1,000; the scientific form, e.g.
+    ``1.23...E-50``, more than 1,001 minus its two-digit exponent). Strings that happen to hold
+    such text only cost the walk."""
     try:
-        text = json.dumps(
-            node,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            check_circular=False,
-            default=number,
-        )
-    except (_Slow, TypeError, ValueError, RecursionError):
+        raw = _CANONICAL.encode(node)
+    except (TypeError, ValueError, msgspec.EncodeError):  # ValueError: UnicodeEncodeError
         return None
     if (
-        text.count("\\u0000") != len(numbers)
-        or _SURROGATE.search(text)
-        or text.count("{") + text.count("[") > containers
+        b"\\u0000" in raw
+        or raw.count(b"{") + raw.count(b"[") > containers
+        or (b"E" in raw and _LONG_EXPONENT.search(raw))
+        or (len(raw) > 900 and len(raw) - len(raw.translate(None, _DIGITS)) > 900)
     ):
         return None
-    return _MARKER.sub(lambda m: numbers[int(m.group(1))], text) if numbers else text
+    return raw.decode()
+
+
+def plain_json(node: Any, depth: int = 1) -> str | None:
+    """The canonical JSON of a dict or list at ``depth`` (the event is level 1) when nothing in
+    it needs a closer look, exactly as ``encode`` would write it; None otherwise (``encode``
+    then finds the problems, if any). Ingestion's fast path (issue 18)."""
+    if type(node) is dict or type(node) is list:
+        return _fast(node, MAX_DEPTH - depth + 1)
+    return None
 
 
 def encode(node: Any, field: str, problems: list[Problem], depth: int = 1) -> str:
