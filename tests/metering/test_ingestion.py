@@ -346,3 +346,26 @@ def test_nul_characters_are_rejected_not_a_server_error(client_for, collector_ke
         (1, "c", ["data.gpu_model must not contain NUL characters"]),
     ]
     assert UsageEvent.objects.count() == 0
+
+
+def test_an_org_with_events_cannot_be_deleted(client_for, collector_key, org):
+    """The event table has no foreign key in the database (issue 18: its check locked the org's
+    row for every event); the ORM's PROTECT still keeps an org's usage from losing its org."""
+    from django.db.models import ProtectedError
+
+    assert post(client_for(collector_key), [make_event(id="e1")]).status_code == 202
+    with pytest.raises(ProtectedError):
+        org.delete()
+    assert UsageEvent.objects.filter(org=org).count() == 1
+
+
+def test_an_event_and_the_hour_it_marks_are_stored_together(client_for, collector_key):
+    """The hour marks are written by the insert statement itself, truncated in UTC."""
+    moment = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=59, second=59)
+    body = [make_event(id="late-minute", time=moment), make_event(id="dup", time=moment)]
+    response = post(client_for(collector_key), body)
+
+    assert response.json()["accepted"] == 2
+    assert list(RollupMark.objects.values_list("event_type", "hour")) == [
+        ("gpu.usage", moment.replace(minute=0, second=0, microsecond=0))
+    ]
