@@ -81,6 +81,7 @@ CODES: dict[str, str] = {
 }
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_PLAIN_QUANTITY = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,12})?", re.ASCII)
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -285,6 +286,16 @@ def quantity(
     value: Any, field: str, *, allow_negative: bool
 ) -> tuple[Decimal | None, Problem | None]:
     """A meter's value as an exact Decimal within the documented bounds, or the problem."""
+    if type(value) is str and _PLAIN_QUANTITY.fullmatch(value):
+        # The usual form, within every bound by its shape: no sign, at most 15 digits before
+        # the point (so below 10^15) and 12 after.
+        return Decimal(value), None
+    return _quantity_checked(value, field, allow_negative=allow_negative)
+
+
+def _quantity_checked(
+    value: Any, field: str, *, allow_negative: bool
+) -> tuple[Decimal | None, Problem | None]:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str | BadNumber):
         return None, Problem(field, "invalid_type", f"{field} must be a number or a decimal string")
     if isinstance(value, BadNumber):

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metering.ingestion import Ingestor
-from metering.validation import MAX_DEPTH, Problem, _walk, plain_json
+from metering.validation import MAX_DEPTH, Problem, _quantity_checked, _walk, plain_json, quantity
 from tenancy.models import ApiKey
 from tenancy.services import api_key_create
 
@@ -78,6 +78,22 @@ def test_plain_json_takes_the_common_event_data() -> None:
     assert plain_json(data, 2) == '{"gpu_model":"H100","gpu_seconds":60.5,"labels":{"team":"é"}}'
     assert plain_json({"n": Decimal("1E+1001")}, 2) is None  # out of bounds: the walk says so
     assert plain_json(_nest(MAX_DEPTH), 2) is None  # too deep: the walk says so
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    value=st.one_of(
+        st.from_regex(r"[+-]?[0-9]{0,17}(\.[0-9]{0,14})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
+        TEXT,
+    ),
+    allow_negative=st.booleans(),
+)
+def test_the_usual_quantity_form_is_a_shortcut_not_another_rule(
+    value: str, allow_negative: bool
+) -> None:
+    assert quantity(value, "data.v", allow_negative=allow_negative) == _quantity_checked(
+        value, "data.v", allow_negative=allow_negative
+    )
 
 
 def _time(offset: timedelta) -> str:
