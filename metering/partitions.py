@@ -259,22 +259,38 @@ def _archive_path(cursor: CursorWrapper, name: str, directory: Path) -> Path:
     """``<directory>/<name>.parquet``, unless that file holds rows the partition no longer
     has (its day was exported, dropped and stored again): then ``<name>.2.parquet``, … An
     earlier try whose drop failed left the same rows, so its file is written again."""
-    import pyarrow.parquet as pq
 
     n = 1
     while True:
         path = directory / (f"{name}.parquet" if n == 1 else f"{name}.{n}.parquet")
         if not path.exists():
             return path
-        try:
-            ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
-        except Exception:  # noqa: BLE001 — not an archive we can read: leave it as it is
-            ids = None
-        if ids is not None:
-            cursor.execute(f"SELECT count(*) FROM {name} WHERE id = ANY(%s)", [ids])
-            if cursor.fetchone()[0] == len(ids):
-                return path
+        if _holds_only_rows_of(cursor, name, path):
+            return path
         n += 1
+
+
+def _holds_only_rows_of(cursor: CursorWrapper, name: str, path: Path) -> bool:
+    """Whether every row id in the archive at ``path`` is still in partition ``name``. Reads the
+    ids BATCH_ROWS at a time (a day can hold tens of millions of events) and stops at the first
+    batch with a missing one. An archive that cannot be read is not ours to overwrite."""
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["id"])
+    except Exception:  # noqa: BLE001 — not an archive we can read: leave it as it is
+        return False
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return True
+        except Exception:  # noqa: BLE001 — a damaged archive: leave it as it is
+            return False
+        ids = batch.column(0).to_pylist()
+        cursor.execute(f"SELECT count(*) FROM {name} WHERE id = ANY(%s)", [ids])
+        if cursor.fetchone()[0] != len(ids):
+            return False
 
 
 def _export(cursor: CursorWrapper, name: str, directory: Path) -> dict[str, object]:
