@@ -95,11 +95,26 @@ class Problem:
         return {"field": self.field, "code": self.code, "message": self.message}
 
 
-@dataclass(frozen=True)
 class BadNumber:
-    """A JSON number that ``Decimal`` cannot hold (an exponent beyond its range)."""
+    """A JSON number that ``Decimal`` cannot hold (an exponent beyond its range).
 
-    text: str
+    Deliberately not a dataclass: msgspec writes a dataclass as a JSON object
+    (``{"text": ...}``), so ``_fast`` would vouch for an event holding one; a plain class is
+    refused by the encoder, and the walk reports ``out_of_range``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"BadNumber(text={self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is BadNumber and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
 def json_number(text: str) -> Decimal | BadNumber:
