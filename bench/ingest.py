@@ -11,7 +11,7 @@ measured in the same run on the same rows (issue 18, SPEC §9):
 Works in a scratch database of its own (``--database NAME`` to keep one), serves the API with
 gunicorn on production settings (DEBUG off, plain HTTP on loopback), posts the events, posts
 them again (all duplicates: every collector's retry path). Prints events/s for HTTP, rows/s
-for both baselines, and HTTP's ratio to each; the target is HTTP >= 35% of raw COPY.
+for both baselines (the best of three runs each), and HTTP's ratio to each; the target is HTTP >= 35% of raw COPY.
 """
 
 import argparse
@@ -43,6 +43,7 @@ from bench.common import (  # noqa: E402
 from tests.reliability.servers import Server, manage  # noqa: E402
 
 ORGS = 20
+BASELINE_RUNS = 3
 # Events are spread over the 47 hours before the last complete hour, wrapping around for big
 # runs: every one is inside the late window and none is in the future, whatever --events is.
 SPAN_SECONDS = 47 * 3600
@@ -245,8 +246,12 @@ def main() -> None:
             for batch in batches
             for e in batch
         ]
-        copy_rate = args.events / raw_copy(url, rows)
-        upsert_rate = args.events / staged_upsert(url, rows, args.batch)
+        # Best of BASELINE_RUNS: a baseline is a limit, and a busy or throttled moment only
+        # lowers it (a single short COPY varied by ±20% between runs on a shared 2-core VM).
+        copy_rate = max(args.events / raw_copy(url, rows) for _ in range(BASELINE_RUNS))
+        upsert_rate = max(
+            args.events / staged_upsert(url, rows, args.batch) for _ in range(BASELINE_RUNS)
+        )
 
     http_rate = args.events / http_s
     dup_rate = args.events / dup_s
@@ -256,8 +261,12 @@ def main() -> None:
     )
     print(f"HTTP ingest (new events):            {http_rate:10.0f} events/s")
     print(f"HTTP ingest (duplicates):            {dup_rate:10.0f} events/s")
-    print(f"baseline raw COPY (minimal table):   {copy_rate:10.0f} rows/s")
-    print(f"baseline COPY→staging→ON CONFLICT:   {upsert_rate:10.0f} rows/s")
+    print(
+        f"baseline raw COPY (minimal table):   {copy_rate:10.0f} rows/s (best of {BASELINE_RUNS})"
+    )
+    print(
+        f"baseline COPY→staging→ON CONFLICT:   {upsert_rate:10.0f} rows/s (best of {BASELINE_RUNS})"
+    )
     print(f"ratio HTTP / raw COPY:               {http_rate / copy_rate:10.1%}  (target >= 35%)")
     print(f"ratio HTTP / staged upsert:          {http_rate / upsert_rate:10.1%}")
     per_event = [seconds / args.events * 1e6 for seconds in cpu]

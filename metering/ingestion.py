@@ -191,17 +191,14 @@ class Ingestor:
         if valid:
             with transaction.atomic():
                 # Stores the new events and marks the hours they touch for the rollup.
-                inserted = _insert(valid, self.now)
-                self._classify_conflicts(valid, inserted, result)
+                stored_before = _insert(valid, self.now)
+                self._classify_conflicts(valid, stored_before, result)
         metrics.record_ingest(result.accepted, result.duplicates, result.rejected)
         return result
 
     def _orgs(self, subjects: Iterable[Any]) -> dict[str, int]:
-        slugs = {
-            s
-            for s in subjects
-            if isinstance(s, str) and len(s) <= MAX_SUBJECT_CHARS and not string_problem(s, "")
-        }
+        unique = {s for s in subjects if isinstance(s, str)}  # a batch names few orgs
+        slugs = {s for s in unique if len(s) <= MAX_SUBJECT_CHARS and not string_problem(s, "")}
         if self.api_key.kind == ApiKey.Kind.ORG:
             org = self.api_key.org
             return {org.slug: org.pk} if org and org.slug in slugs else {}
@@ -398,9 +395,9 @@ class Ingestor:
 
     @staticmethod
     def _classify_conflicts(
-        valid: list[_Valid], inserted: set[tuple[str, str, str]], result: IngestResult
+        valid: list[_Valid], stored_before: set[tuple[str, str, str]], result: IngestResult
     ) -> None:
-        conflicts = [row for row in valid if row.key not in inserted]
+        conflicts = [row for row in valid if row.key in stored_before] if stored_before else []
         result.accepted += len(valid) - len(conflicts)
         if not conflicts:
             return
@@ -521,7 +518,8 @@ def _arrays(rows: list[_Valid], *fields: str) -> list[list[Any]]:
 
 
 def _insert(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
-    """Insert; return the identities actually inserted (the others already existed)."""
+    """Insert; return the identities that were already stored (those rows were not inserted).
+    The usual answer is the empty set: nothing to build or compare for a batch of new events."""
     # One key order for every writer, so two overlapping batches cannot deadlock.
     rows = sorted(rows, key=lambda r: r.key)
     if connection.vendor == "postgresql":
@@ -556,14 +554,15 @@ def _insert(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
             )
             inserted.update((n, s, e) for n, s, e in cursor.fetchall())
     _mark_hours({(r.org_id, r.type, _hour(r.time)) for r in rows if r.key in inserted}, now)
-    return inserted
+    return {r.key for r in rows} - inserted
 
 
 # Identity is the key table's primary key (the event table is partitioned by time and cannot
 # hold it): insert the keys, then only the events whose key was new, then mark their hours
 # for the rollup set-wise, in (org, type, hour) order like every writer of marks. DO UPDATE,
 # not DO NOTHING, so that a mark being consumed by a rollup is waited for. The hour is
-# truncated in UTC whatever the session's time zone.
+# truncated in UTC whatever the session's time zone. The answer is the identities that were
+# already stored: none for a batch of new events.
 _INSERT_POSTGRESQL = (
     "WITH u AS (SELECT * FROM unnest("
     "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
@@ -575,12 +574,14 @@ _INSERT_POSTGRESQL = (
     f"e AS (INSERT INTO {UsageEvent._meta.db_table} {_COLUMNS} "
     "SELECT o, n, s, i, t, tm, d::jsonb, h, %b FROM u "
     "JOIN k ON k.namespace = u.n AND k.source = u.s AND k.event_id = u.i "
-    "RETURNING org_id, type, time, namespace, source, event_id), "
+    "RETURNING org_id, type, time), "
     f"m AS (INSERT INTO {RollupMark._meta.db_table} (org_id, event_type, hour, marked_at) "
     "SELECT DISTINCT org_id, type, date_trunc('hour', time, 'UTC'), %b::timestamptz FROM e "
     "ORDER BY 1, 2, 3 "
     "ON CONFLICT (org_id, event_type, hour) DO UPDATE SET marked_at = excluded.marked_at) "
-    "SELECT namespace, source, event_id FROM e"
+    "SELECT u.n, u.s, u.i FROM u "
+    "WHERE NOT EXISTS (SELECT FROM k WHERE k.namespace = u.n AND k.source = u.s "
+    "AND k.event_id = u.i)"
 )
 
 
