@@ -11,7 +11,8 @@ measured in the same run on the same rows (issue 18, SPEC §9):
 Works in a scratch database of its own (``--database NAME`` to keep one), serves the API with
 gunicorn on production settings (DEBUG off, plain HTTP on loopback), posts the events, posts
 them again (all duplicates: every collector's retry path). Prints events/s for HTTP, rows/s
-for both baselines (the best of three runs each), and HTTP's ratio to each; the target is HTTP >= 35% of raw COPY.
+for both baselines (the best of three runs each), and HTTP's ratio to each; the target is
+HTTP >= 35% of raw COPY.
 """
 
 import argparse
