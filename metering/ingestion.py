@@ -162,37 +162,27 @@ class Ingestor:
         result = IngestResult()
         orgs = self._orgs(e.get("subject") for e in events if isinstance(e, dict))
         valid: list[_Valid] = []
-        seen: dict[tuple[str, str, str], tuple[str, datetime, str]] = {}
+        # A repeat of an identity within the batch is classified after the insert, against the
+        # stored event and by value, exactly like a retry in a later batch (SPEC §3): `1.0`
+        # and `1.00` are one event whichever request carries the second.
+        repeats: list[_Valid] = []
+        seen: set[tuple[str, str, str]] = set()
         for index, event in enumerate(events):
             row = self._plain(event, orgs, index)
             if row is None:
                 row, problems = self._validate(event, orgs, index)
             if row is None:
                 result.reject(index, event.get("id") if isinstance(event, dict) else None, problems)
-                continue
-            earlier = seen.get(row.key)
-            if earlier is None:
-                seen[row.key] = row.content
-                valid.append(row)
-            elif earlier == row.content:
-                result.duplicates += 1
+            elif row.key in seen:
+                repeats.append(row)
             else:
-                result.reject(
-                    index,
-                    row.event_id,
-                    [
-                        Problem(
-                            "id",
-                            "id_conflict",
-                            "id was already used in this batch with other content",
-                        )
-                    ],
-                )
+                seen.add(row.key)
+                valid.append(row)
         if valid:
             with transaction.atomic():
                 # Stores the new events and marks the hours they touch for the rollup.
                 stored_before = _insert(valid, self.now)
-                self._classify_conflicts(valid, stored_before, result)
+                self._classify_conflicts(valid, stored_before, repeats, result)
         metrics.record_ingest(result.accepted, result.duplicates, result.rejected)
         return result
 
@@ -395,15 +385,22 @@ class Ingestor:
 
     @staticmethod
     def _classify_conflicts(
-        valid: list[_Valid], stored_before: set[tuple[str, str, str]], result: IngestResult
+        valid: list[_Valid],
+        stored_before: set[tuple[str, str, str]],
+        repeats: list[_Valid],
+        result: IngestResult,
     ) -> None:
+        """Count what was inserted; each other row (its identity stored before, or a repeat
+        within the batch) is a duplicate when its content equals the stored event's, and is
+        refused with ``id_conflict`` otherwise."""
         conflicts = [row for row in valid if row.key in stored_before] if stored_before else []
         result.accepted += len(valid) - len(conflicts)
+        conflicts += repeats
         if not conflicts:
             return
         same = _same_as_stored(conflicts)
-        for row in conflicts:
-            if row.key in same:
+        for position, row in enumerate(conflicts):
+            if position in same:
                 result.duplicates += 1
             else:
                 result.reject(
@@ -467,17 +464,18 @@ def _text_problem(value: Any, where: str, limit: int, meter: Meter, code: str) -
     return None
 
 
-def _same_as_stored(rows: list[_Valid]) -> set[tuple[str, str, str]]:
-    """Keys of ``rows`` whose stored event has the same type, time and data (as values)."""
+def _same_as_stored(rows: list[_Valid]) -> set[int]:
+    """Positions in ``rows`` whose stored event has the same type, time and data (as values:
+    jsonb equality on PostgreSQL). Several rows may share an identity."""
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             # Through the key table: its org and time lead to the stored event by the
             # (org, type, time) index, in the one partition that holds it.
             cursor.execute(
-                f"SELECT e.namespace, e.source, e.event_id "
+                "SELECT k.pos - 1 "
                 "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
-                "%b::text[]) AS k(n, s, i, t, tm, d) "
+                "%b::text[]) WITH ORDINALITY AS k(n, s, i, t, tm, d, pos) "
                 f"JOIN {UsageEventKey._meta.db_table} key "
                 "ON key.namespace = k.n AND key.source = k.s AND key.event_id = k.i "
                 "AND key.time = k.tm "
@@ -487,8 +485,7 @@ def _same_as_stored(rows: list[_Valid]) -> set[tuple[str, str, str]]:
                 "WHERE e.data = k.d::jsonb",
                 _arrays(rows, "namespace", "source", "event_id", "type", "time", "data_json"),
             )
-            return {(n, s, i) for n, s, i in cursor.fetchall()}
-    wanted = {r.key: r.content for r in rows}
+            return {position for (position,) in cursor.fetchall()}
     stored = UsageEvent.objects.filter(
         namespace__in={r.namespace for r in rows},
         source__in={r.source for r in rows},
@@ -496,11 +493,8 @@ def _same_as_stored(rows: list[_Valid]) -> set[tuple[str, str, str]]:
     ).values_list("namespace", "source", "event_id", "type", "time", "data")
     from .validation import encode as canonical
 
-    return {
-        (n, s, i)
-        for n, s, i, t, tm, d in stored
-        if (n, s, i) in wanted and wanted[(n, s, i)] == (t, tm, canonical(d, "data", []))
-    }
+    contents = {(n, s, i): (t, tm, canonical(d, "data", [])) for n, s, i, t, tm, d in stored}
+    return {position for position, row in enumerate(rows) if contents.get(row.key) == row.content}
 
 
 def _hour(moment: datetime) -> datetime:

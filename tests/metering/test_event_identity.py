@@ -119,6 +119,48 @@ def test_a_repeat_with_the_same_instant_written_otherwise_is_a_duplicate(
     assert body["duplicates"] == 1
 
 
+def _written(event: dict[str, Any], seconds: Any) -> dict[str, Any]:
+    return {**event, "data": {**event["data"], "gpu_seconds": seconds}}
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one batch", "two batches"])
+def test_a_repeat_is_judged_by_value_whether_in_the_same_batch_or_a_later_one(
+    client_for, org, collector_key, together
+):
+    """The same quantity written `3600` and `3600.0` is one event, and other content is an
+    id_conflict, whether the repeat comes in the same request or a later one (found by review:
+    repeats within a batch used to be compared as text)."""
+    event = _written(collector_event(), 3600)
+    client = client_for(collector_key)
+    batches = [[event, _written(event, 3600.0), _written(event, "7200")]]
+    if not together:
+        batches = [[event], batches[0][1:]]
+    answers = [post(client, batch) for batch in batches]
+
+    assert sum(a["accepted"] for a in answers) == 1
+    assert sum(a["duplicates"] for a in answers) == 1
+    errors = [e for a in answers for e in a["errors"]]
+    assert [(p["field"], p["code"]) for e in errors for p in e["problems"]] == [
+        ("id", "id_conflict")
+    ]
+    assert errors[0]["index"] == (2 if together else 1)
+    assert totals() == {"acme": Decimal(3600)}
+
+
+def test_repeats_in_a_batch_of_an_identity_stored_earlier_are_each_compared_with_it(
+    client_for, org, collector_key
+):
+    event = collector_event()
+    client = client_for(collector_key)
+    post(client, [event])
+
+    body = post(client, [_written(event, "7200"), _written(event, "7200"), event])
+
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, 1, 2)
+    assert [e["index"] for e in body["errors"]] == [0, 1]
+    assert totals() == {"acme": Decimal(3600)}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_existing_events_get_the_namespace_of_the_key_that_could_have_sent_them():
     """Data migrations 0004 (namespaces) and 0006 (rollup key digests) on existing rows."""
