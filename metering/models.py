@@ -56,9 +56,10 @@ class UsageEvent(models.Model):
     """
 
     # No foreign key in the database (db_constraint=False): its check locked the org's row
-    # (FOR KEY SHARE) for every event inserted, a third of PostgreSQL's time per event (issue 18;
-    # bench/ingest.py). Ingestion only writes org ids it has just read; orgs are protected from
-    # deletion by the ORM (PROTECT), and rollups, charges and invoices keep their foreign keys.
+    # (FOR KEY SHARE) for every event inserted, about a quarter of PostgreSQL's time per event
+    # (issue 18; bench/ingest.py). Ingestion only writes org ids it has just read; orgs are
+    # protected from deletion by the ORM (PROTECT); rollups, charges and invoices keep their
+    # foreign keys.
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+", db_constraint=False)
     # "platform" or "org:<org id>": whose identities these are (the credential, not the subject).
     namespace = models.CharField(max_length=40)

@@ -212,12 +212,8 @@ def plain_json(node: Any, depth: int = 1) -> str | None:
 def encode(node: Any, field: str, problems: list[Problem], depth: int = 1) -> str:
     """Canonical JSON of ``node`` (sorted keys, no spaces, numbers as written), checking on the
     way every string, key and number and the nesting depth; problems are appended."""
-    kind = type(node)
-    if kind is dict or kind is list:
-        text = _fast(node, MAX_DEPTH - depth + 1)
-        if text is not None:
-            return text
-    return _walk(node, field, problems, depth)
+    text = plain_json(node, depth)
+    return text if text is not None else _walk(node, field, problems, depth)
 
 
 def _walk(node: Any, field: str, problems: list[Problem], depth: int) -> str:

@@ -61,9 +61,6 @@ TREES = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
     max_leaves=40,
 )
-DEEP = st.integers(28, 40).map(
-    lambda levels: _nest(levels)  # containers near MAX_DEPTH
-)
 
 
 def _nest(levels: int) -> dict[str, Any]:
@@ -71,6 +68,10 @@ def _nest(levels: int) -> dict[str, Any]:
     for _ in range(levels):
         node = {"n": node}
     return node
+
+
+# Nesting near MAX_DEPTH, counted in containers.
+DEEP = st.integers(28, 40).map(_nest)
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
