@@ -464,26 +464,39 @@ def _text_problem(value: Any, where: str, limit: int, meter: Meter, code: str) -
     return None
 
 
+# Each row is looked up on its own, through the key table: its org and time lead to the
+# stored event by the whole (org, type, time) index key, in the one partition that holds it.
+# The LATERAL subqueries with LIMIT 1 pin that shape whatever the statistics say. As a plain
+# join, with a freshly filled table not yet analyzed, the planner hashed the whole key table
+# and scanned every index entry of the org for each row (`type` left as a join filter): the
+# cost of a duplicate grew with the org's stored events (issue 18: 86 µs of PostgreSQL per
+# duplicate at 50,000 events, against 23 per new event; bench/ingest.py).
+_SAME_AS_STORED_POSTGRESQL = (
+    "SELECT k.pos - 1 "
+    "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
+    "%b::text[]) WITH ORDINALITY AS k(n, s, i, t, tm, d, pos) "
+    "CROSS JOIN LATERAL ("
+    f"SELECT key.org_id, key.time FROM {UsageEventKey._meta.db_table} key "
+    "WHERE key.namespace = k.n AND key.source = k.s AND key.event_id = k.i "
+    "AND key.time = k.tm LIMIT 1) key "
+    "CROSS JOIN LATERAL ("
+    f"SELECT FROM {UsageEvent._meta.db_table} e "
+    "WHERE e.org_id = key.org_id AND e.type = k.t AND e.time = key.time "
+    "AND e.namespace = k.n AND e.source = k.s AND e.event_id = k.i "
+    "AND e.data = k.d::jsonb LIMIT 1) same"
+)
+
+
 def _same_as_stored(rows: list[_Valid]) -> set[int]:
     """Positions in ``rows`` whose stored event has the same type, time and data (as values:
     jsonb equality on PostgreSQL). Several rows may share an identity."""
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
-            # Through the key table: its org and time lead to the stored event by the
-            # (org, type, time) index, in the one partition that holds it.
             cursor.execute(
-                "SELECT k.pos - 1 "
-                "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
-                "%b::text[]) WITH ORDINALITY AS k(n, s, i, t, tm, d, pos) "
-                f"JOIN {UsageEventKey._meta.db_table} key "
-                "ON key.namespace = k.n AND key.source = k.s AND key.event_id = k.i "
-                "AND key.time = k.tm "
-                f"JOIN {UsageEvent._meta.db_table} e "
-                "ON e.org_id = key.org_id AND e.type = k.t AND e.time = key.time "
-                "AND e.namespace = k.n AND e.source = k.s AND e.event_id = k.i "
-                "WHERE e.data = k.d::jsonb",
+                _SAME_AS_STORED_POSTGRESQL,
                 _arrays(rows, "namespace", "source", "event_id", "type", "time", "data_json"),
+                prepare=True,
             )
             return {position for (position,) in cursor.fetchall()}
     stored = UsageEvent.objects.filter(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import psycopg
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
@@ -16,7 +17,7 @@ from django.db import OperationalError, connection, connections
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from metering import metrics, partitions, tasks
+from metering import ingestion, metrics, partitions, tasks
 from metering.ingestion import Ingestor
 from metering.models import UsageEvent, UsageEventKey
 from metering.partitions import (
@@ -87,6 +88,40 @@ def test_duplicate_across_a_partition_boundary_is_still_a_duplicate(db, settings
     assert rows_in(next_day) == 0
     assert UsageEvent.objects.count() == 1
     assert UsageEventKey.objects.get().time == day_one
+
+
+def test_a_repeat_is_compared_by_its_own_event_not_by_reading_the_orgs_other_events(db):
+    """Judging repeats reads a bounded number of pages per repeat, whatever the org stores:
+    the key by its identity, then the event by its whole (org, type, time) index key, even in
+    tables not analyzed yet (issue 18: it hashed the whole key table and scanned all the org's
+    index entries for each repeat, so a retry storm cost more the bigger the customer)."""
+    key = api_key_create(name="collector").api_key
+    partitions_ensure(now=NOW, ahead_days=1)
+    start = NOW - timedelta(hours=3)
+    events = [make_event(id=f"e{n}", time=start + timedelta(seconds=n)) for n in range(3000)]
+    for first in range(0, len(events), 1000):
+        assert ingest(key, *events[first : first + 1000])["accepted"] == 1000
+    ingestor = Ingestor(api_key=key, now=NOW)
+    orgs = ingestor._orgs(["acme"])
+    rows = [ingestor._plain(event, orgs, n) for n, event in enumerate(events[::150])]
+    assert len(rows) == 20
+    assert None not in rows
+    repeats = cast(list[ingestion._Valid], rows)
+
+    assert ingestion._same_as_stored(repeats) == set(range(20))
+    columns = ("namespace", "source", "event_id", "type", "time", "data_json")
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + ingestion._SAME_AS_STORED_POSTGRESQL,
+            ingestion._arrays(repeats, *columns),
+        )
+        (explained,) = cast(tuple[Any], cursor.fetchone())
+    plan = explained[0]["Plan"]
+    pages = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+    # 6 per repeat here: the key's index and row, the event's index and row. The plain join
+    # read 445 (22 per repeat), and more for every event the org stores.
+    assert pages <= 12 * len(repeats), json.dumps(plan, indent=1)
 
 
 @pytest.mark.parametrize("ahead", ["-1", "367", "100000000"])
