@@ -15,14 +15,18 @@ event's (compared as values; the subject is not part of it), and is refused with
 """
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core.timeparse import parse_instant
@@ -499,15 +503,39 @@ def _same_as_stored(rows: list[_Valid]) -> set[int]:
                 prepare=True,
             )
             return {position for (position,) in cursor.fetchall()}
-    stored = UsageEvent.objects.filter(
-        namespace__in={r.namespace for r in rows},
-        source__in={r.source for r in rows},
-        event_id__in={r.event_id for r in rows},
-    ).values_list("namespace", "source", "event_id", "type", "time", "data")
-    from .validation import encode as canonical
+    # The stored data as its text (through JSONField it would come back with binary floats),
+    # compared by value like jsonb equality: 3600 and 3600.0 are one number.
+    stored = (
+        UsageEvent.objects.filter(
+            namespace__in={r.namespace for r in rows},
+            source__in={r.source for r in rows},
+            event_id__in={r.event_id for r in rows},
+        )
+        .annotate(text=Cast("data", TextField()))
+        .values_list("namespace", "source", "event_id", "type", "time", "text")
+    )
+    contents = {(n, s, i): (t, tm, _by_value(d)) for n, s, i, t, tm, d in stored}
+    return {
+        position
+        for position, row in enumerate(rows)
+        if contents.get(row.key) == (row.type, row.time, _by_value(row.data_json))
+    }
 
-    contents = {(n, s, i): (t, tm, canonical(d, "data", [])) for n, s, i, t, tm, d in stored}
-    return {position for position, row in enumerate(rows) if contents.get(row.key) == row.content}
+
+def _by_value(text: str) -> Any:
+    """JSON text as a value that compares like jsonb: numbers as exact decimals (``3600`` ==
+    ``3600.0``), kept apart from booleans (``true`` is not ``1``), keys unordered."""
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: value(item) for key, item in node.items()}
+        if isinstance(node, list):
+            return [value(item) for item in node]
+        if isinstance(node, Decimal):
+            return ("number", node)
+        return node
+
+    return value(json.loads(text, parse_float=Decimal, parse_int=Decimal))
 
 
 def _hour(moment: datetime) -> datetime:

@@ -147,6 +147,34 @@ def test_a_repeat_is_judged_by_value_whether_in_the_same_batch_or_a_later_one(
     assert totals() == {"acme": Decimal(3600)}
 
 
+@pytest.mark.parametrize(
+    ("first", "again", "same"),
+    [
+        (True, 1, False),
+        (False, 0, False),
+        (None, 0, False),
+        ("1", 1, False),
+        (1, 1.0, True),
+        (-0.0, 0, True),
+        ({"a": [1, {"b": 2.50}]}, {"a": [1.0, {"b": 2.5}]}, True),
+        ([1, 2], [2, 1], False),
+    ],
+    ids=str,
+)
+def test_a_repeat_is_compared_like_jsonb_on_every_database(
+    client_for, org, collector_key, first, again, same
+):
+    """By value as PostgreSQL's jsonb compares: a number equals the same number however
+    written, and nothing else (not a boolean, a null or a string)."""
+    event = collector_event()
+    client = client_for(collector_key)
+    post(client, [{**event, "data": {**event["data"], "extra": first}}])
+
+    body = post(client, [{**event, "data": {**event["data"], "extra": again}}])
+
+    assert (body["duplicates"], body["rejected"]) == ((1, 0) if same else (0, 1))
+
+
 def test_repeats_in_a_batch_of_an_identity_stored_earlier_are_each_compared_with_it(
     client_for, org, collector_key
 ):
