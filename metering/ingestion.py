@@ -470,11 +470,12 @@ def _text_problem(value: Any, where: str, limit: int, meter: Meter, code: str) -
 
 # Each row is looked up on its own, through the key table: its org and time lead to the
 # stored event by the whole (org, type, time) index key, in the one partition that holds it.
-# The LATERAL subqueries with LIMIT 1 pin that shape whatever the statistics say. As a plain
-# join, with a freshly filled table not yet analyzed, the planner hashed the whole key table
-# and scanned every index entry of the org for each row (`type` left as a join filter): the
-# cost of a duplicate grew with the org's stored events (issue 18: 86 µs of PostgreSQL per
-# duplicate at 50,000 events, against 23 per new event; bench/ingest.py).
+# The LATERAL subqueries with LIMIT 1 pin that shape whatever the statistics say (and in a
+# generic plan, should statements ever be prepared). As a plain join, with a freshly filled
+# table not yet analyzed, the planner hashed the whole key table and scanned every index
+# entry of the org for each row (`type` left as a join filter): the cost of a duplicate grew
+# with the org's stored events (issue 18: 86 µs of PostgreSQL per duplicate at 50,000
+# events, against 23 per new event; bench/ingest.py).
 _SAME_AS_STORED_POSTGRESQL = (
     "SELECT k.pos - 1 "
     "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], "
@@ -500,7 +501,6 @@ def _same_as_stored(rows: list[_Valid]) -> set[int]:
             cursor.execute(
                 _SAME_AS_STORED_POSTGRESQL,
                 _arrays(rows, "namespace", "source", "event_id", "type", "time", "data_json"),
-                prepare=True,
             )
             return {position for (position,) in cursor.fetchall()}
     # The stored data as its text (through JSONField it would come back with binary floats),
@@ -621,11 +621,14 @@ _INSERT_POSTGRESQL = (
 
 
 def _insert_postgresql(rows: list[_Valid], now: datetime) -> set[tuple[str, str, str]]:
-    """One statement per batch: columns travel as binary arrays, bound server-side; the
-    statement is prepared once per connection (its plan is reused by every batch)."""
+    """One statement per batch: columns travel as binary arrays, bound server-side. It is not
+    a prepared statement: Django opens connections with psycopg's ``prepare_threshold=None``,
+    under which ``prepare=True`` does nothing, and planning costs ~0.3 ms per batch of 1,000
+    (~0.3 µs per event, against ~20 µs to execute), too little to turn on prepared statements
+    for every query (and to rule out transaction-mode poolers) for it."""
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_INSERT_POSTGRESQL, [*_arrays(rows, *_FIELDS), now, now], prepare=True)
+        cursor.execute(_INSERT_POSTGRESQL, [*_arrays(rows, *_FIELDS), now, now])
         return {(n, s, e) for n, s, e in cursor.fetchall()}
 
 
