@@ -83,8 +83,8 @@ def main() -> None:
 
 
 def setup_and_rows(events: list[dict[str, Any]], var: Path) -> tuple[Any, list[Any]]:
-    """Migrate, load the meter and orgs of bench/ingest.py; return (an Ingestor for a collector
-    key, the rows its fast path builds for ``events``)."""
+    """Migrate, create the event partitions, load the meter and orgs of bench/ingest.py; return
+    (an Ingestor for a collector key, the rows its fast path builds for ``events``)."""
     import django
 
     django.setup()
@@ -94,6 +94,7 @@ def setup_and_rows(events: list[dict[str, Any]], var: Path) -> tuple[Any, list[A
     from tenancy.models import ApiKey
 
     call_command("migrate", verbosity=0)
+    call_command("event_partitions", stdout=StringIO())  # as bench/ingest.py: rows in their day
     catalog = var / "catalog.json"
     catalog.write_text(
         json.dumps(

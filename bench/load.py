@@ -65,6 +65,7 @@ def query(url: str, sql: str) -> list[tuple]:
 
 def run(args: argparse.Namespace, url: str, var: Path) -> bool:
     manage(url, "migrate", "-v0", var_dir=var)
+    manage(url, "event_partitions", var_dir=var)  # days as production keeps them (bench/ingest.py)
     catalog = var / "catalog.json"
     catalog.write_text(json.dumps({
         "meters": [{"key": "gpu_time", "event_type": "gpu.usage", "value": "$.gpu_seconds",
