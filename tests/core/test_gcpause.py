@@ -44,14 +44,27 @@ def test_nested_blocks_leave_it_on_only_when_the_outer_ends():
     assert gc.isenabled()
 
 
-def test_cycles_made_inside_are_collected_after():
-    class Node:
-        pass
+def _automatic_collections_while(allocating: int) -> int:
+    """How many collections the interpreter started by itself while ``allocating`` containers
+    were made (gc.callbacks hear every collection, automatic or not)."""
+    started: list[dict] = []
 
+    def heard(phase: str, info: dict) -> None:
+        if phase == "start":
+            started.append(info)
+
+    gc.callbacks.append(heard)
+    try:
+        kept: list[list[int]] = [[] for _ in range(allocating)]
+    finally:
+        gc.callbacks.remove(heard)
+    del kept
+    return len(started)
+
+
+def test_no_automatic_collection_runs_inside_and_they_resume_after():
     gc.enable()
-    gc.collect()
+    allocating = 20 * gc.get_threshold()[0]
     with cyclic_gc_paused():
-        node = Node()
-        node.me = node  # type: ignore[attr-defined]
-        del node
-    assert gc.collect() >= 1
+        assert _automatic_collections_while(allocating) == 0
+    assert _automatic_collections_while(allocating) > 0
