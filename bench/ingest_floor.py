@@ -3,21 +3,29 @@ Python work cost when each is measured alone, against a raw ``COPY`` in the same
 
     .venv/bin/python bench/ingest_floor.py [--events 100000] [--writers 2] [--tiny]
 
-1. **PostgreSQL alone.** Tessera's own insert statement (``metering.ingestion._INSERT_POSTGRESQL``:
-   identity keys, partitioned events, hour marks) on a migrated scratch database, fed the
-   rows the real validator built, from ``--writers`` connections at once, batches of 1,000,
-   no HTTP and no validation while the clock runs: rows/s, its ratio to the raw ``COPY``, the
-   backends' CPU per event, and the client's (the column arrays and their binary encoding).
-2. **Python per event**, each step alone over the same events (best of three): decoding with
-   ``json``, with Tessera's strict parser and with ``msgspec``; the canonical JSON of the
-   attributes and the data; the sha256 fingerprint; the time; and the whole fast-path check
-   (``Ingestor._plain``, which includes the canonical JSON, fingerprint and time).
+1. **The baseline**: bench/ingest.py's raw ``COPY`` of the same rows into the minimal table,
+   best of three, with the PostgreSQL backend's CPU per row.
+2. **PostgreSQL alone.** Tessera's own insert statement (``metering.ingestion._INSERT_POSTGRESQL``:
+   identity keys, partitioned events in their day partitions, hour marks) on a migrated scratch
+   database, fed the rows the real validator built, from ``--writers`` connections at once,
+   batches of 1,000 each sorted and in its own transaction as a request does, not prepared (as
+   in production), into an emptied store, best of three; no HTTP and no validation while the
+   clock runs: rows/s, its ratio to the raw ``COPY``, the backends' CPU per event, and the
+   client's (the column arrays, their binary encoding, libpq's I/O, the transactions).
+3. **Python per event**, each step alone over the same events (best of three, the cyclic
+   collector paused as the events API pauses it): decoding with ``json``, with Tessera's
+   strict parser and with ``msgspec``; the canonical JSON of the attributes and the data; the
+   sha256 fingerprint; the time; and the whole fast-path check (``Ingestor._plain``, which
+   includes the canonical JSON, fingerprint and time). Then the strict parser and ``_plain``
+   per body with the collector running and paused: what the pause saves.
 
 Then it adds them up: the CPU per event with no validation at all (PostgreSQL + ``msgspec``
-decoding + canonical JSON + fingerprint + time + arrays) and with Tessera's checks (PostgreSQL
-+ strict parser + ``_plain`` + arrays), and what that allows on the machine's cores at best,
-as a share of the raw ``COPY``, beside the 35% target. ``bench/ingest.py`` measures the real
-thing through HTTP; this one says how far any change to the Python side could take it.
+decoding + canonical JSON + fingerprint + time + client) and with Tessera's checks (PostgreSQL
++ strict parser + ``_plain`` + client), and what that allows on the machine's cores at best,
+as a share of the raw ``COPY``, beside the 35% target. These are floors: HTTP, Django, the
+auth and org lookups, the response and the load generator come on top. ``bench/ingest.py``
+measures the real thing through HTTP; this one says how far any change to the Python side
+could take it.
 """
 
 import argparse
@@ -30,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -49,19 +58,19 @@ from bench.common import (  # noqa: E402
     psycopg_url,
     scratch_database,
 )
-from bench.ingest import ORGS, make_batches, raw_copy  # noqa: E402
+from bench.ingest import COLUMNS, MINIMAL, ORGS, make_batches  # noqa: E402
 from core.gcpause import cyclic_gc_paused  # noqa: E402
 
 RUNS = 3
 TARGET = 0.35
 
 
-def best_cpu(step: Callable[[], object]) -> float:
+def best_cpu(step: Callable[[], object], *, paused: bool = True) -> float:
     """The least process CPU seconds of RUNS runs of ``step``, each with the cyclic collector
-    paused as the events API pauses it (core/gcpause.py)."""
+    paused as the events API pauses it (core/gcpause.py), or running with ``paused=False``."""
     best = float("inf")
     for _ in range(RUNS):
-        with cyclic_gc_paused():
+        with cyclic_gc_paused() if paused else nullcontext():
             started = time.process_time()
             step()
             best = min(best, time.process_time() - started)
@@ -129,26 +138,36 @@ def setup_and_rows(events: list[dict[str, Any]], var: Path) -> tuple[Any, list[A
 
 
 def insert_alone(url: str, rows: list[Any], batch: int, writers: int) -> tuple[float, float, float]:
-    """(seconds, backend CPU seconds, client CPU seconds) to insert ``rows`` with Tessera's
-    statement from ``writers`` connections at once, each batch in its own transaction."""
+    """(seconds, backend CPU seconds, client CPU seconds) to insert ``rows`` into an empty
+    store with Tessera's statement from ``writers`` connections at once, each batch sorted and
+    inserted in its own transaction as a request does. Not prepared, as in production (Django
+    disables psycopg's prepared statements). The client's CPU is the column arrays, their
+    binary encoding, libpq's I/O and the transactions, all threads together. Raises the first
+    error any writer met."""
     from metering.ingestion import _FIELDS, _INSERT_POSTGRESQL, _arrays
+    from metering.models import RollupMark, UsageEvent, UsageEventKey
 
+    tables = ", ".join(m._meta.db_table for m in (UsageEvent, UsageEventKey, RollupMark))
+    with psycopg.connect(psycopg_url(url), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables}")
+        conn.execute("CHECKPOINT")
     connections = [psycopg.connect(psycopg_url(url), autocommit=True) for _ in range(writers)]
+    errors: list[BaseException] = []
     try:
         pids = [conn.info.backend_pid for conn in connections]
         now = datetime.now(UTC)
-        batches = [
-            sorted(rows[start : start + batch], key=lambda r: r.key)
-            for start in range(0, len(rows), batch)
-        ]
+        batches = [rows[start : start + batch] for start in range(0, len(rows), batch)]
 
         def write(conn: psycopg.Connection, mine: list[list[Any]]) -> None:
-            for part in mine:
-                with conn.transaction(), conn.cursor() as cursor:
-                    params = [*_arrays(part, *_FIELDS), now, now]
-                    cursor.execute(_INSERT_POSTGRESQL, params, prepare=True)
-                    if cursor.fetchall():
-                        raise SystemExit("a new event was answered as already stored")
+            try:
+                for part in mine:
+                    with conn.transaction(), conn.cursor() as cursor:
+                        ordered = sorted(part, key=lambda r: r.key)
+                        cursor.execute(_INSERT_POSTGRESQL, [*_arrays(ordered, *_FIELDS), now, now])
+                        if cursor.fetchall():
+                            raise RuntimeError("a new event was answered as already stored")
+            except BaseException as exc:  # a thread's error would otherwise only be printed
+                errors.append(exc)
 
         threads = [
             threading.Thread(target=write, args=(conn, batches[n::writers]))
@@ -161,14 +180,32 @@ def insert_alone(url: str, rows: list[Any], batch: int, writers: int) -> tuple[f
         for thread in threads:
             thread.join()
         seconds = time.perf_counter() - started
-        return (
-            seconds,
-            cpu_seconds(pids) - backend_before,
-            time.process_time() - client_before,
-        )
+        backend, client = cpu_seconds(pids) - backend_before, time.process_time() - client_before
+        measured = (seconds, backend, client)
     finally:
         for conn in connections:
             conn.close()
+    if errors:
+        raise errors[0]
+    return measured
+
+
+def copy_alone(url: str, rows: list[tuple[Any, ...]]) -> tuple[float, float]:
+    """(seconds, backend CPU seconds) of bench/ingest.py's raw ``COPY`` baseline."""
+    with psycopg.connect(psycopg_url(url)) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_raw")
+        conn.execute(MINIMAL.format(name="bench_raw"))
+        conn.commit()
+        pid = conn.info.backend_pid
+        backend_before, started = cpu_seconds([pid]), time.perf_counter()
+        with conn.cursor() as cur, cur.copy(f"COPY bench_raw {COLUMNS} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        measured = (time.perf_counter() - started, cpu_seconds([pid]) - backend_before)
+        conn.execute("DROP TABLE bench_raw")
+        conn.commit()
+    return measured
 
 
 def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
@@ -210,13 +247,21 @@ def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
     }
     per_event = {name: seconds / total * 1e6 for name, seconds in python.items()}
 
+    def read_and_check() -> None:
+        for body in bodies:
+            [ingestor._plain(e, orgs, n) for n, e in enumerate(parse_json(body))]
+
+    collected = best_cpu(read_and_check, paused=False) / total * 1e6
+    paused = best_cpu(read_and_check) / total * 1e6
+
+    # The rows of bench/ingest.py's baseline, as it builds them.
     rows_for_copy: list[tuple[Any, ...]] = [
-        (r.namespace, r.source, r.event_id, r.time, r.data_json) for r in rows
+        ("platform", e["source"], e["id"], e["time"], json.dumps(e["data"])) for e in events
     ]
-    copy_s = min(raw_copy(url, rows_for_copy) for _ in range(RUNS))
-    with psycopg.connect(psycopg_url(url), autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_raw")
-    insert_s, backend_s, client_s = insert_alone(url, rows, batch, writers)
+    copy_s, copy_cpu = min(copy_alone(url, rows_for_copy) for _ in range(RUNS))
+    insert_s, backend_s, client_s = min(
+        insert_alone(url, rows, batch, writers) for _ in range(RUNS)
+    )
 
     copy_rate, insert_rate = total / copy_s, total / insert_s
     postgres, client = backend_s / total * 1e6, client_s / total * 1e6
@@ -234,16 +279,23 @@ def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
         + per_event["fast-path check (_plain, all of it)"]
         + client
     )
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))
     print(f"events: {total} in batches of {batch}; {writers} writers; {cores} cores")
-    print(f"baseline raw COPY (minimal table):    {copy_rate:10.0f} rows/s (best of {RUNS})")
+    print(
+        f"baseline raw COPY (minimal table):    {copy_rate:10.0f} rows/s (best of {RUNS}); "
+        f"PostgreSQL {copy_cpu / total * 1e6:.1f} µs per row"
+    )
     print(
         f"insert statement alone:               {insert_rate:10.0f} rows/s = "
-        f"{insert_rate / copy_rate:6.1%} of raw COPY; per event: PostgreSQL {postgres:.1f} µs, "
-        f"arrays and their encoding {client:.1f} µs"
+        f"{insert_rate / copy_rate:6.1%} of raw COPY (best of {RUNS}); per event: PostgreSQL "
+        f"{postgres:.1f} µs, client {client:.1f} µs (arrays, encoding, I/O, transactions)"
     )
     for name, micros in per_event.items():
         print(f"python, {name + ':':38s}{micros:6.2f} µs per event (best of {RUNS})")
+    print(
+        f"python, strict parser + _plain, collector running {collected:.2f} µs, paused "
+        f"{paused:.2f} µs per event: the pause saves {collected - paused:.2f} µs"
+    )
     for label, micros in (("no validation", bare), ("Tessera's checks", checked)):
         best = cores / (micros / 1e6)
         print(
