@@ -12,12 +12,11 @@ Python work cost when each is measured alone, against a raw ``COPY`` in the same
    in production), into an emptied store, best of three; no HTTP and no validation while the
    clock runs: rows/s, its ratio to the raw ``COPY``, the backends' CPU per event, and the
    client's (the column arrays, their binary encoding, libpq's I/O, the transactions).
-3. **Python per event**, each step alone over the same events (best of three, the cyclic
-   collector paused as the events API pauses it): decoding with ``json``, with Tessera's
-   strict parser and with ``msgspec``; the canonical JSON of the attributes and the data; the
-   sha256 fingerprint; the time; and the whole fast-path check (``Ingestor._plain``, which
-   includes the canonical JSON, fingerprint and time). Then the strict parser and ``_plain``
-   per body with the collector running and paused: what the pause saves.
+3. **Python per event**, each step alone over the same events (best of three; what Django
+   loaded frozen out of the collector, as in a gunicorn worker): decoding with ``json``, with
+   Tessera's strict parser and with ``msgspec``; the canonical JSON of the attributes and the
+   data; the sha256 fingerprint; the time; and the whole fast-path check (``Ingestor._plain``,
+   which includes the canonical JSON, fingerprint and time).
 
 Then it adds them up: the CPU per event with no validation at all (PostgreSQL + ``msgspec``
 decoding + canonical JSON + fingerprint + time + client) and with Tessera's checks (PostgreSQL
@@ -38,7 +37,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -59,21 +57,18 @@ from bench.common import (  # noqa: E402
     scratch_database,
 )
 from bench.ingest import COLUMNS, MINIMAL, ORGS, make_batches  # noqa: E402
-from core.gcpause import cyclic_gc_paused  # noqa: E402
 
 RUNS = 3
 TARGET = 0.35
 
 
-def best_cpu(step: Callable[[], object], *, paused: bool = True) -> float:
-    """The least process CPU seconds of RUNS runs of ``step``, each with the cyclic collector
-    paused as the events API pauses it (core/gcpause.py), or running with ``paused=False``."""
+def best_cpu(step: Callable[[], object]) -> float:
+    """The least process CPU seconds of RUNS runs of ``step``."""
     best = float("inf")
     for _ in range(RUNS):
-        with cyclic_gc_paused() if paused else nullcontext():
-            started = time.process_time()
-            step()
-            best = min(best, time.process_time() - started)
+        started = time.process_time()
+        step()
+        best = min(best, time.process_time() - started)
     return best
 
 
@@ -247,13 +242,6 @@ def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
     }
     per_event = {name: seconds / total * 1e6 for name, seconds in python.items()}
 
-    def read_and_check() -> None:
-        for body in bodies:
-            [ingestor._plain(e, orgs, n) for n, e in enumerate(parse_json(body))]
-
-    collected = best_cpu(read_and_check, paused=False) / total * 1e6
-    paused = best_cpu(read_and_check) / total * 1e6
-
     # The rows of bench/ingest.py's baseline, as it builds them.
     rows_for_copy: list[tuple[Any, ...]] = [
         ("platform", e["source"], e["id"], e["time"], json.dumps(e["data"])) for e in events
@@ -292,10 +280,6 @@ def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
     )
     for name, micros in per_event.items():
         print(f"python, {name + ':':38s}{micros:6.2f} µs per event (best of {RUNS})")
-    print(
-        f"python, strict parser + _plain, collector running {collected:.2f} µs, paused "
-        f"{paused:.2f} µs per event: the pause saves {collected - paused:.2f} µs"
-    )
     for label, micros in (("no validation", bare), ("Tessera's checks", checked)):
         best = cores / (micros / 1e6)
         print(

@@ -20,13 +20,12 @@ from rest_framework.views import APIView
 
 from config.errors import error_body, error_responses
 from config.pagination import PAGE_PARAMETERS, paginated
-from core.gcpause import cyclic_gc_paused
 from core.timeparse import parse_instant
 from tenancy.access import has_role
 from tenancy.models import ApiKey, Org, StaffRole
 from tenancy.throttling import IngestThrottle
 
-from .ingestion import Ingestor, IngestResult
+from .ingestion import Ingestor
 from .jsonbody import parse_json
 from .models import Allocation, Meter
 from .selectors import allocations_for_node, meters_list
@@ -166,20 +165,6 @@ class EventsIngestApi(APIView):
                 ),
                 status=415,
             )
-        # Reading and storing the batch makes many short-lived objects without cycles: the
-        # collector's passes over them cost 10-18% of the request's Python CPU (core/gcpause.py).
-        # Only that work: the rollup scheduled next runs in-process without a broker.
-        with cyclic_gc_paused():
-            outcome = self._ingest(request, api_key, body, content_type, binary)
-        if isinstance(outcome, Response):
-            return outcome
-        schedule_rollup()
-        return Response(outcome.as_dict(), status=status.HTTP_202_ACCEPTED)
-
-    def _ingest(
-        self, request: Request, api_key: ApiKey, body: bytes, content_type: str, binary: bool
-    ) -> Response | IngestResult:
-        """The batch read and stored, or the response that refuses the whole body."""
         try:
             payload = parse_json(body)
         except UnicodeDecodeError:
@@ -200,7 +185,9 @@ class EventsIngestApi(APIView):
             return _too_large(
                 f"A batch holds at most {maximum} events; this one has {len(events)}."
             )
-        return Ingestor(api_key=api_key).ingest(events)
+        result = Ingestor(api_key=api_key).ingest(events)
+        schedule_rollup()
+        return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
 
 def parse_moment(raw: str, field: str) -> datetime:

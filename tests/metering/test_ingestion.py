@@ -1,4 +1,3 @@
-import gc
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -6,8 +5,6 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from metering import apis
-from metering.ingestion import Ingestor
 from metering.models import RollupMark, UsageEvent
 from tenancy.services import api_key_create, api_key_revoke
 
@@ -372,31 +369,3 @@ def test_an_event_and_the_hour_it_marks_are_stored_together(client_for, collecto
     assert list(RollupMark.objects.values_list("event_type", "hour")) == [
         ("gpu.usage", moment.replace(minute=0, second=0, microsecond=0))
     ]
-
-
-def test_a_batch_is_read_and_stored_with_the_cyclic_collector_paused(
-    client_for, collector_key, monkeypatch
-):
-    """Issue 18: the collector's passes over the batch's objects cost 10-18% of the request's
-    Python CPU; they wait until the request has stored its events, even when it fails."""
-    seen: list[tuple[str, bool]] = []
-    ingest = Ingestor.ingest
-
-    def watching(self: Ingestor, events: list[Any]) -> Any:
-        seen.append(("ingest", gc.isenabled()))
-        return ingest(self, events)
-
-    monkeypatch.setattr(Ingestor, "ingest", watching)
-    # The rollup scheduled after it (in-process without a broker) runs with the collector on.
-    monkeypatch.setattr(apis, "schedule_rollup", lambda: seen.append(("rollup", gc.isenabled())))
-    client = client_for(collector_key)
-    gc.enable()
-
-    response = client.post(URL, data=json.dumps([make_event(id="e1")]), content_type=BATCH)
-
-    assert response.status_code == 202
-    assert response.json()["accepted"] == 1
-    assert seen == [("ingest", False), ("rollup", True)]
-    assert gc.isenabled()
-    assert client.post(URL, data="[{", content_type=BATCH).status_code == 400
-    assert gc.isenabled()
