@@ -25,6 +25,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -78,35 +79,49 @@ def make_batches(total: int, batch: int, now: datetime) -> list[list[dict[str, A
     return [events[i : i + batch] for i in range(0, total, batch)]
 
 
-def setup(url: str, var: Path) -> str:
-    """Migrate, create the event partitions, load 20 orgs and a GPU meter; return a collector
-    key."""
-    manage(url, "migrate", "-v0", var_dir=var)
-    catalog = var / "catalog.json"
-    catalog.write_text(
-        json.dumps(
+def catalog() -> dict[str, Any]:
+    """What every ingestion benchmark loads: a GPU meter and ORGS orgs."""
+    return {
+        "meters": [
             {
-                "meters": [
-                    {
-                        "key": "gpu_time",
-                        "event_type": "gpu.usage",
-                        "value": "$.gpu_seconds",
-                        "aggregation": "sum",
-                        "group_by": {"gpu_model": "$.gpu_model", "region": "$.region"},
-                    }
-                ],
-                "orgs": [
-                    {"slug": f"org-{i}", "name": f"Org {i}", "country": "FR", "currency": "EUR"}
-                    for i in range(ORGS)
-                ],
+                "key": "gpu_time",
+                "event_type": "gpu.usage",
+                "value": "$.gpu_seconds",
+                "aggregation": "sum",
+                "group_by": {"gpu_model": "$.gpu_model", "region": "$.region"},
             }
-        )
-    )
-    manage(url, "load_catalog", str(catalog), var_dir=var)
+        ],
+        "orgs": [
+            {"slug": f"org-{i}", "name": f"Org {i}", "country": "FR", "currency": "EUR"}
+            for i in range(ORGS)
+        ],
+    }
+
+
+def setup(url: str, var: Path) -> str:
+    """Migrate, create the event partitions, load ``catalog()``; return a collector key."""
+    manage(url, "migrate", "-v0", var_dir=var)
+    path = var / "catalog.json"
+    path.write_text(json.dumps(catalog()))
+    manage(url, "load_catalog", str(path), var_dir=var)
     # The day partitions of the late window and the days ahead, as the hourly beat job keeps
     # them in production: events land in their day, not in the default partition.
     manage(url, "event_partitions", var_dir=var)
     return manage(url, "create_api_key", "--collector", "bench", "--quiet", var_dir=var).strip()
+
+
+def setup_in_process(var: Path) -> str:
+    """``setup`` in this process, Django already set up; returns the collector key."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("event_partitions", stdout=StringIO())
+    path = var / "catalog.json"
+    path.write_text(json.dumps(catalog()))
+    call_command("load_catalog", str(path), verbosity=0, stdout=StringIO())
+    out = StringIO()
+    call_command("create_api_key", collector="bench", quiet=True, stdout=out)
+    return out.getvalue().strip()
 
 
 def post_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[int, float]:

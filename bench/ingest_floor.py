@@ -38,7 +38,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,7 @@ from bench.common import (  # noqa: E402
     psycopg_url,
     scratch_database,
 )
-from bench.ingest import COLUMNS, MINIMAL, ORGS, make_batches  # noqa: E402
+from bench.ingest import COLUMNS, MINIMAL, make_batches, setup_in_process  # noqa: E402
 
 RUNS = 3
 TARGET = 0.35
@@ -90,40 +89,15 @@ def main() -> None:
 
 
 def setup_and_rows(events: list[dict[str, Any]], var: Path) -> tuple[Any, list[Any]]:
-    """Migrate, create the event partitions, load the meter and orgs of bench/ingest.py; return
-    (an Ingestor for a collector key, the rows its fast path builds for ``events``)."""
+    """bench/ingest.py's store and catalog, in this process; return (an Ingestor for its
+    collector key, the rows the fast path builds for ``events``)."""
     import django
 
     django.setup()
-    from django.core.management import call_command
-
     from metering.ingestion import Ingestor
     from tenancy.models import ApiKey
 
-    call_command("migrate", verbosity=0)
-    call_command("event_partitions", stdout=StringIO())  # as bench/ingest.py: rows in their day
-    catalog = var / "catalog.json"
-    catalog.write_text(
-        json.dumps(
-            {
-                "meters": [
-                    {
-                        "key": "gpu_time",
-                        "event_type": "gpu.usage",
-                        "value": "$.gpu_seconds",
-                        "aggregation": "sum",
-                        "group_by": {"gpu_model": "$.gpu_model", "region": "$.region"},
-                    }
-                ],
-                "orgs": [
-                    {"slug": f"org-{i}", "name": f"Org {i}", "country": "FR", "currency": "EUR"}
-                    for i in range(ORGS)
-                ],
-            }
-        )
-    )
-    call_command("load_catalog", str(catalog), verbosity=0, stdout=StringIO())
-    call_command("create_api_key", collector="bench", quiet=True, stdout=StringIO())
+    setup_in_process(var)
     ingestor = Ingestor(api_key=ApiKey.objects.get(kind=ApiKey.Kind.COLLECTOR))
     orgs = ingestor._orgs({e["subject"] for e in events})
     rows = [ingestor._plain(event, orgs, n) for n, event in enumerate(events)]

@@ -14,7 +14,6 @@ import os
 import sys
 import tempfile
 from datetime import UTC, datetime
-from io import StringIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +25,7 @@ from bench.common import (  # noqa: E402
     production_settings,
     scratch_database,
 )
-from bench.ingest import ORGS, make_batches  # noqa: E402
+from bench.ingest import make_batches, setup_in_process  # noqa: E402
 
 
 def main() -> None:
@@ -50,37 +49,12 @@ def profile(events: int, batch: int, var: Path, html: str | None) -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
     from django.db import connections
     from django.test import Client
     from pyinstrument import Profiler
 
-    call_command("migrate", verbosity=0)
-    call_command("event_partitions", stdout=StringIO())  # as bench/ingest.py: rows in their day
-    catalog = var / "catalog.json"
-    catalog.write_text(
-        json.dumps(
-            {
-                "meters": [
-                    {
-                        "key": "gpu_time",
-                        "event_type": "gpu.usage",
-                        "value": "$.gpu_seconds",
-                        "aggregation": "sum",
-                        "group_by": {"gpu_model": "$.gpu_model", "region": "$.region"},
-                    }
-                ],
-                "orgs": [
-                    {"slug": f"org-{i}", "name": f"Org {i}", "country": "FR", "currency": "EUR"}
-                    for i in range(ORGS)
-                ],
-            }
-        )
-    )
-    call_command("load_catalog", str(catalog), verbosity=0, stdout=StringIO())
-    out = StringIO()
-    call_command("create_api_key", collector="bench", quiet=True, stdout=out)
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}")
+    key = setup_in_process(var)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     now = datetime.now(UTC)
     bodies = [json.dumps(b).encode() for b in make_batches(events, batch, now)]
     warm = make_batches(10, 10, now)[0]
