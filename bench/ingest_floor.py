@@ -55,7 +55,7 @@ from bench.common import (  # noqa: E402
     psycopg_url,
     scratch_database,
 )
-from bench.ingest import COLUMNS, MINIMAL, make_batches, setup_in_process  # noqa: E402
+from bench.ingest import make_batches, raw_copy, setup_in_process  # noqa: E402
 
 RUNS = 3
 TARGET = 0.35
@@ -88,9 +88,12 @@ def main() -> None:
         measure(url, args.events, args.batch, args.writers, Path(tmp))
 
 
-def setup_and_rows(events: list[dict[str, Any]], var: Path) -> tuple[Any, list[Any]]:
+def setup_and_rows(
+    events: list[dict[str, Any]], var: Path
+) -> tuple[Any, dict[str, int], list[Any]]:
     """bench/ingest.py's store and catalog, in this process; return (an Ingestor for its
-    collector key, the rows the fast path builds for ``events``)."""
+    collector key, the org ids of the events' subjects, the rows the fast path builds for
+    ``events``)."""
     import django
 
     django.setup()
@@ -103,7 +106,7 @@ def setup_and_rows(events: list[dict[str, Any]], var: Path) -> tuple[Any, list[A
     rows = [ingestor._plain(event, orgs, n) for n, event in enumerate(events)]
     if None in rows:
         raise SystemExit("an event of bench/ingest.py left the fast path; the floor would be wrong")
-    return ingestor, rows
+    return ingestor, orgs, rows
 
 
 def insert_alone(url: str, rows: list[Any], batch: int, writers: int) -> tuple[float, float, float]:
@@ -159,29 +162,11 @@ def insert_alone(url: str, rows: list[Any], batch: int, writers: int) -> tuple[f
     return measured
 
 
-def copy_alone(url: str, rows: list[tuple[Any, ...]]) -> tuple[float, float]:
-    """(seconds, backend CPU seconds) of bench/ingest.py's raw ``COPY`` baseline."""
-    with psycopg.connect(psycopg_url(url)) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_raw")
-        conn.execute(MINIMAL.format(name="bench_raw"))
-        conn.commit()
-        pid = conn.info.backend_pid
-        backend_before, started = cpu_seconds([pid]), time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY bench_raw {COLUMNS} FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        measured = (time.perf_counter() - started, cpu_seconds([pid]) - backend_before)
-        conn.execute("DROP TABLE bench_raw")
-        conn.commit()
-    return measured
-
-
 def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
     batches = make_batches(total, batch, datetime.now(UTC))
     events = [e for b in batches for e in b]
     bodies = [json.dumps(b).encode() for b in batches]
-    ingestor, rows = setup_and_rows(events, var)
+    ingestor, orgs, rows = setup_and_rows(events, var)
     # As a gunicorn worker does after start-up (config/wsgi.py): what Django loaded stays out
     # of the collections the steps below trigger.
     gc.collect()
@@ -191,23 +176,18 @@ def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
     from metering.jsonbody import parse_json
     from metering.validation import plain_json
 
-    orgs = ingestor._orgs({e["subject"] for e in events})
-    canonical = [
-        (plain_json({k: v for k, v in e.items() if k != "data"}), plain_json(e["data"], 2))
-        for e in events
-    ]
+    def canonical(event: dict[str, Any]) -> tuple[str | None, str | None]:
+        attributes = {name: value for name, value in event.items() if name != "data"}
+        return plain_json(attributes), plain_json(event["data"], 2)
+
+    texts = [canonical(e) for e in events]
     python = {
         "decode, json": best_cpu(lambda: [json.loads(b) for b in bodies]),
         "decode, strict parser": best_cpu(lambda: [parse_json(b) for b in bodies]),
         "decode, msgspec": best_cpu(lambda: [msgspec.json.decode(b) for b in bodies]),
-        "canonical JSON, attributes and data": best_cpu(
-            lambda: [
-                (plain_json({k: v for k, v in e.items() if k != "data"}), plain_json(e["data"], 2))
-                for e in events
-            ]
-        ),
+        "canonical JSON, attributes and data": best_cpu(lambda: [canonical(e) for e in events]),
         "sha256 fingerprint": best_cpu(
-            lambda: [hashlib.sha256(f"{a}\n{d}".encode()).hexdigest() for a, d in canonical]
+            lambda: [hashlib.sha256(f"{a}\n{d}".encode()).hexdigest() for a, d in texts]
         ),
         "time": best_cpu(lambda: [parse_instant(e["time"], allow_date=False) for e in events]),
         "fast-path check (_plain, all of it)": best_cpu(
@@ -220,7 +200,7 @@ def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
     rows_for_copy: list[tuple[Any, ...]] = [
         ("platform", e["source"], e["id"], e["time"], json.dumps(e["data"])) for e in events
     ]
-    copy_s, copy_cpu = min(copy_alone(url, rows_for_copy) for _ in range(RUNS))
+    copy_s, copy_cpu = min(raw_copy(url, rows_for_copy) for _ in range(RUNS))
     insert_s, backend_s, client_s = min(
         insert_alone(url, rows, batch, writers) for _ in range(RUNS)
     )

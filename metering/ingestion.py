@@ -126,10 +126,6 @@ class _Valid:
     def key(self) -> tuple[str, str, str]:
         return (self.namespace, self.source, self.event_id)
 
-    @property
-    def content(self) -> tuple[str, datetime, str]:
-        return (self.type, self.time, self.data_json)
-
 
 @dataclass(frozen=True)
 class _Rule:
