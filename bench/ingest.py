@@ -23,7 +23,9 @@ import queue
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -40,6 +42,7 @@ from bench.common import (  # noqa: E402
     child_pids,
     cpu_seconds,
     parse,
+    production_settings,
     psycopg_url,
     scratch_database,
 )
@@ -110,18 +113,32 @@ def setup(url: str, var: Path) -> str:
     return manage(url, "create_api_key", "--collector", "bench", "--quiet", var_dir=var).strip()
 
 
-def setup_in_process(var: Path) -> str:
-    """``setup`` in this process, Django already set up; returns the collector key."""
-    from django.core.management import call_command
+@contextmanager
+def in_process(kind: str, database: str | None) -> Iterator[tuple[str, str]]:
+    """``setup`` in this process: a scratch database (``database`` to keep one), Django set
+    up on production settings with no rollup on ingest and no broker, migrated, with the day
+    partitions and ``catalog()``; yields (its URL, a collector key). Django's
+    connections are closed before the scratch database is dropped."""
+    with scratch_database(kind, database) as url, tempfile.TemporaryDirectory() as tmp:
+        production_settings(DATABASE_URL=url, TESSERA_ROLLUP_ON_INGEST="false", TESSERA_VAR_DIR=tmp)
+        os.environ.pop("CELERY_BROKER_URL", None)
+        import django
 
-    call_command("migrate", verbosity=0)
-    call_command("event_partitions", stdout=StringIO())
-    path = var / "catalog.json"
-    path.write_text(json.dumps(catalog()))
-    call_command("load_catalog", str(path), verbosity=0, stdout=StringIO())
-    out = StringIO()
-    call_command("create_api_key", collector="bench", quiet=True, stdout=out)
-    return out.getvalue().strip()
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connections
+
+        try:
+            call_command("migrate", verbosity=0)
+            call_command("event_partitions", stdout=StringIO())
+            path = Path(tmp) / "catalog.json"
+            path.write_text(json.dumps(catalog()))
+            call_command("load_catalog", str(path), verbosity=0, stdout=StringIO())
+            out = StringIO()
+            call_command("create_api_key", collector="bench", quiet=True, stdout=out)
+            yield url, out.getvalue().strip()
+        finally:
+            connections.close_all()
 
 
 def post_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[int, float]:

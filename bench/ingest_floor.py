@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -51,11 +50,9 @@ from bench.common import (  # noqa: E402
     add_common_arguments,
     cpu_seconds,
     parse,
-    production_settings,
     psycopg_url,
-    scratch_database,
 )
-from bench.ingest import make_batches, raw_copy, setup_in_process  # noqa: E402
+from bench.ingest import in_process, make_batches, raw_copy  # noqa: E402
 
 RUNS = 3
 TARGET = 0.35
@@ -79,28 +76,16 @@ def main() -> None:
     add_common_arguments(parser, kind="ingest_floor")
     args = parse(parser, tiny={"events": 2000, "batch": 500})
 
-    with (
-        scratch_database("ingest_floor", args.database) as url,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        production_settings(DATABASE_URL=url, TESSERA_ROLLUP_ON_INGEST="false", TESSERA_VAR_DIR=tmp)
-        os.environ.pop("CELERY_BROKER_URL", None)
-        measure(url, args.events, args.batch, args.writers, Path(tmp))
+    with in_process("ingest_floor", args.database) as (url, _):
+        measure(url, args.events, args.batch, args.writers)
 
 
-def setup_and_rows(
-    events: list[dict[str, Any]], var: Path
-) -> tuple[Any, dict[str, int], list[Any]]:
-    """bench/ingest.py's store and catalog, in this process; return (an Ingestor for its
-    collector key, the org ids of the events' subjects, the rows the fast path builds for
-    ``events``)."""
-    import django
-
-    django.setup()
+def ingestor_and_rows(events: list[dict[str, Any]]) -> tuple[Any, dict[str, int], list[Any]]:
+    """(an Ingestor for the collector key of ``in_process``, the org ids of the events'
+    subjects, the rows the fast path builds for ``events``)."""
     from metering.ingestion import Ingestor
     from tenancy.models import ApiKey
 
-    setup_in_process(var)
     ingestor = Ingestor(api_key=ApiKey.objects.get(kind=ApiKey.Kind.COLLECTOR))
     orgs = ingestor._orgs({e["subject"] for e in events})
     rows = [ingestor._plain(event, orgs, n) for n, event in enumerate(events)]
@@ -162,11 +147,11 @@ def insert_alone(url: str, rows: list[Any], batch: int, writers: int) -> tuple[f
     return measured
 
 
-def measure(url: str, total: int, batch: int, writers: int, var: Path) -> None:
+def measure(url: str, total: int, batch: int, writers: int) -> None:
     batches = make_batches(total, batch, datetime.now(UTC))
     events = [e for b in batches for e in b]
     bodies = [json.dumps(b).encode() for b in batches]
-    ingestor, orgs, rows = setup_and_rows(events, var)
+    ingestor, orgs, rows = ingestor_and_rows(events)
     # As a gunicorn worker does after start-up (config/wsgi.py): what Django loaded stays out
     # of the collections the steps below trigger.
     gc.collect()

@@ -10,9 +10,7 @@ rest). The baseline of the split is the whole request, in the same run.
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,10 +20,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     add_common_arguments,
     parse,
-    production_settings,
-    scratch_database,
 )
-from bench.ingest import make_batches, setup_in_process  # noqa: E402
+from bench.ingest import in_process, make_batches  # noqa: E402
 
 
 def main() -> None:
@@ -36,24 +32,14 @@ def main() -> None:
     add_common_arguments(parser, kind="ingest_profile")
     args = parse(parser, tiny={"events": 1000, "batch": 500})
 
-    with (
-        scratch_database("ingest_profile", args.database) as url,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        production_settings(DATABASE_URL=url, TESSERA_ROLLUP_ON_INGEST="false", TESSERA_VAR_DIR=tmp)
-        os.environ.pop("CELERY_BROKER_URL", None)
-        profile(args.events, args.batch, Path(tmp), args.html)
+    with in_process("ingest_profile", args.database) as (_, key):
+        profile(args.events, args.batch, key, args.html)
 
 
-def profile(events: int, batch: int, var: Path, html: str | None) -> None:
-    import django
-
-    django.setup()
-    from django.db import connections
+def profile(events: int, batch: int, key: str, html: str | None) -> None:
     from django.test import Client
     from pyinstrument import Profiler
 
-    key = setup_in_process(var)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     now = datetime.now(UTC)
     bodies = [json.dumps(b).encode() for b in make_batches(events, batch, now)]
@@ -68,7 +54,6 @@ def profile(events: int, batch: int, var: Path, html: str | None) -> None:
         response = client.post("/api/v1/events", body, content_type=kind)
         assert response.status_code == 202, response.content[:300]
     profiler.stop()
-    connections.close_all()  # the scratch database is dropped next
     print(f"events: {events} in batches of {batch}, in-process (no HTTP server)")
     print(profiler.output_text(unicode=False, color=False))
     if html:
